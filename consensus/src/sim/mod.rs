@@ -1,0 +1,175 @@
+//! A deterministic, seeded simulator for the consensus machine.
+//!
+//! Everything non-deterministic in a real deployment is drawn here from one
+//! ChaCha RNG seeded per run: link latency and jitter (hence reordering),
+//! loss and duplication, partitions, crashes and restarts, byzantine choices.
+//! Time is virtual (microseconds on an event queue), so a run of minutes of
+//! protocol time takes milliseconds, and the same seed replays the same run
+//! bit for bit: every processed event is folded into a trace hash that tests
+//! compare across runs.
+//!
+//! The harness plays the node's role around each [`crate::Machine`]: it builds
+//! and verifies (opaque) blocks, schedules timeouts, re-gossips on a timer,
+//! answers block-sync requests with decided blocks and certificates, and
+//! persists what a real node persists (the decided chain and the
+//! slashing-protection record) across crashes. [`checker`] watches every
+//! decision and signature for the invariants; [`scenarios`] builds the
+//! adversarial configurations the tests run by the thousand.
+
+pub mod checker;
+mod network;
+mod node;
+pub mod scenarios;
+
+pub use checker::Violation;
+pub use node::run;
+
+use crate::timeouts::TimeoutConfig;
+use alloy_primitives::B256;
+use std::time::Duration;
+
+/// Which signature scheme the run uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Keyed-hash test signatures (fast).
+    Test,
+    /// Real BLS12-381 through blst.
+    Bls,
+}
+
+/// How a simulated node behaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Follows the protocol.
+    Honest,
+    /// An honest-looking instance sharing its key with another instance,
+    /// each with its own slashing record: together they equivocate.
+    Twin,
+    /// Never sends anything.
+    Silent,
+    /// As proposer, sends two different blocks to two halves of the network.
+    ConflictingProposer,
+    /// Corrupts the signature of most of its messages and forges votes for
+    /// other validators.
+    BadSignatures,
+}
+
+impl Behaviour {
+    /// Whether the node is counted as faulty by the checker.
+    pub fn is_byzantine(self) -> bool {
+        self != Behaviour::Honest
+    }
+}
+
+/// One simulated process.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Which key (identity) it holds.
+    pub identity: usize,
+    /// How it behaves.
+    pub behaviour: Behaviour,
+}
+
+/// Link model, applied to every message independently.
+#[derive(Clone, Copy, Debug)]
+pub struct NetConfig {
+    /// Minimum one-way delay.
+    pub latency: Duration,
+    /// Extra uniform random delay in `[0, jitter]`; reorders messages.
+    pub jitter: Duration,
+    /// Probability a message is dropped.
+    pub loss: f64,
+    /// Probability a message is delivered twice.
+    pub duplicate: f64,
+}
+
+/// A scheduled fault.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// From `at` until `heal`, nodes only reach nodes of the same group.
+    Partition {
+        /// Start.
+        at: Duration,
+        /// End.
+        heal: Duration,
+        /// Group of each node.
+        groups: Vec<u8>,
+    },
+    /// The node crashes at `at` and, if given, restarts from its persisted
+    /// state at `restart`.
+    Crash {
+        /// Which node.
+        node: usize,
+        /// When.
+        at: Duration,
+        /// When it comes back.
+        restart: Option<Duration>,
+    },
+}
+
+/// Liveness requirement: once faults are over, progress resumes.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    /// When the last fault ends.
+    pub from: Duration,
+    /// Heights every honest node must gain beyond the highest honest height
+    /// at `from`.
+    pub heights: u64,
+    /// Within this much virtual time after `from`.
+    pub within: Duration,
+}
+
+/// A complete run description.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of the run's RNG.
+    pub seed: u64,
+    /// Signature scheme.
+    pub scheme: Scheme,
+    /// Number of distinct keys.
+    pub identities: usize,
+    /// Per epoch: `(identity, power)` of each validator, in set order.
+    /// The last entry is reused for later epochs.
+    pub epochs: Vec<Vec<(usize, u64)>>,
+    /// Blocks per epoch.
+    pub epoch_length: u64,
+    /// The processes.
+    pub nodes: Vec<NodeSpec>,
+    /// Links.
+    pub net: NetConfig,
+    /// Consensus timeouts.
+    pub timeouts: TimeoutConfig,
+    /// Period of the re-gossip timer.
+    pub rebroadcast: Duration,
+    /// Faults.
+    pub faults: Vec<Fault>,
+    /// Liveness check, if any.
+    pub liveness: Option<Liveness>,
+    /// Hard stop.
+    pub stop_at: Duration,
+    /// Print every event and output to stderr (for diagnosing one seed).
+    pub verbose: bool,
+}
+
+/// What a run observed.
+#[derive(Clone, Debug)]
+pub struct SimReport {
+    /// Invariant violations (empty for a correct run).
+    pub violations: Vec<Violation>,
+    /// Hash of every processed event, in order.
+    pub trace_hash: B256,
+    /// Final height (next to decide) of each node.
+    pub heights: Vec<u64>,
+    /// Highest height decided by some honest node.
+    pub decided: u64,
+    /// Equivocation evidence produced by honest nodes.
+    pub evidence: u64,
+    /// Messages refused by honest nodes (bad signatures etc.).
+    pub rejected: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Virtual time at the end.
+    pub end_time: Duration,
+    /// Final state of each node's machine, for diagnosing a failed seed.
+    pub states: Vec<String>,
+}
