@@ -787,3 +787,210 @@ impl Machine {
         q
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guard::NoStore;
+    use crate::test_scheme::{TestKey, TestSigner, TestVerifier};
+    use crate::validator_set::{StaticProvider, Validator};
+    use alloy_primitives::{Address, Bytes};
+
+    struct Net {
+        keys: Vec<TestKey>,
+        set: Arc<ValidatorSet>,
+        provider: Arc<StaticProvider>,
+        verifier: Arc<TestVerifier>,
+    }
+
+    fn net() -> Net {
+        let keys: Vec<TestKey> = (1..=4u8).map(|i| TestKey([i; 32])).collect();
+        let set = Arc::new(
+            ValidatorSet::new(
+                keys.iter()
+                    .enumerate()
+                    .map(|(i, k)| Validator { address: Address::with_last_byte(i as u8), public_key: k.public_key(), power: 1 })
+                    .collect(),
+                0,
+                1,
+            )
+            .unwrap(),
+        );
+        let provider = Arc::new(StaticProvider::new(100, vec![set.clone()]));
+        let verifier = Arc::new(TestVerifier::new(keys.clone()));
+        Net { keys, set, provider, verifier }
+    }
+
+    fn chain() -> B256 {
+        B256::repeat_byte(1)
+    }
+
+    impl Net {
+        fn machine(&self, i: usize, record: SignRecord) -> (Machine, Vec<Output>) {
+            Machine::new(
+                Config::new(chain()),
+                Some(Box::new(TestSigner(self.keys[i]))),
+                SlashingGuard::new(record, Box::new(NoStore)),
+                self.verifier.clone(),
+                self.provider.clone(),
+                1,
+            )
+        }
+        fn index(&self, key: usize) -> u32 {
+            self.set.index_of(&self.keys[key].public_key()).unwrap()
+        }
+        fn key_of(&self, index: u32) -> usize {
+            (0..4).find(|&k| self.index(k) == index).unwrap()
+        }
+        fn vote(&self, index: u32, t: VoteType, round: Round, block: Option<BlockId>) -> SignedVote {
+            let vote = Vote { vote_type: t, height: 1, round, block, validator: index };
+            let signature = TestSigner(self.keys[self.key_of(index)]).sign(&vote.sign_bytes(&chain(), 0));
+            SignedVote { vote, signature }
+        }
+        fn proposal(&self, round: Round, pol: Option<Round>, b: &Block) -> SignedProposal {
+            let proposer = self.set.proposer(1, round);
+            let proposal = Proposal { height: 1, round, pol_round: pol, block: b.clone(), proposer };
+            let signature = TestSigner(self.keys[self.key_of(proposer)]).sign(&proposal.sign_bytes(&chain(), 0));
+            SignedProposal { proposal, signature }
+        }
+        /// A key that is not the proposer of rounds 0, 1 and 2.
+        fn follower(&self) -> usize {
+            (0..4).find(|&k| (0..3).all(|r| self.index(k) != self.set.proposer(1, r))).unwrap()
+        }
+    }
+
+    fn block(x: u8) -> Block {
+        Block { id: B256::repeat_byte(x), payload: Bytes::from(vec![x]) }
+    }
+
+    fn sent_votes(out: &[Output]) -> Vec<(VoteType, Round, Option<BlockId>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Broadcast(Message::Vote(v)) => Some((v.vote.vote_type, v.vote.round, v.vote.block)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Four machines exchanging messages instantly decide the first proposal.
+    #[test]
+    fn four_validators_decide_with_a_valid_certificate() {
+        let n = net();
+        let mut ms = Vec::new();
+        let mut queue: Vec<(usize, Output)> = Vec::new();
+        for i in 0..4 {
+            let (m, out) = n.machine(i, SignRecord::default());
+            ms.push(m);
+            queue.extend(out.into_iter().map(|o| (i, o)));
+        }
+        let mut decided = Vec::new();
+        while let Some((from, o)) = queue.pop() {
+            let inputs: Vec<(usize, Input)> = match o {
+                Output::Broadcast(Message::Proposal(p)) => (0..4).filter(|&i| i != from).map(|i| (i, Input::Proposal(p.clone()))).collect(),
+                Output::Broadcast(Message::Vote(v)) => (0..4).filter(|&i| i != from).map(|i| (i, Input::Vote(v.clone()))).collect(),
+                Output::BuildProposal { height, round } => vec![(from, Input::ProposalBuilt { height, round, block: block(7) })],
+                Output::VerifyBlock { block, .. } => vec![(from, Input::BlockVerified { id: block.id, valid: true })],
+                Output::Decided { height: 1, block, certificate } => {
+                    certificate.verify(&chain(), &n.set, n.verifier.as_ref()).unwrap();
+                    decided.push((from, block.id));
+                    vec![]
+                }
+                _ => vec![],
+            };
+            for (i, input) in inputs {
+                let out = ms[i].apply(input);
+                queue.extend(out.into_iter().map(|o| (i, o)));
+            }
+            if decided.len() == 4 {
+                break;
+            }
+        }
+        assert_eq!(decided.len(), 4);
+        assert!(decided.iter().all(|d| d.1 == block(7).id));
+        assert!(ms.iter().all(|m| m.height() >= 2));
+    }
+
+    /// Line 22 and line 28: a validator locked on A prevotes nil on a fresh
+    /// B, but follows a re-proposal of B justified by a later prevote quorum.
+    #[test]
+    fn lock_is_respected_and_released_only_by_a_later_polka() {
+        let n = net();
+        let me = n.follower();
+        let (mut m, _) = n.machine(me, SignRecord::default());
+        let (a, b) = (block(0xa), block(0xb));
+        m.apply(Input::Proposal(n.proposal(0, None, &a)));
+        m.apply(Input::BlockVerified { id: a.id, valid: true });
+        let others: Vec<u32> = (0..4u32).filter(|&i| i != n.index(me)).collect();
+        for &i in &others[..2] {
+            m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 0, Some(a.id))));
+        }
+        assert_eq!(m.locked(), Some((0, a.id)));
+        // Round 1 via precommit quorum + timeout.
+        for &i in &others {
+            m.apply(Input::Vote(n.vote(i, VoteType::Precommit, 0, None)));
+        }
+        m.apply(Input::TimeoutFired { height: 1, round: 0, step: Step::Precommit });
+        assert_eq!(m.round(), 1);
+        m.apply(Input::Proposal(n.proposal(1, None, &b)));
+        let out = m.apply(Input::BlockVerified { id: b.id, valid: true });
+        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 1, None)], "locked on A: nil for a fresh B");
+        // Round 2: B re-proposed with a prevote quorum for B in round 1.
+        for &i in &others {
+            m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 1, Some(b.id))));
+            m.apply(Input::Vote(n.vote(i, VoteType::Precommit, 1, None)));
+        }
+        m.apply(Input::TimeoutFired { height: 1, round: 1, step: Step::Precommit });
+        assert_eq!(m.round(), 2);
+        let out = m.apply(Input::Proposal(n.proposal(2, Some(1), &b)));
+        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 2, Some(b.id))], "polka in round 1 > lock round 0");
+    }
+
+    /// After a crash the restarted validator repeats its prevote instead of
+    /// voting nil on timeout, and keeps its lock.
+    #[test]
+    fn restart_repeats_signed_votes_and_keeps_the_lock() {
+        let n = net();
+        let me = n.follower();
+        let (mut m, _) = n.machine(me, SignRecord::default());
+        let a = block(0xa);
+        m.apply(Input::Proposal(n.proposal(0, None, &a)));
+        m.apply(Input::BlockVerified { id: a.id, valid: true });
+        let others: Vec<u32> = (0..4u32).filter(|&i| i != n.index(me)).collect();
+        for &i in &others[..2] {
+            m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 0, Some(a.id))));
+        }
+        let record = *m.sign_record();
+        assert_eq!(record.lock.unwrap().block, a.id);
+        let (mut m2, _) = n.machine(me, record);
+        assert_eq!(m2.locked(), Some((0, a.id)));
+        let out = m2.apply(Input::TimeoutFired { height: 1, round: 0, step: Step::Propose });
+        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 0, Some(a.id))]);
+    }
+
+    #[test]
+    fn bad_signatures_are_rejected_and_equivocation_reported() {
+        let n = net();
+        let (mut m, _) = n.machine(n.follower(), SignRecord::default());
+        let other = (0..4u32).find(|&i| Some(i) != m.validator_index()).unwrap();
+        let mut forged = n.vote(other, VoteType::Prevote, 0, None);
+        forged.signature.0[0] ^= 1;
+        let out = m.apply(Input::Vote(forged));
+        assert!(matches!(out.as_slice(), [Output::Rejected(Reject::BadSignature)]));
+        m.apply(Input::Vote(n.vote(other, VoteType::Prevote, 0, None)));
+        let out = m.apply(Input::Vote(n.vote(other, VoteType::Prevote, 0, Some(B256::repeat_byte(3)))));
+        assert!(out.iter().any(|o| matches!(o, Output::Evidence(e) if e.offender() == other)));
+    }
+
+    /// Line 55: messages from more than 1/3 of the power in a later round
+    /// pull the validator into that round.
+    #[test]
+    fn round_skip_on_one_third_ahead() {
+        let n = net();
+        let (mut m, _) = n.machine(n.follower(), SignRecord::default());
+        let others: Vec<u32> = (0..4u32).filter(|&i| Some(i) != m.validator_index()).collect();
+        m.apply(Input::Vote(n.vote(others[0], VoteType::Prevote, 5, None)));
+        assert_eq!(m.round(), 0);
+        m.apply(Input::Vote(n.vote(others[1], VoteType::Precommit, 5, None)));
+        assert_eq!(m.round(), 5);
+    }
+}

@@ -1,0 +1,128 @@
+//! The devnet genesis: the well-known test mnemonic's accounts funded (as anvil and hardhat
+//! do, so existing scripts and wallets work), every fork through Prague active at block 0,
+//! and the EIP-2935 history contract in place.
+
+use alloy_eips::eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
+use alloy_genesis::{Genesis, GenesisAccount};
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
+
+use crate::{BttdParams, ChainSpec, GenesisError};
+
+pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
+pub const DEVNET_CHAIN_ID: u64 = 1337;
+const WEI_PER_BTT: u128 = 1_000_000_000_000_000_000;
+
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    pub chain_id: u64,
+    pub accounts: u32,
+    /// Balance of each dev account, in whole BTT.
+    pub balance_btt: u64,
+    pub gas_limit: u64,
+    pub params: BttdParams,
+    pub timestamp: u64,
+}
+
+impl Default for DevnetOptions {
+    fn default() -> Self {
+        Self {
+            chain_id: DEVNET_CHAIN_ID,
+            accounts: 10,
+            balance_btt: 1_000_000,
+            gas_limit: 30_000_000,
+            params: BttdParams::default(),
+            timestamp: 0,
+        }
+    }
+}
+
+/// A dev account: m/44'/60'/0'/0/i of [`DEV_MNEMONIC`].
+#[derive(Debug, Clone)]
+pub struct DevAccount {
+    pub address: Address,
+    pub private_key: B256,
+}
+
+pub fn dev_accounts(count: u32) -> Result<Vec<DevAccount>, GenesisError> {
+    (0..count)
+        .map(|index| {
+            let signer = MnemonicBuilder::<English>::default()
+                .phrase(DEV_MNEMONIC)
+                .index(index)
+                .and_then(|b| b.build())
+                .map_err(|e| GenesisError::DevAccount { index, reason: e.to_string() })?;
+            Ok(DevAccount { address: signer.address(), private_key: signer.to_bytes() })
+        })
+        .collect()
+}
+
+/// The devnet chain spec and its funded accounts.
+pub fn devnet_genesis(options: &DevnetOptions) -> Result<(ChainSpec, Vec<DevAccount>), GenesisError> {
+    let accounts = dev_accounts(options.accounts)?;
+    let balance = U256::from(options.balance_btt) * U256::from(WEI_PER_BTT);
+    let mut genesis = Genesis::default();
+    let config = &mut genesis.config;
+    config.chain_id = options.chain_id;
+    for block in [
+        &mut config.homestead_block,
+        &mut config.eip150_block,
+        &mut config.eip155_block,
+        &mut config.eip158_block,
+        &mut config.byzantium_block,
+        &mut config.constantinople_block,
+        &mut config.petersburg_block,
+        &mut config.istanbul_block,
+        &mut config.berlin_block,
+        &mut config.london_block,
+    ] {
+        *block = Some(0);
+    }
+    config.shanghai_time = Some(0);
+    config.cancun_time = Some(0);
+    config.prague_time = Some(0);
+    config.terminal_total_difficulty = Some(U256::ZERO);
+    config.terminal_total_difficulty_passed = true;
+    genesis.gas_limit = options.gas_limit;
+    genesis.timestamp = options.timestamp;
+    genesis.base_fee_per_gas = Some(options.params.min_base_fee as u128);
+    for account in &accounts {
+        genesis.alloc.insert(account.address, GenesisAccount { balance, ..Default::default() });
+    }
+    genesis.alloc.insert(
+        HISTORY_STORAGE_ADDRESS,
+        GenesisAccount { nonce: Some(1), code: Some(HISTORY_STORAGE_CODE.clone()), ..Default::default() },
+    );
+    Ok((ChainSpec::new(genesis, options.params.clone())?, accounts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloy_primitives::address;
+
+    #[test]
+    fn dev_accounts_match_anvil() {
+        let accounts = dev_accounts(2).unwrap();
+        assert_eq!(accounts[0].address, address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+        assert_eq!(accounts[1].address, address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+    }
+
+    #[test]
+    fn devnet_genesis_round_trips_through_json() {
+        let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
+        let parsed = ChainSpec::from_json(&spec.to_json()).unwrap();
+        assert_eq!(parsed.params, spec.params);
+        assert_eq!(parsed.genesis.alloc.len(), 11);
+        assert_eq!(parsed.genesis_hash().unwrap(), spec.genesis_hash().unwrap());
+    }
+
+    #[test]
+    fn genesis_without_bttd_section_is_refused() {
+        let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
+        let mut genesis = spec.genesis.clone();
+        genesis.config.extra_fields = Default::default();
+        let json = serde_json::to_string(&genesis).unwrap();
+        assert!(matches!(ChainSpec::from_json(&json), Err(GenesisError::MissingParams)));
+    }
+}

@@ -1,0 +1,11 @@
+//! The chain spec: a geth-style genesis.json whose bttd-specific parameters live under
+//! `config.bttd` (alloy-genesis keeps unknown `config` keys), plus the devnet genesis builder
+//! and the machinery that builds system contracts by running their creation code in revm.
+
+mod devnet;
+mod spec;
+mod system_contract;
+
+pub use devnet::{DEVNET_CHAIN_ID, DEV_MNEMONIC, DevAccount, DevnetOptions, dev_accounts, devnet_genesis};
+pub use spec::{BttdParams, ChainSpec, GenesisError};
+pub use system_contract::{DeployedContract, run_creation_code};

@@ -1,0 +1,162 @@
+//! Node configuration: a TOML file (`--config node.toml`) in which every command-line flag
+//! has a key of the same name; flags override the file, the file overrides the defaults.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy_primitives::Address;
+use serde::{Deserialize, Serialize};
+
+use crate::mempool::PoolConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("parsing {path}: {source}")]
+    Parse { path: String, source: Box<toml::de::Error> },
+    #[error("invalid duration {value:?} for {key}: {reason}")]
+    Duration { key: &'static str, value: String, reason: String },
+    #[error("missing {0}: give it as a flag or in the config file")]
+    Missing(&'static str),
+}
+
+/// The `[rpc]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RpcSection {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub max_body_bytes: u32,
+    pub max_batch: u32,
+    pub max_connections: u32,
+    pub max_log_range: u64,
+    pub gas_cap: u64,
+}
+
+impl Default for RpcSection {
+    fn default() -> Self {
+        Self {
+            addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8545,
+            max_body_bytes: 5 * 1024 * 1024,
+            max_batch: 100,
+            max_connections: 100,
+            max_log_range: 10_000,
+            gas_cap: 50_000_000,
+        }
+    }
+}
+
+/// The `[pool]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PoolSection {
+    pub max_per_sender: usize,
+    pub max_total: usize,
+    pub price_bump_percent: u128,
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        let d = PoolConfig::default();
+        Self { max_per_sender: d.max_per_sender, max_total: d.max_total, price_bump_percent: d.price_bump_percent }
+    }
+}
+
+impl PoolSection {
+    pub fn pool_config(&self) -> PoolConfig {
+        PoolConfig {
+            max_per_sender: self.max_per_sender,
+            max_total: self.max_total,
+            price_bump_percent: self.price_bump_percent,
+            ..PoolConfig::default()
+        }
+    }
+}
+
+/// Everything `bttd node` reads from node.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NodeConfig {
+    pub datadir: Option<PathBuf>,
+    pub genesis: Option<PathBuf>,
+    /// Interval between blocks, e.g. "1s" or "250ms".
+    pub block_time: Option<String>,
+    /// Receives priority fees of produced blocks.
+    pub coinbase: Option<Address>,
+    /// Serve Prometheus metrics and /health here.
+    pub metrics: Option<SocketAddr>,
+    /// tracing filter, e.g. "info,bttd::rpc=debug".
+    pub log: Option<String>,
+    pub rpc: RpcSection,
+    pub pool: PoolSection,
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        toml::from_str(&text)
+            .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source: Box::new(source) })
+    }
+
+    pub fn block_time(&self) -> Result<Duration, ConfigError> {
+        let value = self.block_time.as_deref().unwrap_or("1s");
+        parse_duration("block-time", value)
+    }
+}
+
+pub fn parse_duration(key: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let duration = humantime::parse_duration(value).map_err(|e| ConfigError::Duration {
+        key,
+        value: value.to_string(),
+        reason: e.to_string(),
+    })?;
+    if duration < Duration::from_millis(10) {
+        return Err(ConfigError::Duration { key, value: value.to_string(), reason: "must be at least 10ms".into() });
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_parses_and_unknown_keys_are_refused() {
+        let text = r#"
+            datadir = "/var/lib/bttd"
+            genesis = "/etc/bttd/genesis.json"
+            block-time = "500ms"
+            coinbase = "0x0000000000000000000000000000000000000001"
+            metrics = "127.0.0.1:9100"
+            log = "debug"
+            [rpc]
+            addr = "0.0.0.0"
+            port = 9545
+            max-body-bytes = 1024
+            max-batch = 10
+            max-connections = 5
+            max-log-range = 100
+            gas-cap = 1000000
+            [pool]
+            max-per-sender = 16
+            max-total = 100
+            price-bump-percent = 12
+        "#;
+        let config: NodeConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.rpc.port, 9545);
+        assert_eq!(config.pool.max_per_sender, 16);
+        assert_eq!(config.block_time().unwrap(), Duration::from_millis(500));
+        assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
+        assert!(toml::from_str::<NodeConfig>("[rpc]\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn silly_block_times_are_refused() {
+        assert!(parse_duration("block-time", "1ms").is_err());
+        assert!(parse_duration("block-time", "soon").is_err());
+    }
+}

@@ -1,0 +1,123 @@
+//! What the node's services share: the chain, the transaction pool, and the event streams
+//! that feed subscriptions. The RPC server, the block producer and (later) the network all
+//! hold an `Arc<NodeContext>`; none of them owns another.
+
+use std::sync::Arc;
+
+use alloy_consensus::ReceiptEnvelope;
+use alloy_primitives::{Address, B256, U256};
+use bttd_runtime::{Chain, RecoveredTx, SealedBlock, TxError};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, broadcast};
+
+use crate::mempool::{AccountView, AddOutcome, Pool, PoolError};
+
+/// A committed block with its receipts, as subscribers receive it.
+#[derive(Debug)]
+pub struct NewBlock {
+    pub block: SealedBlock,
+    pub receipts: Vec<ReceiptEnvelope>,
+}
+
+/// Why a submitted transaction was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Invalid(#[from] TxError),
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+}
+
+pub struct NodeContext {
+    pub chain: Arc<Chain>,
+    pub pool: Mutex<Pool>,
+    /// Every committed block, in order.
+    pub blocks: broadcast::Sender<Arc<NewBlock>>,
+    /// The hash of every transaction that enters the pool, once.
+    pub pending_txs: broadcast::Sender<B256>,
+    /// Poked when a transaction arrives, for producers that build on demand.
+    pub tx_arrived: Notify,
+    /// Free-form client version (web3_clientVersion).
+    pub client_version: String,
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeContext").field("chain", &self.chain).finish_non_exhaustive()
+    }
+}
+
+/// The pool's view of the head state. A storage error reads as an empty account: the
+/// transaction is then refused or re-checked at execution, never wrongly included.
+pub struct HeadAccounts<'a>(pub &'a Chain);
+
+impl AccountView for HeadAccounts<'_> {
+    fn nonce(&self, address: Address) -> u64 {
+        self.0.state().nonce(address).unwrap_or_else(|e| {
+            tracing::error!(target: "bttd::pool", %address, error = %e, "state read failed");
+            0
+        })
+    }
+    fn balance(&self, address: Address) -> U256 {
+        self.0.state().balance(address).unwrap_or_else(|e| {
+            tracing::error!(target: "bttd::pool", %address, error = %e, "state read failed");
+            U256::ZERO
+        })
+    }
+}
+
+impl NodeContext {
+    pub fn new(chain: Arc<Chain>, pool: Pool) -> Self {
+        Self {
+            chain,
+            pool: Mutex::new(pool),
+            blocks: broadcast::channel(1024).0,
+            pending_txs: broadcast::channel(16 * 1024).0,
+            tx_arrived: Notify::new(),
+            client_version: format!("bttd/v{}/{}-{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+
+    /// Decodes, checks and pools a raw EIP-2718 transaction (eth_sendRawTransaction).
+    pub fn submit_raw(&self, raw: &[u8]) -> Result<B256, SubmitError> {
+        let config = self.chain.config();
+        let tx = RecoveredTx::decode(raw, config.chain_id, config.block_gas_limit)?;
+        self.submit(tx)
+    }
+
+    /// Pools an already recovered transaction.
+    pub fn submit(&self, tx: RecoveredTx) -> Result<B256, SubmitError> {
+        let hash = tx.hash();
+        let outcome = {
+            let mut pool = self.pool.lock();
+            pool.add(tx, &HeadAccounts(&self.chain), self.chain.config().min_base_fee)?
+        };
+        tracing::debug!(target: "bttd::pool", %hash, ?outcome, "transaction pooled");
+        metrics::counter!("bttd_pool_added_total").increment(1);
+        let _ = self.pending_txs.send(hash);
+        if matches!(outcome, AddOutcome::Pending | AddOutcome::Replaced { pending: true, .. }) {
+            self.tx_arrived.notify_one();
+        }
+        Ok(hash)
+    }
+
+    /// Pool bookkeeping after a block: drops what was mined or became invalid, and tells
+    /// subscribers about the block.
+    pub fn on_block_committed(&self, block: SealedBlock, receipts: Vec<ReceiptEnvelope>, rejected: &[(B256, String)]) {
+        {
+            let mut pool = self.pool.lock();
+            if !rejected.is_empty() {
+                let hashes: Vec<B256> = rejected.iter().map(|(h, _)| *h).collect();
+                pool.remove_invalid(&hashes);
+            }
+            pool.on_new_state(&HeadAccounts(&self.chain));
+            let status = pool.status();
+            metrics::gauge!("bttd_pool_pending").set(status.pending as f64);
+            metrics::gauge!("bttd_pool_queued").set(status.queued as f64);
+        }
+        for (hash, reason) in rejected {
+            tracing::debug!(target: "bttd::pool", %hash, %reason, "dropped transaction invalid at execution");
+        }
+        let _ = self.blocks.send(Arc::new(NewBlock { block, receipts }));
+    }
+}

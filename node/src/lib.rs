@@ -1,0 +1,10 @@
+//! The bttd node: configuration, the transaction pool, the block producer, JSON-RPC,
+//! metrics, and the wiring that runs them over one chain.
+
+pub mod config;
+pub mod context;
+pub mod mempool;
+pub mod metrics_server;
+pub mod producer;
+pub mod rpc;
+pub mod run;

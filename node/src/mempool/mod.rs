@@ -1,0 +1,456 @@
+//! The transaction pool: the stateful half of transaction admission, and block ordering.
+//!
+//! Transactions arrive as [`RecoveredTx`], already decoded, stateless-checked and with their
+//! sender recovered (see `bttd_runtime::tx`). The pool checks what needs account state (nonce,
+//! balance), enforces limits, and orders what is ready for the next block.
+//!
+//! Why it looks like this:
+//! - **Synchronous and I/O-free.** The pool takes account state through the small
+//!   [`AccountView`] trait and returns results; it never broadcasts, logs to the network or
+//!   spawns. The node owns the locking (one mutex around the pool) and gossips the hash of
+//!   every transaction that `add` accepted. That keeps it testable with plain values and keeps
+//!   lock hold times to the microseconds the data-structure work takes.
+//! - **Pending vs queued is derived from nonces.** Per sender a `BTreeMap<nonce, tx>`; a
+//!   transaction is *pending* when it belongs to the gap-free run starting at the account's
+//!   state nonce, *queued* otherwise. Filling a gap therefore promotes the queued tail with no
+//!   bookkeeping beyond recomputing that run, and evicting or invalidating a transaction demotes
+//!   its successors the same way.
+//! - **Ordering is a k-way merge** over senders by effective tip at the block's base fee
+//!   ([`Pool::best`]), the only order that respects per-sender nonces while putting the best
+//!   payers first.
+//! - **Limits protect memory, evictions protect quality.** Per-sender count, global count and
+//!   global bytes are bounded. When full, a newcomer may evict another sender's cheapest
+//!   transaction (queued ones first) only if it pays a strictly higher tip, so spam at the floor
+//!   price cannot push out paying traffic, and a nonce-gapped (queued) newcomer cannot push out
+//!   anything executable.
+//! - Error messages are geth's (see [`PoolError`]) so existing clients react correctly.
+
+mod best;
+mod error;
+mod sender;
+
+use std::collections::{BTreeMap, HashMap};
+
+use alloy_primitives::{Address, B256, U256};
+use bttd_runtime::tx::RecoveredTx;
+
+pub use best::BestTxs;
+pub use error::PoolError;
+use sender::{PoolTx, SenderQueue};
+
+/// The account state the pool checks against: the latest committed (finalized) state.
+pub trait AccountView {
+    /// The next nonce the account must use.
+    fn nonce(&self, address: Address) -> u64;
+    /// The account's balance in wei.
+    fn balance(&self, address: Address) -> U256;
+}
+
+/// Pool limits and policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Most transactions one sender may have in the pool (pending plus queued); also how far
+    /// ahead of the state nonce a queued nonce may be.
+    pub max_per_sender: usize,
+    /// Most transactions in the pool.
+    pub max_total: usize,
+    /// Minimum percentage by which a replacement must raise both the fee cap and the tip.
+    pub price_bump_percent: u128,
+    /// Most encoded bytes held by the pool.
+    pub max_total_bytes: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_per_sender: 64,
+            max_total: 10_000,
+            price_bump_percent: 10,
+            max_total_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What happened to an accepted transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AddOutcome {
+    /// Executable now: its nonce continues the sender's gap-free run.
+    Pending,
+    /// Waiting for a lower nonce to arrive.
+    Queued,
+    /// Took the place of the transaction `old` (same sender and nonce); `pending` tells which
+    /// side of the gap it is on.
+    Replaced { old: B256, pending: bool },
+}
+
+/// Counts for `txpool_status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    pub pending: usize,
+    pub queued: usize,
+}
+
+/// Snapshot for `txpool_content`: per sender, by nonce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolContent {
+    pub pending: BTreeMap<Address, BTreeMap<u64, RecoveredTx>>,
+    pub queued: BTreeMap<Address, BTreeMap<u64, RecoveredTx>>,
+}
+
+/// The transaction pool. Not thread-safe by itself: wrap it in a mutex.
+#[derive(Debug)]
+pub struct Pool {
+    cfg: PoolConfig,
+    senders: HashMap<Address, SenderQueue>,
+    by_hash: HashMap<B256, (Address, u64)>,
+    /// Sum of the encoded sizes of all pooled transactions.
+    bytes: usize,
+    /// Sum of `pending_len` over all senders.
+    pending: usize,
+    next_seq: u64,
+}
+
+impl Pool {
+    pub fn new(cfg: PoolConfig) -> Self {
+        Self {
+            cfg,
+            senders: HashMap::new(),
+            by_hash: HashMap::new(),
+            bytes: 0,
+            pending: 0,
+            next_seq: 0,
+        }
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.cfg
+    }
+
+    /// Number of transactions in the pool.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Encoded bytes held by the pool.
+    pub fn size_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Admits a transaction after the stateful checks. `min_base_fee` is the lowest base fee
+    /// the chain can ever have: a fee cap below it can never be included.
+    ///
+    /// On `Ok` the transaction entered the pool (pending or queued) and the caller should
+    /// announce its hash to peers and subscribers, exactly once.
+    pub fn add(
+        &mut self,
+        tx: RecoveredTx,
+        state: &impl AccountView,
+        min_base_fee: u64,
+    ) -> Result<AddOutcome, PoolError> {
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Err(PoolError::AlreadyKnown);
+        }
+        if tx.max_fee_per_gas() < u128::from(min_base_fee) {
+            return Err(PoolError::Underpriced { fee_cap: tx.max_fee_per_gas(), minimum: min_base_fee });
+        }
+        let sender = tx.sender();
+        let nonce = tx.nonce();
+        let next = state.nonce(sender);
+        // The state may have moved since the last `on_new_state`: drop what it made stale so
+        // the checks below see the sender's true pending run.
+        self.set_state_nonce(sender, next);
+        if nonce < next {
+            return Err(PoolError::NonceTooLow { next, nonce });
+        }
+        let max_ahead = self.cfg.max_per_sender as u64;
+        if nonce - next > max_ahead {
+            return Err(PoolError::NonceTooHigh { next, nonce, max_ahead });
+        }
+
+        let queue = self.senders.get(&sender);
+        let old = queue.and_then(|q| q.txs.get(&nonce));
+        if let Some(old) = old {
+            let bump = 100 + self.cfg.price_bump_percent;
+            let need_cap = old.tx.max_fee_per_gas().saturating_mul(bump) / 100;
+            let need_tip = old.tx.max_priority_fee_per_gas().saturating_mul(bump) / 100;
+            if tx.max_fee_per_gas() < need_cap || tx.max_priority_fee_per_gas() < need_tip {
+                return Err(PoolError::ReplacementUnderpriced);
+            }
+        } else {
+            let count = queue.map_or(0, |q| q.txs.len());
+            if count >= self.cfg.max_per_sender {
+                return Err(PoolError::AccountLimit { count, limit: self.cfg.max_per_sender });
+            }
+        }
+
+        // The sender must afford this transaction after its lower nonces in the pool, which
+        // execute first.
+        let balance = state.balance(sender);
+        let cost = tx.max_cost();
+        let queued_cost = queue.map_or(U256::ZERO, |q| {
+            q.txs.range(next..nonce).fold(U256::ZERO, |acc, (_, p)| acc.saturating_add(p.tx.max_cost()))
+        });
+        let total = queued_cost.saturating_add(cost);
+        if total > balance {
+            let overshot = total - balance;
+            return Err(if queued_cost.is_zero() {
+                PoolError::InsufficientFunds { balance, cost, overshot }
+            } else {
+                PoolError::InsufficientFundsWithQueued { balance, queued_cost, cost, overshot }
+            });
+        }
+
+        // Capacity: a pending newcomer may evict anything cheaper of other senders, a queued
+        // one only cheaper queued transactions.
+        let will_be_pending = queue.map_or(nonce == next, |q| nonce - next <= q.pending_len as u64);
+        let replacing = old.is_some();
+        let old_hash = old.map(|o| o.tx.hash());
+        let old_size = old.map_or(0, |o| o.tx.size());
+        let mut count_after = self.by_hash.len() + usize::from(!replacing);
+        let mut bytes_after = self.bytes - old_size + tx.size();
+        let mut victims: Vec<(Address, u64)> = Vec::new();
+        if count_after > self.cfg.max_total || bytes_after > self.cfg.max_total_bytes {
+            let new_tip = tx.effective_tip(min_base_fee).unwrap_or(0);
+            while count_after > self.cfg.max_total || bytes_after > self.cfg.max_total_bytes {
+                let (victim, size) = self
+                    .cheapest_victim(sender, will_be_pending, new_tip, min_base_fee, &victims)
+                    .ok_or(PoolError::PoolFull)?;
+                count_after -= 1;
+                bytes_after -= size;
+                victims.push(victim);
+            }
+        }
+
+        // Every check passed: mutate.
+        let mut touched: Vec<Address> = victims.iter().map(|(s, _)| *s).collect();
+        for (victim_sender, victim_nonce) in victims {
+            self.take(victim_sender, victim_nonce);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for s in touched {
+            self.refresh(s);
+        }
+        if replacing {
+            self.take(sender, nonce);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += tx.size();
+        self.by_hash.insert(hash, (sender, nonce));
+        self.senders
+            .entry(sender)
+            .or_insert_with(|| SenderQueue::new(next))
+            .txs
+            .insert(nonce, PoolTx { tx, seq });
+        self.refresh(sender);
+        let pending = self.senders.get(&sender).is_some_and(|q| q.is_pending(nonce));
+        Ok(match (old_hash, pending) {
+            (Some(old), pending) => AddOutcome::Replaced { old, pending },
+            (None, true) => AddOutcome::Pending,
+            (None, false) => AddOutcome::Queued,
+        })
+    }
+
+    /// The cheapest transaction of a sender other than `exclude` that a newcomer paying
+    /// `new_tip` may evict: queued before pending, then lowest tip, then latest arrival.
+    /// Pending ones qualify only when `allow_pending`. Returns it with its size.
+    fn cheapest_victim(
+        &self,
+        exclude: Address,
+        allow_pending: bool,
+        new_tip: u128,
+        min_base_fee: u64,
+        already: &[(Address, u64)],
+    ) -> Option<((Address, u64), usize)> {
+        let mut best: Option<((bool, u128, std::cmp::Reverse<u64>), (Address, u64), usize)> = None;
+        for (&sender, queue) in &self.senders {
+            if sender == exclude {
+                continue;
+            }
+            for (&nonce, ptx) in &queue.txs {
+                let pending = queue.is_pending(nonce);
+                if pending && !allow_pending {
+                    continue;
+                }
+                let tip = ptx.tx.effective_tip(min_base_fee).unwrap_or(0);
+                if tip >= new_tip {
+                    continue;
+                }
+                let key = (pending, tip, std::cmp::Reverse(ptx.seq));
+                if best.as_ref().is_some_and(|(k, _, _)| *k <= key) {
+                    continue;
+                }
+                if already.contains(&(sender, nonce)) {
+                    continue;
+                }
+                best = Some((key, (sender, nonce), ptx.tx.size()));
+            }
+        }
+        best.map(|(_, id, size)| (id, size))
+    }
+
+    /// Ready transactions for a block at `base_fee`, best first: per sender strictly in nonce
+    /// order from the state nonce with no gaps; across senders by highest effective tip, ties
+    /// by arrival. A transaction whose fee cap is below `base_fee` is skipped together with its
+    /// sender's later nonces.
+    pub fn best(&self, base_fee: u64) -> BestTxs<'_> {
+        BestTxs::new(self, base_fee)
+    }
+
+    /// After a block is committed: drops transactions whose nonce the state has used, drops
+    /// transactions the sender can no longer afford on their own (their successors become
+    /// queued), and promotes queued transactions whose gap the block filled. Looks up every
+    /// sender in the pool; see [`Pool::on_new_state_for`] to limit that to touched accounts.
+    pub fn on_new_state(&mut self, state: &impl AccountView) {
+        let senders: Vec<Address> = self.senders.keys().copied().collect();
+        self.on_new_state_for(state, senders);
+    }
+
+    /// [`Pool::on_new_state`] for the given senders only (for example the senders of the
+    /// block's transactions: only they can have a new nonce or a lower balance).
+    pub fn on_new_state_for(
+        &mut self,
+        state: &impl AccountView,
+        senders: impl IntoIterator<Item = Address>,
+    ) {
+        for sender in senders {
+            if !self.senders.contains_key(&sender) {
+                continue;
+            }
+            self.set_state_nonce(sender, state.nonce(sender));
+            let balance = state.balance(sender);
+            let unaffordable: Vec<u64> = self.senders.get(&sender).map_or_else(Vec::new, |q| {
+                q.txs.iter().filter(|(_, p)| p.tx.max_cost() > balance).map(|(n, _)| *n).collect()
+            });
+            for nonce in unaffordable {
+                self.take(sender, nonce);
+            }
+            self.refresh(sender);
+        }
+    }
+
+    /// Removes transactions the block builder found invalid at execution, together with their
+    /// sender's later nonces (which depend on them). Returns every removed hash.
+    pub fn remove_invalid(&mut self, hashes: &[B256]) -> Vec<B256> {
+        let mut removed = Vec::new();
+        for hash in hashes {
+            let Some(&(sender, nonce)) = self.by_hash.get(hash) else { continue };
+            let Some(queue) = self.senders.get_mut(&sender) else { continue };
+            let tail = queue.txs.split_off(&nonce);
+            for ptx in tail.into_values() {
+                let h = ptx.tx.hash();
+                self.by_hash.remove(&h);
+                self.bytes -= ptx.tx.size();
+                removed.push(h);
+            }
+            self.refresh(sender);
+        }
+        removed
+    }
+
+    pub fn get(&self, hash: &B256) -> Option<RecoveredTx> {
+        let (sender, nonce) = self.by_hash.get(hash)?;
+        Some(self.senders.get(sender)?.txs.get(nonce)?.tx.clone())
+    }
+
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// The nonce for the "pending" block tag: `state_nonce` extended by the sender's gap-free
+    /// run of pooled transactions starting there.
+    pub fn pending_nonce(&self, sender: Address, state_nonce: u64) -> u64 {
+        let mut next = state_nonce;
+        if let Some(queue) = self.senders.get(&sender) {
+            for &nonce in queue.txs.range(state_nonce..).map(|(n, _)| n) {
+                if nonce != next {
+                    break;
+                }
+                next += 1;
+            }
+        }
+        next
+    }
+
+    /// Counts for `txpool_status`.
+    pub fn status(&self) -> PoolStatus {
+        PoolStatus { pending: self.pending, queued: self.by_hash.len() - self.pending }
+    }
+
+    /// Every transaction, split into pending and queued, per sender, by nonce.
+    pub fn content(&self) -> PoolContent {
+        let mut content = PoolContent::default();
+        for (&sender, queue) in &self.senders {
+            for (&nonce, ptx) in &queue.txs {
+                let side =
+                    if queue.is_pending(nonce) { &mut content.pending } else { &mut content.queued };
+                side.entry(sender).or_default().insert(nonce, ptx.tx.clone());
+            }
+        }
+        content
+    }
+
+    /// Records the account's state nonce and drops the transactions below it.
+    fn set_state_nonce(&mut self, sender: Address, state_nonce: u64) {
+        let Some(queue) = self.senders.get_mut(&sender) else { return };
+        if queue.state_nonce == state_nonce {
+            return;
+        }
+        queue.state_nonce = state_nonce;
+        let kept = queue.txs.split_off(&state_nonce);
+        let stale = std::mem::replace(&mut queue.txs, kept);
+        for ptx in stale.into_values() {
+            self.by_hash.remove(&ptx.tx.hash());
+            self.bytes -= ptx.tx.size();
+        }
+        self.refresh(sender);
+    }
+
+    /// Removes one transaction from the indexes. The caller must `refresh` the sender.
+    fn take(&mut self, sender: Address, nonce: u64) -> Option<PoolTx> {
+        let ptx = self.senders.get_mut(&sender)?.txs.remove(&nonce)?;
+        self.by_hash.remove(&ptx.tx.hash());
+        self.bytes -= ptx.tx.size();
+        Some(ptx)
+    }
+
+    /// Recomputes a sender's pending run and the global pending count; forgets empty senders.
+    fn refresh(&mut self, sender: Address) {
+        let Some(queue) = self.senders.get_mut(&sender) else { return };
+        let before = queue.pending_len;
+        queue.recompute();
+        self.pending = self.pending - before + queue.pending_len;
+        if queue.txs.is_empty() {
+            self.senders.remove(&sender);
+        }
+    }
+
+    /// Checks the internal counters against a full recount (tests only).
+    #[cfg(test)]
+    fn assert_consistent(&self) {
+        let count: usize = self.senders.values().map(|q| q.txs.len()).sum();
+        assert_eq!(count, self.by_hash.len());
+        let bytes: usize =
+            self.senders.values().flat_map(|q| q.txs.values()).map(|p| p.tx.size()).sum();
+        assert_eq!(bytes, self.bytes);
+        let pending: usize = self.senders.values().map(|q| q.pending_len).sum();
+        assert_eq!(pending, self.pending);
+        let queued: usize = self.senders.values().map(|q| q.queued_len()).sum();
+        assert_eq!(pending + queued, count);
+        for (sender, queue) in &self.senders {
+            assert!(!queue.txs.is_empty());
+            for (nonce, ptx) in &queue.txs {
+                assert_eq!(self.by_hash.get(&ptx.tx.hash()), Some(&(*sender, *nonce)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

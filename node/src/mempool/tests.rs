@@ -1,0 +1,664 @@
+//! Pool tests on really signed transactions (so senders, hashes and sizes are the real ones).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use alloy_consensus::crypto::secp256k1::sign_message;
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_signer_local::PrivateKeySigner;
+use bttd_runtime::tx::RecoveredTx;
+
+use super::*;
+
+const CHAIN: u64 = 1337;
+const GAS: u64 = 21_000;
+
+#[derive(Clone, Copy)]
+struct Acct {
+    key: B256,
+    addr: Address,
+}
+
+fn acct(i: u64) -> Acct {
+    let key = B256::from(U256::from(i + 1).to_be_bytes::<32>());
+    let addr = PrivateKeySigner::from_bytes(&key).expect("valid key").address();
+    Acct { key, addr }
+}
+
+fn eip1559(a: Acct, nonce: u64, max_fee: u128, tip: u128) -> RecoveredTx {
+    let tx = TxEip1559 {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: GAS,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::repeat_byte(0x42)),
+        value: U256::from(1),
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let sig = sign_message(a.key, tx.signature_hash()).expect("sign");
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    let rtx = RecoveredTx::from_envelope(env, CHAIN, 30_000_000).expect("valid tx");
+    assert_eq!(rtx.sender(), a.addr);
+    rtx
+}
+
+fn legacy(a: Acct, nonce: u64, gas_price: u128) -> RecoveredTx {
+    let tx = TxLegacy {
+        chain_id: Some(CHAIN),
+        nonce,
+        gas_price,
+        gas_limit: GAS,
+        to: TxKind::Call(Address::repeat_byte(0x42)),
+        value: U256::from(1),
+        input: Bytes::new(),
+    };
+    let sig = sign_message(a.key, tx.signature_hash()).expect("sign");
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    RecoveredTx::from_envelope(env, CHAIN, 30_000_000).expect("valid tx")
+}
+
+/// Account state for tests: unknown accounts have nonce 0 and plenty of funds.
+#[derive(Default)]
+struct State(HashMap<Address, (u64, U256)>);
+
+impl State {
+    fn set(&mut self, a: Acct, nonce: u64, balance: U256) {
+        self.0.insert(a.addr, (nonce, balance));
+    }
+    fn set_nonce(&mut self, a: Acct, nonce: u64) {
+        self.0.entry(a.addr).or_insert((0, rich())).0 = nonce;
+    }
+}
+
+fn rich() -> U256 {
+    U256::from(10u128.pow(30))
+}
+
+impl AccountView for State {
+    fn nonce(&self, a: Address) -> u64 {
+        self.0.get(&a).map_or(0, |e| e.0)
+    }
+    fn balance(&self, a: Address) -> U256 {
+        self.0.get(&a).map_or_else(rich, |e| e.1)
+    }
+}
+
+fn pool() -> Pool {
+    Pool::new(PoolConfig::default())
+}
+
+fn pool_with(f: impl FnOnce(&mut PoolConfig)) -> Pool {
+    let mut cfg = PoolConfig::default();
+    f(&mut cfg);
+    Pool::new(cfg)
+}
+
+fn hashes(txs: impl IntoIterator<Item = RecoveredTx>) -> Vec<B256> {
+    txs.into_iter().map(|t| t.hash()).collect()
+}
+
+const MIN_BASE: u64 = 7;
+
+#[test]
+fn best_orders_by_tip_across_senders_and_by_nonce_within() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool();
+    let a0 = eip1559(a, 0, 100, 5);
+    let a1 = eip1559(a, 1, 100, 1);
+    let a2 = eip1559(a, 2, 100, 9);
+    let b0 = eip1559(b, 0, 100, 3);
+    let b1 = eip1559(b, 1, 100, 3);
+    // Arrive out of order: the high nonces wait in the queue until the gap fills.
+    assert_eq!(p.add(a2.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.add(b1.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.add(a1.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.add(b0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert_eq!(p.add(a0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    p.assert_consistent();
+    assert_eq!(p.status(), PoolStatus { pending: 5, queued: 0 });
+
+    // base fee 10, fee caps 100: effective tip = tip. a0(5) > b0(3); then b0(3) > a1(1);
+    // then b1(3) > a1(1); then a1 and finally a2, whose high tip cannot jump its nonce.
+    let order = hashes(p.best(10));
+    assert_eq!(order, hashes([a0, b0, b1, a1, a2]));
+}
+
+#[test]
+fn best_breaks_tip_ties_by_arrival() {
+    let (a, b, c) = (acct(1), acct(2), acct(3));
+    let st = State::default();
+    let mut p = pool();
+    let b0 = eip1559(b, 0, 100, 4);
+    let c0 = eip1559(c, 0, 100, 4);
+    let a0 = eip1559(a, 0, 100, 4);
+    for t in [b0.clone(), c0.clone(), a0.clone()] {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    assert_eq!(hashes(p.best(10)), hashes([b0, c0, a0]));
+}
+
+#[test]
+fn effective_tip_is_capped_by_fee_cap() {
+    // At base fee 95, a (cap 100, tip 50) pays only 5; b (cap 200, tip 6) pays 6.
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool();
+    let a0 = eip1559(a, 0, 100, 50);
+    let b0 = eip1559(b, 0, 200, 6);
+    p.add(a0.clone(), &st, MIN_BASE).unwrap();
+    p.add(b0.clone(), &st, MIN_BASE).unwrap();
+    assert_eq!(hashes(p.best(95)), hashes([b0.clone(), a0.clone()]));
+    assert_eq!(hashes(p.best(10)), hashes([a0, b0]));
+}
+
+#[test]
+fn future_nonce_is_queued_then_promoted() {
+    let a = acct(1);
+    let st = State::default();
+    let mut p = pool();
+    let t2 = eip1559(a, 2, 100, 1);
+    let t1 = eip1559(a, 1, 100, 1);
+    let t0 = eip1559(a, 0, 100, 1);
+    assert_eq!(p.add(t2.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.add(t1.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.status(), PoolStatus { pending: 0, queued: 2 });
+    assert_eq!(p.best(10).count(), 0, "queued transactions are not ready");
+    assert_eq!(p.pending_nonce(a.addr, 0), 0);
+    let content = p.content();
+    assert!(content.pending.is_empty());
+    assert_eq!(content.queued[&a.addr].keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+
+    assert_eq!(p.add(t0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert_eq!(p.status(), PoolStatus { pending: 3, queued: 0 });
+    assert_eq!(p.pending_nonce(a.addr, 0), 3);
+    assert_eq!(hashes(p.best(10)), hashes([t0, t1, t2]));
+    let content = p.content();
+    assert!(content.queued.is_empty());
+    assert_eq!(content.pending[&a.addr].len(), 3);
+    p.assert_consistent();
+}
+
+#[test]
+fn replacement_needs_bump_on_fee_cap_and_tip() {
+    let a = acct(1);
+    let st = State::default();
+    let mut p = pool();
+    let orig = eip1559(a, 0, 100, 10);
+    p.add(orig.clone(), &st, MIN_BASE).unwrap();
+
+    // 9% on the cap, 10% on the tip: refused.
+    let err = p.add(eip1559(a, 0, 109, 11), &st, MIN_BASE).unwrap_err();
+    assert_eq!(err, PoolError::ReplacementUnderpriced);
+    assert_eq!(err.to_string(), "replacement transaction underpriced");
+    // 10% on the cap, 0% on the tip: refused.
+    assert_eq!(
+        p.add(eip1559(a, 0, 110, 10), &st, MIN_BASE),
+        Err(PoolError::ReplacementUnderpriced)
+    );
+    assert!(p.contains(&orig.hash()));
+
+    // Exactly 10% on both: accepted.
+    let repl = eip1559(a, 0, 110, 11);
+    assert_eq!(
+        p.add(repl.clone(), &st, MIN_BASE),
+        Ok(AddOutcome::Replaced { old: orig.hash(), pending: true })
+    );
+    assert!(!p.contains(&orig.hash()));
+    assert_eq!(p.get(&repl.hash()), Some(repl.clone()));
+    assert_eq!(p.len(), 1);
+    assert_eq!(hashes(p.best(10)), hashes([repl]));
+    p.assert_consistent();
+}
+
+#[test]
+fn replacement_tip_bump_checked_independently() {
+    let a = acct(1);
+    let st = State::default();
+    let mut p = pool();
+    p.add(eip1559(a, 0, 1000, 100), &st, MIN_BASE).unwrap();
+    // Cap +50%, tip +9%: refused.
+    assert_eq!(
+        p.add(eip1559(a, 0, 1500, 109), &st, MIN_BASE),
+        Err(PoolError::ReplacementUnderpriced)
+    );
+    // Cap +10%, tip +10%: accepted.
+    assert!(matches!(
+        p.add(eip1559(a, 0, 1100, 110), &st, MIN_BASE),
+        Ok(AddOutcome::Replaced { pending: true, .. })
+    ));
+}
+
+#[test]
+fn legacy_replacement_and_queued_replacement() {
+    let a = acct(1);
+    let st = State::default();
+    let mut p = pool();
+    let q = legacy(a, 3, 100);
+    assert_eq!(p.add(q.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.add(legacy(a, 3, 109), &st, MIN_BASE), Err(PoolError::ReplacementUnderpriced));
+    assert_eq!(
+        p.add(legacy(a, 3, 110), &st, MIN_BASE),
+        Ok(AddOutcome::Replaced { old: q.hash(), pending: false })
+    );
+    assert_eq!(p.status(), PoolStatus { pending: 0, queued: 1 });
+}
+
+#[test]
+fn nonce_too_low_and_too_high() {
+    let a = acct(1);
+    let mut st = State::default();
+    st.set_nonce(a, 5);
+    let mut p = pool_with(|c| c.max_per_sender = 4);
+    let err = p.add(eip1559(a, 4, 100, 1), &st, MIN_BASE).unwrap_err();
+    assert_eq!(err, PoolError::NonceTooLow { next: 5, nonce: 4 });
+    assert!(err.to_string().starts_with("nonce too low"), "{err}");
+    // state + max_per_sender is still accepted (queued), one more is refused.
+    assert_eq!(p.add(eip1559(a, 9, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    let err = p.add(eip1559(a, 10, 100, 1), &st, MIN_BASE).unwrap_err();
+    assert!(matches!(err, PoolError::NonceTooHigh { next: 5, nonce: 10, .. }), "{err}");
+    assert!(err.to_string().starts_with("nonce too high"));
+}
+
+#[test]
+fn already_known_and_underpriced() {
+    let a = acct(1);
+    let st = State::default();
+    let mut p = pool();
+    let t = eip1559(a, 0, 100, 1);
+    p.add(t.clone(), &st, MIN_BASE).unwrap();
+    let err = p.add(t, &st, MIN_BASE).unwrap_err();
+    assert_eq!(err.to_string(), "already known");
+    let err = p.add(eip1559(a, 1, 6, 1), &st, MIN_BASE).unwrap_err();
+    assert_eq!(err, PoolError::Underpriced { fee_cap: 6, minimum: 7 });
+    assert!(err.to_string().starts_with("transaction underpriced"));
+    assert_eq!(p.add(eip1559(a, 1, 7, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+}
+
+#[test]
+fn insufficient_funds_counts_earlier_nonces() {
+    let a = acct(1);
+    let one_tx = U256::from(GAS) * U256::from(100) + U256::from(1);
+    let mut st = State::default();
+    st.set(a, 0, one_tx * U256::from(2) - U256::from(1));
+    let mut p = pool();
+
+    // Alone it fits.
+    p.add(eip1559(a, 0, 100, 1), &st, MIN_BASE).unwrap();
+    // Together with nonce 0 it does not.
+    let err = p.add(eip1559(a, 1, 100, 1), &st, MIN_BASE).unwrap_err();
+    assert_eq!(
+        err,
+        PoolError::InsufficientFundsWithQueued {
+            balance: one_tx * U256::from(2) - U256::from(1),
+            queued_cost: one_tx,
+            cost: one_tx,
+            overshot: U256::from(1),
+        }
+    );
+    assert!(err.to_string().starts_with("insufficient funds for gas * price + value"), "{err}");
+
+    // A single transaction costing more than the balance: geth's plain message.
+    let b = acct(2);
+    st.set(b, 0, one_tx - U256::from(1));
+    let err = p.add(eip1559(b, 0, 100, 1), &st, MIN_BASE).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "insufficient funds for gas * price + value: balance {}, tx cost {one_tx}, overshot 1",
+            one_tx - U256::from(1)
+        )
+    );
+    p.assert_consistent();
+}
+
+#[test]
+fn per_sender_limit() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool_with(|c| c.max_per_sender = 4);
+    for n in 0..4 {
+        p.add(eip1559(a, n, 100, 1), &st, MIN_BASE).unwrap();
+    }
+    let err = p.add(eip1559(a, 4, 100, 1), &st, MIN_BASE).unwrap_err();
+    assert_eq!(err, PoolError::AccountLimit { count: 4, limit: 4 });
+    assert!(err.to_string().starts_with("account limit exceeded"));
+    // Replacing within the limit still works, and other senders are unaffected.
+    assert!(matches!(p.add(eip1559(a, 2, 200, 2), &st, MIN_BASE), Ok(AddOutcome::Replaced { .. })));
+    assert_eq!(p.add(eip1559(b, 0, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+}
+
+#[test]
+fn full_pool_evicts_cheapest_of_other_senders_only_for_higher_tip() {
+    let (a, b, c, d) = (acct(1), acct(2), acct(3), acct(4));
+    let st = State::default();
+    let mut p = pool_with(|c| c.max_total = 3);
+    let a0 = eip1559(a, 0, 100, 5);
+    let b0 = eip1559(b, 0, 100, 2);
+    let c0 = eip1559(c, 0, 100, 8);
+    for t in [a0.clone(), b0.clone(), c0.clone()] {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    // Same tip as the cheapest: not strictly higher, refused.
+    let err = p.add(eip1559(d, 0, 100, 2), &st, MIN_BASE).unwrap_err();
+    assert_eq!(err, PoolError::PoolFull);
+    assert_eq!(err.to_string(), "txpool is full");
+    // A sender's own transactions are never evicted for it: c's next nonce must not push out c0.
+    assert_eq!(p.add(eip1559(c, 1, 100, 1), &st, MIN_BASE), Err(PoolError::PoolFull));
+
+    let d0 = eip1559(d, 0, 100, 3);
+    assert_eq!(p.add(d0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert!(!p.contains(&b0.hash()), "the cheapest (b0, tip 2) is evicted");
+    assert!(p.contains(&a0.hash()) && p.contains(&c0.hash()));
+    assert_eq!(p.len(), 3);
+    p.assert_consistent();
+}
+
+#[test]
+fn full_pool_evicts_queued_first_and_queued_newcomers_evict_only_queued() {
+    let (a, b, c, d, e) = (acct(1), acct(2), acct(3), acct(4), acct(5));
+    let st = State::default();
+    let mut p = pool_with(|c| c.max_total = 3);
+    let a0 = eip1559(a, 0, 100, 2); // pending, cheapest
+    let b1 = eip1559(b, 1, 100, 6); // queued
+    let c0 = eip1559(c, 0, 100, 4); // pending
+    for t in [a0.clone(), b1.clone(), c0.clone()] {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 1 });
+    // A queued newcomer may not evict pending transactions (a0 pays only 2 against its 5),
+    // and the only queued one (b1) pays more.
+    assert_eq!(p.add(eip1559(e, 5, 1000, 5), &st, MIN_BASE), Err(PoolError::PoolFull));
+    // ...but it may evict a cheaper queued one.
+    let e5 = eip1559(e, 5, 100, 7);
+    assert_eq!(p.add(e5.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert!(!p.contains(&b1.hash()));
+    // A pending newcomer evicts queued before pending, even a queued one with a higher tip.
+    let d0 = eip1559(d, 0, 100, 8);
+    assert_eq!(p.add(d0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert!(!p.contains(&e5.hash()));
+    assert!(p.contains(&a0.hash()) && p.contains(&c0.hash()) && p.contains(&d0.hash()));
+    // Now only pending remain: the next one evicts the lowest tip (a0).
+    let b0 = eip1559(b, 0, 100, 3);
+    assert_eq!(p.add(b0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert!(!p.contains(&a0.hash()));
+    p.assert_consistent();
+}
+
+#[test]
+fn byte_limit_evicts_too() {
+    let (a, b, c) = (acct(1), acct(2), acct(3));
+    let st = State::default();
+    let a0 = eip1559(a, 0, 100, 1);
+    let size = a0.size();
+    let mut p = pool_with(|c| c.max_total_bytes = 2 * size + size / 2);
+    p.add(a0.clone(), &st, MIN_BASE).unwrap();
+    p.add(eip1559(b, 0, 100, 2), &st, MIN_BASE).unwrap();
+    assert_eq!(p.add(eip1559(c, 0, 100, 1), &st, MIN_BASE), Err(PoolError::PoolFull));
+    p.add(eip1559(c, 0, 100, 3), &st, MIN_BASE).unwrap();
+    assert!(!p.contains(&a0.hash()));
+    assert!(p.size_bytes() <= 2 * size + size / 2);
+    p.assert_consistent();
+}
+
+#[test]
+fn evicting_a_pending_tx_demotes_its_successors() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool_with(|c| c.max_total = 3);
+    p.add(eip1559(a, 0, 100, 5), &st, MIN_BASE).unwrap();
+    let a1 = eip1559(a, 1, 100, 1);
+    p.add(a1.clone(), &st, MIN_BASE).unwrap();
+    p.add(eip1559(a, 2, 100, 5), &st, MIN_BASE).unwrap();
+    p.add(eip1559(b, 0, 100, 2), &st, MIN_BASE).unwrap();
+    assert!(!p.contains(&a1.hash()));
+    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 1 });
+    assert_eq!(p.pending_nonce(a.addr, 0), 1);
+    p.assert_consistent();
+}
+
+#[test]
+fn on_new_state_drops_mined_and_promotes() {
+    let (a, b) = (acct(1), acct(2));
+    let mut st = State::default();
+    let mut p = pool();
+    let a_txs: Vec<_> = (0..3).map(|n| eip1559(a, n, 100, 1)).collect();
+    for t in &a_txs {
+        p.add(t.clone(), &st, MIN_BASE).unwrap();
+    }
+    let a4 = eip1559(a, 4, 100, 1);
+    p.add(a4.clone(), &st, MIN_BASE).unwrap();
+    // b's nonce 0 is missing here (say it went straight to another validator).
+    let b1 = eip1559(b, 1, 100, 1);
+    assert_eq!(p.add(b1.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(p.status(), PoolStatus { pending: 3, queued: 2 });
+
+    // A block mined a0, a1 and b's nonce 0.
+    st.set_nonce(a, 2);
+    st.set_nonce(b, 1);
+    p.on_new_state(&st);
+    assert!(!p.contains(&a_txs[0].hash()) && !p.contains(&a_txs[1].hash()));
+    assert!(p.contains(&a_txs[2].hash()));
+    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 1 }, "a2 and b1 pending, a4 queued");
+    assert_eq!(hashes(p.best(10)), hashes([a_txs[2].clone(), b1.clone()]));
+
+    // Filling a's gap promotes a4.
+    assert_eq!(p.add(eip1559(a, 3, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert_eq!(p.status(), PoolStatus { pending: 4, queued: 0 });
+
+    // Everything mined: the pool empties.
+    st.set_nonce(a, 5);
+    st.set_nonce(b, 2);
+    p.on_new_state_for(&st, [a.addr, b.addr]);
+    assert!(p.is_empty());
+    assert_eq!(p.status(), PoolStatus::default());
+    p.assert_consistent();
+}
+
+#[test]
+fn on_new_state_drops_unaffordable() {
+    let a = acct(1);
+    let mut st = State::default();
+    let mut p = pool();
+    let cheap = eip1559(a, 0, 10, 1);
+    let dear = eip1559(a, 1, 1000, 1);
+    let after = eip1559(a, 2, 10, 1);
+    for t in [cheap.clone(), dear.clone(), after.clone()] {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    st.set(a, 0, dear.max_cost() - U256::from(1));
+    p.on_new_state(&st);
+    assert!(p.contains(&cheap.hash()) && !p.contains(&dear.hash()) && p.contains(&after.hash()));
+    assert_eq!(p.status(), PoolStatus { pending: 1, queued: 1 });
+    p.assert_consistent();
+}
+
+#[test]
+fn best_skips_sender_whose_next_tx_cannot_pay_base_fee() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool();
+    let a0 = eip1559(a, 0, 50, 1);
+    let a1 = eip1559(a, 1, 200, 100);
+    let b0 = eip1559(b, 0, 200, 1);
+    for t in [a0.clone(), a1.clone(), b0.clone()] {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    // At base fee 100, a0 cannot pay, so a1 (which pays well) cannot run either.
+    assert_eq!(hashes(p.best(100)), hashes([b0.clone()]));
+    // At base fee 40 all run: a0 tip 1 ties b0 tip 1, a0 arrived first; then a1 (tip 100).
+    assert_eq!(hashes(p.best(40)), hashes([a0, a1, b0]));
+}
+
+#[test]
+fn best_mark_invalid_stops_a_sender() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool();
+    let a0 = eip1559(a, 0, 100, 9);
+    let b0 = eip1559(b, 0, 100, 5);
+    for t in [a0.clone(), eip1559(a, 1, 100, 9), b0.clone(), eip1559(a, 2, 100, 9)] {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    let mut best = p.best(10);
+    let first = best.next().unwrap();
+    assert_eq!(first.hash(), a0.hash());
+    best.mark_invalid(a.addr);
+    assert_eq!(hashes(best), hashes([b0]));
+}
+
+#[test]
+fn remove_invalid_removes_dependents() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool();
+    let a_txs: Vec<_> = (0..4).map(|n| eip1559(a, n, 100, 1)).collect();
+    for t in &a_txs {
+        p.add(t.clone(), &st, MIN_BASE).unwrap();
+    }
+    let b0 = eip1559(b, 0, 100, 1);
+    p.add(b0.clone(), &st, MIN_BASE).unwrap();
+    let removed = p.remove_invalid(&[a_txs[1].hash(), B256::repeat_byte(9)]);
+    assert_eq!(removed, hashes(a_txs[1..].iter().cloned()));
+    assert!(p.contains(&a_txs[0].hash()) && p.contains(&b0.hash()));
+    assert_eq!(p.len(), 2);
+    assert_eq!(p.pending_nonce(a.addr, 0), 1);
+    p.assert_consistent();
+}
+
+#[test]
+fn pending_nonce_follows_the_gap_free_run() {
+    let (a, b) = (acct(1), acct(2));
+    let mut st = State::default();
+    st.set_nonce(a, 3);
+    let mut p = pool();
+    for n in [3, 4, 6] {
+        p.add(eip1559(a, n, 100, 1), &st, MIN_BASE).unwrap();
+    }
+    assert_eq!(p.pending_nonce(a.addr, 3), 5);
+    assert_eq!(p.pending_nonce(b.addr, 7), 7, "unknown sender: the state nonce");
+    p.add(eip1559(a, 5, 100, 1), &st, MIN_BASE).unwrap();
+    assert_eq!(p.pending_nonce(a.addr, 3), 7);
+    // Called with a newer state nonce than the pool has seen: the run continues from there.
+    assert_eq!(p.pending_nonce(a.addr, 5), 7);
+    assert_eq!(p.pending_nonce(a.addr, 8), 8);
+}
+
+#[test]
+fn add_prunes_stale_nonces_from_state() {
+    let a = acct(1);
+    let mut st = State::default();
+    let mut p = pool();
+    for n in 0..3 {
+        p.add(eip1559(a, n, 100, 1), &st, MIN_BASE).unwrap();
+    }
+    // The state moved on without on_new_state being called.
+    st.set_nonce(a, 2);
+    assert_eq!(p.add(eip1559(a, 3, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert_eq!(p.len(), 2);
+    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 0 });
+    p.assert_consistent();
+}
+
+/// A deterministic mix of operations, checking the internal counters after each one.
+#[test]
+fn random_operations_keep_indexes_consistent() {
+    let accts: Vec<Acct> = (0..6).map(acct).collect();
+    let mut st = State::default();
+    let mut p = pool_with(|c| {
+        c.max_total = 20;
+        c.max_per_sender = 8;
+    });
+    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..600 {
+        let r = next();
+        let a = accts[(r % 6) as usize];
+        match (r >> 8) % 10 {
+            0 => {
+                let n = st.nonce(a.addr) + (r >> 16) % 2;
+                st.set_nonce(a, n);
+                p.on_new_state(&st);
+            }
+            1 => {
+                let victims: Vec<B256> = p.best(10).take(1).map(|t| t.hash()).collect();
+                p.remove_invalid(&victims);
+            }
+            _ => {
+                let nonce = st.nonce(a.addr) + (r >> 16) % 10;
+                let fee = 10 + u128::from((r >> 24) % 200);
+                let tip = u128::from((r >> 40) % 10).min(fee);
+                let _ = p.add(eip1559(a, nonce, fee, tip), &st, MIN_BASE);
+            }
+        }
+        p.assert_consistent();
+        // best() must respect nonce order per sender and start at the state nonce.
+        let mut expect: HashMap<Address, u64> = HashMap::new();
+        for t in p.best(10) {
+            let e = expect.entry(t.sender()).or_insert_with(|| st.nonce(t.sender()));
+            assert_eq!(t.nonce(), *e);
+            *e += 1;
+        }
+        assert!(p.len() <= 20);
+    }
+}
+
+/// Not a benchmark with assertions on time, just a printed sanity measurement.
+#[test]
+fn ten_thousand_txs_add_and_best_timing() {
+    let senders = 200u64;
+    let per_sender = 50u64;
+    let st = State::default();
+    let t0 = Instant::now();
+    let mut txs = Vec::with_capacity((senders * per_sender) as usize);
+    for s in 0..senders {
+        let a = acct(s);
+        for n in 0..per_sender {
+            txs.push(eip1559(a, n, 1_000, 1 + (s * 7 + n * 13) as u128 % 50));
+        }
+    }
+    let sign_time = t0.elapsed();
+    // Odd senders arrive in reverse nonce order: queued, then promoted all at once.
+    let mut order: Vec<RecoveredTx> = Vec::with_capacity(txs.len());
+    for s in 0..senders as usize {
+        let chunk = &txs[s * per_sender as usize..(s + 1) * per_sender as usize];
+        if s % 2 == 1 {
+            order.extend(chunk.iter().rev().cloned());
+        } else {
+            order.extend(chunk.iter().cloned());
+        }
+    }
+    let mut p = pool();
+    let t1 = Instant::now();
+    for t in order {
+        p.add(t, &st, MIN_BASE).unwrap();
+    }
+    let add_time = t1.elapsed();
+    let t2 = Instant::now();
+    let best: Vec<RecoveredTx> = p.best(100).collect();
+    let best_time = t2.elapsed();
+    let t3 = Instant::now();
+    let first_block: Vec<RecoveredTx> = p.best(100).take(1_000).collect();
+    let partial_time = t3.elapsed();
+    println!(
+        "mempool timing: sign+recover {sign_time:?}, add 10k {add_time:?}, best() all 10k {best_time:?}, first 1k {partial_time:?}"
+    );
+    assert_eq!(p.status(), PoolStatus { pending: 10_000, queued: 0 });
+    assert_eq!(best.len(), 10_000);
+    assert_eq!(first_block.len(), 1_000);
+    let mut expect: HashMap<Address, u64> = HashMap::new();
+    for t in &best {
+        let e = expect.entry(t.sender()).or_default();
+        assert_eq!(t.nonce(), *e);
+        *e += 1;
+    }
+    p.assert_consistent();
+}

@@ -1,0 +1,238 @@
+//! Ethereum JSON-RPC over HTTP and WebSocket (one port, as geth), so cast, viem, ethers and
+//! web3.py work against a bttd node unchanged.
+//!
+//! Why it looks like this:
+//! - **Standard objects.** Blocks, transactions, receipts, logs, filters and fee histories are
+//!   `alloy_rpc_types_eth` types, so field names and encodings are exactly Ethereum's; this
+//!   module only fills them from the chain.
+//! - **One file per concern.** `web3`, `net`, `state` (account reads), `blocks`, `transactions`,
+//!   `fees`, `call` (eth_call / eth_estimateGas over [`evm`]), `logs`, `pubsub`. Each declares a
+//!   small jsonrpsee `#[rpc(server)]` trait implemented on the shared [`Rpc`] handle; `start`
+//!   merges them into one module.
+//! - **State at the head only.** The runtime keeps the flat state of the latest block, not
+//!   history. Every state method accepts a block parameter; the head (by tag, number or hash)
+//!   is served and anything older fails with -32000 "historical state is not available (only the
+//!   latest block N is served)". Blocks, transactions, receipts and logs are served for every
+//!   block.
+//! - **Finality.** Blocks are final when committed, so `safe` and `finalized` are `latest`;
+//!   `pending` is `latest` for blocks and state, except for `eth_getTransactionCount`, where it
+//!   counts the sender's executable pool transactions (what wallets need for the next nonce).
+//! - **geth's errors.** Submission errors keep the runtime's and pool's geth wording under
+//!   -32000; reverts are code 3 "execution reverted[: reason]" with the revert data; storage
+//!   failures are -32603. Nothing a client sends can panic the server.
+//! - **Fee suggestion.** `eth_maxPriorityFeePerGas` is the 60th percentile of the cheapest
+//!   three tips of each of the last 20 blocks (geth's oracle), floored at 1 gwei so it is never
+//!   0 on an idle chain and capped at 500 gwei; `eth_gasPrice` is that plus the next base fee.
+//!
+//! Limits (body size, batch length, connections, log ranges, gas) come from [`RpcConfig`].
+
+mod blocks;
+mod call;
+mod convert;
+mod cors;
+mod error;
+mod evm;
+mod fees;
+mod logs;
+mod metrics;
+mod net;
+mod pubsub;
+mod resolve;
+mod state;
+mod transactions;
+mod web3;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use alloy_primitives::{B256, keccak256};
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::traits::IdProvider;
+use jsonrpsee::server::middleware::rpc::RpcServiceBuilder;
+use jsonrpsee::server::{BatchRequestConfig, ServerConfig, ServerHandle};
+use jsonrpsee::types::SubscriptionId;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use crate::context::NodeContext;
+
+/// Server limits and policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcConfig {
+    /// Listen address for HTTP and WebSocket.
+    pub addr: SocketAddr,
+    /// Largest request body (geth: 5 MiB).
+    pub max_body_bytes: u32,
+    /// Largest response body.
+    pub max_response_bytes: u32,
+    /// Most calls in one batch; longer batches are refused with a JSON-RPC error.
+    pub max_batch: u32,
+    /// Most simultaneous connections.
+    pub max_connections: u32,
+    /// Most subscriptions on one WebSocket connection.
+    pub max_subscriptions_per_connection: u32,
+    /// Most blocks one eth_getLogs may scan.
+    pub max_log_range: u64,
+    /// Most logs one eth_getLogs may return.
+    pub max_logs: usize,
+    /// Gas limit of eth_call and eth_estimateGas when the request gives none (and their cap).
+    pub gas_cap: u64,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
+            max_body_bytes: 5 * 1024 * 1024,
+            max_response_bytes: 25 * 1024 * 1024,
+            max_batch: 100,
+            max_connections: 100,
+            max_subscriptions_per_connection: 1024,
+            max_log_range: 10_000,
+            max_logs: 10_000,
+            gas_cap: 50_000_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot listen for JSON-RPC on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("registering JSON-RPC methods: {0}")]
+    Register(#[from] jsonrpsee::core::RegisterMethodError),
+}
+
+/// A running server. Dropping it does not stop the server; call [`RpcHandle::stop`].
+#[derive(Debug, Clone)]
+pub struct RpcHandle {
+    local_addr: SocketAddr,
+    handle: ServerHandle,
+}
+
+impl RpcHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+    /// Asks the server to stop; idempotent.
+    pub fn stop(&self) {
+        let _ = self.handle.stop();
+    }
+    /// Resolves when the server has stopped.
+    pub async fn stopped(self) {
+        self.handle.stopped().await
+    }
+}
+
+/// What every method handler holds: the node, the limits, and small caches.
+#[derive(Debug, Clone)]
+pub(crate) struct Rpc {
+    pub ctx: Arc<NodeContext>,
+    pub config: Arc<RpcConfig>,
+    /// Suggested tip, keyed by the head it was computed at.
+    pub tip_cache: Arc<Mutex<Option<(B256, u128)>>>,
+}
+
+impl Rpc {
+    fn new(ctx: Arc<NodeContext>, config: RpcConfig) -> Self {
+        Self { ctx, config: Arc::new(config), tip_cache: Arc::new(Mutex::new(None)) }
+    }
+}
+
+/// Every method, in one module.
+fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
+    use blocks::EthBlocksApiServer;
+    use call::EthCallApiServer;
+    use fees::EthFeesApiServer;
+    use logs::EthLogsApiServer;
+    use net::NetApiServer;
+    use pubsub::EthPubSubApiServer;
+    use state::EthStateApiServer;
+    use transactions::EthTransactionsApiServer;
+    use web3::Web3ApiServer;
+
+    let mut module = RpcModule::new(());
+    module.merge(Web3ApiServer::into_rpc(rpc.clone()))?;
+    module.merge(NetApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthStateApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthBlocksApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthTransactionsApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthFeesApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthCallApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthPubSubApiServer::into_rpc(rpc))?;
+    Ok(module)
+}
+
+/// Starts the JSON-RPC server (HTTP and WebSocket on `config.addr`).
+pub async fn start(ctx: Arc<NodeContext>, config: RpcConfig) -> Result<RpcHandle, RpcError> {
+    let addr = config.addr;
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(config.max_body_bytes)
+        .max_response_body_size(config.max_response_bytes)
+        .max_connections(config.max_connections)
+        .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch))
+        .set_id_provider(HexIdProvider::new())
+        .build();
+    let module = build_module(Rpc::new(ctx, config))?;
+    let known: Arc<HashSet<String>> = Arc::new(module.method_names().map(str::to_owned).collect());
+    let server = jsonrpsee::server::Server::builder()
+        .set_config(server_config)
+        .set_http_middleware(tower::ServiceBuilder::new().layer(cors::CorsLayer))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new().layer_fn(move |service| metrics::CallMetrics::new(service, known.clone())),
+        )
+        .build(addr)
+        .await
+        .map_err(|source| RpcError::Bind { addr, source })?;
+    let local_addr = server.local_addr().map_err(|source| RpcError::Bind { addr, source })?;
+    let handle = server.start(module);
+    tracing::info!(target: "bttd::rpc", %local_addr, "JSON-RPC listening (HTTP and WebSocket)");
+    Ok(RpcHandle { local_addr, handle })
+}
+
+/// Subscription ids as geth makes them: `0x` and 32 hex digits. Unique per process; not a
+/// secret (subscriptions are bound to their connection).
+#[derive(Debug)]
+struct HexIdProvider {
+    seed: [u8; 16],
+    counter: AtomicU64,
+}
+
+impl HexIdProvider {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let mut seed = [0u8; 16];
+        seed.copy_from_slice(&nanos.to_be_bytes());
+        seed[..4].copy_from_slice(&std::process::id().to_be_bytes());
+        Self { seed, counter: AtomicU64::new(0) }
+    }
+}
+
+impl IdProvider for HexIdProvider {
+    fn next_id(&self) -> SubscriptionId<'static> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut buf = [0u8; 24];
+        buf[..16].copy_from_slice(&self.seed);
+        buf[16..].copy_from_slice(&n.to_be_bytes());
+        let hash = keccak256(buf);
+        SubscriptionId::Str(format!("0x{}", alloy_primitives::hex::encode(&hash[..16])).into())
+    }
+}

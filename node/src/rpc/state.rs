@@ -1,0 +1,91 @@
+//! Account state and chain position: chain id, head number, balance, nonce, code, storage.
+//!
+//! State is read at the head; an older block fails with the "historical state" error
+//! (see [`super::resolve::ensure_head_state`]).
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, B256, Bytes, U64, U256};
+use jsonrpsee::proc_macros::rpc;
+
+use super::Rpc;
+use super::error::{RpcResult, internal};
+use super::resolve::ensure_head_state;
+
+#[rpc(server, namespace = "eth")]
+pub(crate) trait EthStateApi {
+    #[method(name = "chainId")]
+    fn chain_id(&self) -> RpcResult<U64>;
+
+    #[method(name = "blockNumber")]
+    fn block_number(&self) -> RpcResult<U64>;
+
+    /// Never syncing: a node serves RPC only once it has caught up.
+    #[method(name = "syncing")]
+    fn syncing(&self) -> RpcResult<bool>;
+
+    /// The node holds no user keys.
+    #[method(name = "accounts")]
+    fn accounts(&self) -> RpcResult<Vec<Address>>;
+
+    #[method(name = "getBalance")]
+    fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
+
+    /// With `pending`, the next nonce after the sender's executable pool transactions.
+    #[method(name = "getTransactionCount")]
+    fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U64>;
+
+    #[method(name = "getCode")]
+    fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes>;
+
+    #[method(name = "getStorageAt")]
+    fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256>;
+}
+
+impl EthStateApiServer for Rpc {
+    fn chain_id(&self) -> RpcResult<U64> {
+        Ok(U64::from(self.ctx.chain.config().chain_id))
+    }
+
+    fn block_number(&self) -> RpcResult<U64> {
+        Ok(U64::from(self.ctx.chain.head().number))
+    }
+
+    fn syncing(&self) -> RpcResult<bool> {
+        Ok(false)
+    }
+
+    fn accounts(&self) -> RpcResult<Vec<Address>> {
+        Ok(Vec::new())
+    }
+
+    fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
+        let chain = &self.ctx.chain;
+        ensure_head_state(chain, block)?;
+        chain.state().balance(address).map_err(internal)
+    }
+
+    fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U64> {
+        let chain = &self.ctx.chain;
+        if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
+            let state_nonce = chain.state().nonce(address).map_err(internal)?;
+            let next = self.ctx.pool.lock().pending_nonce(address, state_nonce);
+            return Ok(U64::from(next));
+        }
+        ensure_head_state(chain, block)?;
+        let nonce = chain.state().nonce(address).map_err(internal)?;
+        Ok(U64::from(nonce))
+    }
+
+    fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes> {
+        let chain = &self.ctx.chain;
+        ensure_head_state(chain, block)?;
+        chain.state().code(address).map_err(internal)
+    }
+
+    fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256> {
+        let chain = &self.ctx.chain;
+        ensure_head_state(chain, block)?;
+        let value = chain.state().storage(address, B256::from(slot)).map_err(internal)?;
+        Ok(B256::from(value))
+    }
+}

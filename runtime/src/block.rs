@@ -1,0 +1,63 @@
+//! Blocks as stored and served: an Ethereum header (alloy's, so hashes and RPC objects are
+//! standard) plus the transactions with their senders, recovered once at admission and kept
+//! so nothing downstream recovers a signature again. The header rules are docs/block-format.md.
+
+use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
+use alloy_eips::eip1559::BaseFeeParams;
+use alloy_primitives::{Address, B256, Sealed, keccak256};
+use alloy_rlp::{RlpDecodable, RlpEncodable};
+
+/// A header with its hash.
+pub type SealedHeader = Sealed<Header>;
+
+/// A block body as stored: transactions and their recovered senders, index for index.
+#[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable, RlpDecodable)]
+pub struct Body {
+    pub transactions: Vec<TxEnvelope>,
+    pub senders: Vec<Address>,
+}
+
+/// A whole block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBlock {
+    pub header: SealedHeader,
+    pub body: Body,
+}
+
+impl SealedBlock {
+    pub fn hash(&self) -> B256 {
+        self.header.hash()
+    }
+    pub fn number(&self) -> u64 {
+        self.header.number
+    }
+}
+
+/// The receipts of one block, in transaction order.
+#[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable, RlpDecodable)]
+pub struct BlockReceipts {
+    pub receipts: Vec<ReceiptEnvelope>,
+}
+
+/// Seals a header (computes its hash).
+pub fn seal(header: Header) -> SealedHeader {
+    let hash = header.hash_slow();
+    Sealed::new_unchecked(header, hash)
+}
+
+/// EIP-1559 base fee of the child of `parent`, never below `min_base_fee`.
+pub fn next_base_fee(parent: &Header, min_base_fee: u64) -> u64 {
+    let base = parent.base_fee_per_gas.unwrap_or(min_base_fee);
+    BaseFeeParams::ethereum()
+        .next_block_base_fee(parent.gas_used, parent.gas_limit, base)
+        .max(min_base_fee)
+}
+
+/// prevrandao (mixHash) of the child of `parent`: a hash chain over parent hashes. Not
+/// unpredictable to the proposer; contracts must not use it as a randomness source.
+pub fn next_mix_hash(parent: &SealedHeader) -> B256 {
+    let mut buf = [0u8; 64];
+    buf[..32].copy_from_slice(parent.mix_hash.as_slice());
+    buf[32..].copy_from_slice(parent.hash().as_slice());
+    keccak256(buf)
+}

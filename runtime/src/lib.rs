@@ -1,0 +1,20 @@
+//! bttd's execution runtime: decodes and validates Ethereum transactions, executes blocks
+//! with revm, maintains the state and its Merkle-Patricia root incrementally, and persists
+//! everything through a small key-value storage trait (RocksDB or memory).
+//!
+//! It knows nothing about networks or consensus: the node feeds it transactions and blocks,
+//! and asks it to build, import and commit them.
+
+pub mod block;
+pub mod chain;
+pub mod config;
+pub mod executor;
+pub mod state;
+pub mod storage;
+pub mod trie;
+pub mod tx;
+
+pub use block::{Body, SealedBlock, SealedHeader};
+pub use chain::{Chain, ChainError, ExecutedBlock, TxLocation};
+pub use config::ChainConfig;
+pub use tx::{RecoveredTx, TxError};

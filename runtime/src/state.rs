@@ -1,0 +1,313 @@
+//! World state at the head: flat reads for execution ([`StateView`], a revm `DatabaseRef`),
+//! and the translation of a block's state changes into storage writes plus the new
+//! Merkle-Patricia root ([`apply_changes`]).
+//!
+//! Layout (see docs/storage.md): accounts by address, storage by address ++ slot, code by
+//! hash; the account trie and one storage trie per account are kept as path-keyed nodes and
+//! updated incrementally, so a block's root costs what the block touched.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_rlp::{Decodable, Encodable};
+use alloy_trie::{EMPTY_ROOT_HASH, TrieAccount};
+use revm::bytecode::Bytecode;
+use revm::database::states::StateChangeset;
+use revm::database_interface::{DBErrorMarker, DatabaseRef};
+use revm::primitives::KECCAK_EMPTY;
+use revm::state::AccountInfo;
+
+use crate::storage::{Column, KvStore, StorageError, WriteBatch};
+use crate::trie::{self, Nibbles, NodeReader, TrieError};
+
+/// A state read failed; execution treats this as fatal for the block.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Trie(#[from] TrieError),
+    #[error("corrupt {what} for {key}: {reason}")]
+    Corrupt { what: &'static str, key: String, reason: String },
+}
+
+impl DBErrorMarker for StateError {}
+
+/// Key of a storage slot in the flat `Storage` column.
+pub fn storage_key(address: Address, slot: &B256) -> [u8; 52] {
+    let mut key = [0u8; 52];
+    key[..20].copy_from_slice(address.as_slice());
+    key[20..].copy_from_slice(slot.as_slice());
+    key
+}
+
+/// Reads the flat account record (the same RLP the trie leaf holds).
+pub fn read_account(store: &dyn KvStore, address: Address) -> Result<Option<TrieAccount>, StateError> {
+    let Some(bytes) = store.get(Column::Accounts, address.as_slice())? else { return Ok(None) };
+    TrieAccount::decode(&mut bytes.as_slice()).map(Some).map_err(|e| StateError::Corrupt {
+        what: "account",
+        key: address.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads a storage slot (zero when absent).
+pub fn read_storage(store: &dyn KvStore, address: Address, slot: B256) -> Result<U256, StateError> {
+    let Some(bytes) = store.get(Column::Storage, &storage_key(address, &slot))? else {
+        return Ok(U256::ZERO);
+    };
+    U256::decode(&mut bytes.as_slice()).map_err(|e| StateError::Corrupt {
+        what: "storage slot",
+        key: format!("{address}/{slot}"),
+        reason: e.to_string(),
+    })
+}
+
+/// Reads code by hash (empty for the empty-code hash).
+pub fn read_code(store: &dyn KvStore, code_hash: B256) -> Result<Bytes, StateError> {
+    if code_hash == KECCAK_EMPTY {
+        return Ok(Bytes::new());
+    }
+    Ok(store.get(Column::Code, code_hash.as_slice())?.map(Bytes::from).unwrap_or_default())
+}
+
+/// A read-only view of the head state for revm. Reads go straight to storage; revm's `State`
+/// caches what a block touches.
+#[derive(Clone, Copy)]
+pub struct StateView<'a> {
+    store: &'a dyn KvStore,
+}
+
+impl std::fmt::Debug for StateView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StateView")
+    }
+}
+
+impl<'a> StateView<'a> {
+    pub fn new(store: &'a dyn KvStore) -> Self {
+        Self { store }
+    }
+    pub fn store(&self) -> &'a dyn KvStore {
+        self.store
+    }
+    pub fn account(&self, address: Address) -> Result<Option<TrieAccount>, StateError> {
+        read_account(self.store, address)
+    }
+    pub fn balance(&self, address: Address) -> Result<U256, StateError> {
+        Ok(self.account(address)?.map(|a| a.balance).unwrap_or_default())
+    }
+    pub fn nonce(&self, address: Address) -> Result<u64, StateError> {
+        Ok(self.account(address)?.map(|a| a.nonce).unwrap_or_default())
+    }
+    pub fn code(&self, address: Address) -> Result<Bytes, StateError> {
+        match self.account(address)? {
+            Some(account) => read_code(self.store, account.code_hash),
+            None => Ok(Bytes::new()),
+        }
+    }
+    pub fn storage(&self, address: Address, slot: B256) -> Result<U256, StateError> {
+        read_storage(self.store, address, slot)
+    }
+}
+
+impl DatabaseRef for StateView<'_> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self.account(address)?.map(|a| AccountInfo {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+            ..Default::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        let code = read_code(self.store, code_hash)?;
+        Ok(if code.is_empty() { Bytecode::default() } else { Bytecode::new_raw(code) })
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        read_storage(self.store, address, B256::from(index))
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        Ok(self
+            .store
+            .get(Column::NumberToHash, &number.to_be_bytes())?
+            .map(|h| B256::from_slice(&h))
+            .unwrap_or_default())
+    }
+}
+
+/// Trie nodes of the account trie.
+struct AccountTrieNodes<'a>(&'a dyn KvStore);
+
+impl NodeReader for AccountTrieNodes<'_> {
+    fn read_node(&self, path: &Nibbles) -> Result<Option<Bytes>, TrieError> {
+        self.0
+            .get(Column::AccountTrie, &trie::encode_path(path))
+            .map(|v| v.map(Bytes::from))
+            .map_err(|e| TrieError::Storage(e.to_string()))
+    }
+}
+
+/// Trie nodes of one account's storage trie (prefixed by the hashed address), or an empty
+/// trie when the account's storage was wiped in this block.
+struct StorageTrieNodes<'a> {
+    store: &'a dyn KvStore,
+    hashed_address: B256,
+    wiped: bool,
+}
+
+impl NodeReader for StorageTrieNodes<'_> {
+    fn read_node(&self, path: &Nibbles) -> Result<Option<Bytes>, TrieError> {
+        if self.wiped {
+            return Ok(None);
+        }
+        self.store
+            .get(Column::StorageTrie, &storage_trie_key(&self.hashed_address, path))
+            .map(|v| v.map(Bytes::from))
+            .map_err(|e| TrieError::Storage(e.to_string()))
+    }
+}
+
+fn storage_trie_key(hashed_address: &B256, path: &Nibbles) -> Vec<u8> {
+    let mut key = hashed_address.to_vec();
+    key.extend_from_slice(&trie::encode_path(path));
+    key
+}
+
+/// A reader for the proofs served by eth_getProof.
+pub fn account_proof(store: &dyn KvStore, address: Address) -> Result<Vec<Bytes>, StateError> {
+    Ok(trie::proof(&AccountTrieNodes(store), keccak256(address))?)
+}
+
+/// Storage proof for `slot` of `address` at the head.
+pub fn storage_proof(store: &dyn KvStore, address: Address, slot: B256) -> Result<Vec<Bytes>, StateError> {
+    let reader = StorageTrieNodes { store, hashed_address: keccak256(address), wiped: false };
+    Ok(trie::proof(&reader, keccak256(slot))?)
+}
+
+/// The root of the account trie as stored.
+pub fn state_root(store: &dyn KvStore) -> Result<B256, StateError> {
+    Ok(trie::root(&AccountTrieNodes(store))?)
+}
+
+fn rlp(value: &impl Encodable) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.length());
+    value.encode(&mut out);
+    out
+}
+
+#[derive(Default)]
+struct AccountChange {
+    /// `Some(None)`: the account no longer exists; `None`: info unchanged.
+    info: Option<Option<AccountInfo>>,
+    wipe_storage: bool,
+    storage: Vec<(U256, U256)>,
+}
+
+/// Turns a block's state changes into writes on `batch` (flat state, code, trie nodes) and
+/// returns the new state root. Reads see the state before the block; nothing is written to
+/// the store here.
+pub fn apply_changes(
+    store: &dyn KvStore,
+    changes: StateChangeset,
+    batch: &mut WriteBatch,
+) -> Result<B256, StateError> {
+    let mut by_address: BTreeMap<Address, AccountChange> = BTreeMap::new();
+    for (address, info) in changes.accounts {
+        by_address.entry(address).or_default().info = Some(info);
+    }
+    for change in changes.storage {
+        let entry = by_address.entry(change.address).or_default();
+        entry.wipe_storage |= change.wipe_storage;
+        entry.storage.extend(change.storage);
+    }
+    for (hash, code) in changes.contracts {
+        let bytes = code.original_bytes();
+        if !bytes.is_empty() {
+            batch.put(Column::Code, hash.as_slice(), bytes.to_vec());
+        }
+    }
+
+    let mut account_leaves = Vec::with_capacity(by_address.len());
+    for (address, change) in by_address {
+        let hashed_address = keccak256(address);
+        let previous = read_account(store, address)?;
+        let info = match change.info {
+            Some(info) => info,
+            None => previous.as_ref().map(|a| AccountInfo {
+                balance: a.balance,
+                nonce: a.nonce,
+                code_hash: a.code_hash,
+                ..Default::default()
+            }),
+        };
+        let Some(info) = info else {
+            // Deleted (EIP-161 touched-empty, or destroyed): drop flat state and both tries.
+            batch.delete(Column::Accounts, address.as_slice());
+            if previous.is_some_and(|a| a.storage_root != EMPTY_ROOT_HASH) {
+                batch.delete_prefix(Column::Storage, address.as_slice());
+                batch.delete_prefix(Column::StorageTrie, hashed_address.as_slice());
+            }
+            account_leaves.push((hashed_address, None));
+            continue;
+        };
+
+        let mut storage_root = previous.as_ref().map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
+        let wiped = change.wipe_storage && storage_root != EMPTY_ROOT_HASH;
+        if wiped {
+            batch.delete_prefix(Column::Storage, address.as_slice());
+            batch.delete_prefix(Column::StorageTrie, hashed_address.as_slice());
+            storage_root = EMPTY_ROOT_HASH;
+        }
+        if !change.storage.is_empty() || wiped {
+            let mut leaves = Vec::with_capacity(change.storage.len());
+            for (slot, value) in change.storage {
+                let slot = B256::from(slot);
+                let key = storage_key(address, &slot);
+                if value.is_zero() {
+                    batch.delete(Column::Storage, key.to_vec());
+                    leaves.push((keccak256(slot), None));
+                } else {
+                    let encoded = rlp(&value);
+                    batch.put(Column::Storage, key.to_vec(), encoded.clone());
+                    leaves.push((keccak256(slot), Some(Bytes::from(encoded))));
+                }
+            }
+            let reader = StorageTrieNodes { store, hashed_address, wiped };
+            let update = trie::update(&reader, leaves)?;
+            for (path, node) in update.writes {
+                let key = storage_trie_key(&hashed_address, &path);
+                match node {
+                    Some(node) => batch.put(Column::StorageTrie, key, node.to_vec()),
+                    None => batch.delete(Column::StorageTrie, key),
+                }
+            }
+            storage_root = update.root;
+        }
+        let account = TrieAccount {
+            nonce: info.nonce,
+            balance: info.balance,
+            storage_root,
+            code_hash: info.code_hash,
+            ..Default::default()
+        };
+        let encoded = rlp(&account);
+        batch.put(Column::Accounts, address.as_slice(), encoded.clone());
+        account_leaves.push((hashed_address, Some(Bytes::from(encoded))));
+    }
+
+    let update = trie::update(&AccountTrieNodes(store), account_leaves)?;
+    for (path, node) in update.writes {
+        let key = trie::encode_path(&path);
+        match node {
+            Some(node) => batch.put(Column::AccountTrie, key, node.to_vec()),
+            None => batch.delete(Column::AccountTrie, key),
+        }
+    }
+    Ok(update.root)
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: real `bttd` processes driven over real JSON-RPC by real clients.
+//! One test binary (each links RocksDB and revm; links are expensive), run serially by
+//! nextest's `processes` group.
+
+mod clients;
+mod crash;
+mod support;

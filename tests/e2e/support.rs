@@ -1,0 +1,213 @@
+//! Test harness for whole nodes: starts the real `bttd` binary on free loopback ports, talks
+//! to it over real JSON-RPC, kills it (SIGKILL or SIGTERM) and restarts it. A node's log is kept
+//! in its datadir and printed when a test fails; children are killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
+use alloy_signer_local::PrivateKeySigner;
+use eyre::{Result, WrapErr, bail, eyre};
+use serde_json::{Value, json};
+
+pub const BTTD: &str = env!("CARGO_BIN_EXE_bttd");
+pub const DEV_KEYS: [&str; 3] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804aeab365a",
+];
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A running `bttd devnet` process.
+pub struct Devnet {
+    child: Option<Child>,
+    pub datadir: PathBuf,
+    pub port: u16,
+    pub rpc_url: String,
+    pub ws_url: String,
+    pub log: PathBuf,
+    http: reqwest::blocking::Client,
+}
+
+impl Devnet {
+    /// Starts `bttd devnet --datadir <datadir> --rpc-port <free> <extra...>` and waits until
+    /// it prints its RPC URL and answers eth_chainId.
+    pub fn start(datadir: &Path, extra: &[&str]) -> Result<Self> {
+        let port = free_port();
+        std::fs::create_dir_all(datadir)?;
+        let log = datadir.join(format!("bttd-{}.log", Instant::now().elapsed().as_nanos() + port as u128));
+        let log_file = std::fs::File::create(&log)?;
+        let mut child = Command::new(BTTD)
+            .arg("devnet")
+            .arg("--datadir")
+            .arg(datadir)
+            .args(["--rpc-port", &port.to_string(), "--log", "info,bttd=debug"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .wrap_err("spawning bttd")?;
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("RPC URL: ") {
+                    let _ = tx.send(url.to_string());
+                }
+            }
+        });
+        let mut devnet = Self {
+            child: Some(child),
+            datadir: datadir.to_path_buf(),
+            port,
+            rpc_url: String::new(),
+            ws_url: format!("ws://127.0.0.1:{port}"),
+            log,
+            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?,
+        };
+        let url = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| eyre!("bttd printed no RPC URL\n{}", devnet.log_text()))?;
+        devnet.rpc_url = url;
+        devnet.call("eth_chainId", json!([]))?;
+        Ok(devnet)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().ok_or_else(|| eyre!("not running"))?;
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("bttd did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One JSON-RPC call; a JSON-RPC error becomes Err.
+    pub fn call(&self, method: &str, params: Value) -> Result<Value> {
+        let response = self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
+        if let Some(error) = response.get("error") {
+            bail!("{method} failed: {error}");
+        }
+        response.get("result").cloned().ok_or_else(|| eyre!("{method}: no result in {response}"))
+    }
+
+    /// Posts any JSON body and returns the parsed response.
+    pub fn raw(&self, body: Value) -> Result<Value> {
+        Ok(self.http.post(&self.rpc_url).json(&body).send()?.json()?)
+    }
+
+    pub fn block_number(&self) -> Result<u64> {
+        quantity(&self.call("eth_blockNumber", json!([]))?)
+    }
+
+    pub fn balance(&self, address: Address) -> Result<U256> {
+        let v = self.call("eth_getBalance", json!([address, "latest"]))?;
+        Ok(v.as_str().ok_or_else(|| eyre!("balance not a string"))?.parse()?)
+    }
+
+    pub fn nonce(&self, address: Address, tag: &str) -> Result<u64> {
+        quantity(&self.call("eth_getTransactionCount", json!([address, tag]))?)
+    }
+
+    pub fn send_raw(&self, raw: &[u8]) -> Result<B256> {
+        let v = self.call("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))]))?;
+        Ok(serde_json::from_value(v)?)
+    }
+
+    /// Waits for a receipt (None after the timeout).
+    pub fn wait_receipt(&self, hash: B256, timeout: Duration) -> Result<Option<Value>> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let receipt = self.call("eth_getTransactionReceipt", json!([hash]))?;
+            if !receipt.is_null() {
+                return Ok(Some(receipt));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("---- bttd log ({}) ----\n{}", self.log.display(), self.log_text());
+        }
+    }
+}
+
+pub fn quantity(v: &Value) -> Result<u64> {
+    let s = v.as_str().ok_or_else(|| eyre!("not a quantity: {v}"))?;
+    Ok(u64::from_str_radix(s.trim_start_matches("0x"), 16)?)
+}
+
+pub fn signer(index: usize) -> PrivateKeySigner {
+    DEV_KEYS[index].parse().unwrap()
+}
+
+/// A signed EIP-1559 value transfer.
+pub fn transfer_1559(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: Address, value: U256, max_fee: u128, tip: u128) -> Vec<u8> {
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(to),
+        value,
+        ..Default::default()
+    };
+    sign(key, tx)
+}
+
+/// A signed legacy (EIP-155) transaction.
+pub fn legacy(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: TxKind, value: U256, gas_price: u128, gas_limit: u64, input: Bytes) -> Vec<u8> {
+    let tx = TxLegacy { chain_id: Some(chain_id), nonce, gas_price, gas_limit, to, value, input };
+    sign(key, tx)
+}
+
+pub fn sign<T: SignableTransaction<alloy_primitives::Signature> + Into<TxEnvelope>>(key: &PrivateKeySigner, tx: T) -> Vec<u8>
+where
+    alloy_consensus::Signed<T>: Into<TxEnvelope>,
+{
+    use alloy_signer::SignerSync;
+    let signature = key.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let envelope: TxEnvelope = tx.into_signed(signature).into();
+    envelope.encoded_2718()
+}
+
+/// Where the node's JS clients live, with their dependencies installed (scripts/setup).
+pub fn js_dir() -> PathBuf {
+    repo_root().join("tests/js")
+}
