@@ -877,14 +877,17 @@ mod tests {
     fn four_validators_decide_with_a_valid_certificate() {
         let n = net();
         let mut ms = Vec::new();
-        let mut queue: Vec<(usize, Output)> = Vec::new();
+        let mut queue: std::collections::VecDeque<(usize, Output)> = Default::default();
         for i in 0..4 {
             let (m, out) = n.machine(i, SignRecord::default());
             ms.push(m);
             queue.extend(out.into_iter().map(|o| (i, o)));
         }
         let mut decided = Vec::new();
-        while let Some((from, o)) = queue.pop() {
+        let mut steps = 0;
+        while let Some((from, o)) = queue.pop_front() {
+            steps += 1;
+            assert!(steps < 100_000, "no decision");
             let inputs: Vec<(usize, Input)> = match o {
                 Output::Broadcast(Message::Proposal(p)) => (0..4).filter(|&i| i != from).map(|i| (i, Input::Proposal(p.clone()))).collect(),
                 Output::Broadcast(Message::Vote(v)) => (0..4).filter(|&i| i != from).map(|i| (i, Input::Vote(v.clone()))).collect(),

@@ -18,6 +18,9 @@ use std::collections::BinaryHeap;
 #[derive(Clone, Debug)]
 pub(crate) enum NetMsg {
     Consensus(Message),
+    /// "My next height is ...": the sim's stand-in for the node's status
+    /// exchange, which is what starts block sync for a node left behind.
+    Status { height: Height },
     SyncRequest { from: Height },
     SyncResponse(Vec<(Block, CommitCertificate)>),
 }

@@ -278,6 +278,12 @@ impl Sim {
             }
             Event::Rebroadcast { node, inc } if self.live(node, inc) => {
                 self.apply(node, Input::Rebroadcast);
+                if self.nodes[node].behaviour != Behaviour::Silent {
+                    let height = self.nodes[node].chain.len() as u64 + 1;
+                    for to in (0..self.nodes.len()).filter(|&t| t != node) {
+                        self.net.send(&mut self.q, &mut self.rng, node, to, NetMsg::Status { height });
+                    }
+                }
                 self.q.after(us(self.cfg.rebroadcast), Event::Rebroadcast { node, inc });
             }
             Event::Crash { node } => {
@@ -335,6 +341,11 @@ impl Sim {
                     Message::Vote(v) => Input::Vote(v),
                 };
                 self.apply(to, input);
+            }
+            NetMsg::Status { height } => {
+                if height > my_height {
+                    self.maybe_sync(to, from, my_height);
+                }
             }
             NetMsg::SyncRequest { from: h } => {
                 if self.nodes[to].behaviour == Behaviour::Silent {
@@ -518,6 +529,10 @@ impl Sim {
                     }
                     NetMsg::Consensus(Message::Vote(v)) => t.update(v.signature),
                     NetMsg::SyncRequest { from } => t.update(from.to_be_bytes()),
+                    NetMsg::Status { height } => {
+                        t.update([1]);
+                        t.update(height.to_be_bytes());
+                    }
                     NetMsg::SyncResponse(b) => t.update((b.len() as u64).to_be_bytes()),
                 }
             }
