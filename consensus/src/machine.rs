@@ -350,8 +350,18 @@ impl Machine {
         if let Some(lock) = record.lock.filter(|l| l.height == height) {
             self.locked = Some((lock.round, lock.block));
         }
-        let round = record.latest.filter(|l| l.height == height).map_or(0, |l| l.round);
-        self.start_round(round, out);
+        let latest = record.latest.filter(|l| l.height == height);
+        self.start_round(latest.map_or(0, |l| l.round), out);
+        // Repeat the votes signed before the crash: peers may have lost them
+        // and the round's quorum may need our power.
+        if let Some(l) = latest {
+            if let Some(v) = l.prevote {
+                self.cast(VoteType::Prevote, v, out);
+            }
+            if let Some(v) = l.precommit {
+                self.cast(VoteType::Precommit, v, out);
+            }
+        }
         let buffered = std::mem::take(&mut self.future);
         for m in buffered {
             match m {
@@ -964,10 +974,12 @@ mod tests {
         }
         let record = *m.sign_record();
         assert_eq!(record.lock.unwrap().block, a.id);
-        let (mut m2, _) = n.machine(me, record);
+        let (m2, _) = n.machine(me, record);
         assert_eq!(m2.locked(), Some((0, a.id)));
+        let (mut m2, out) = n.machine(me, record);
+        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 0, Some(a.id)), (VoteType::Precommit, 0, Some(a.id))]);
         let out = m2.apply(Input::TimeoutFired { height: 1, round: 0, step: Step::Propose });
-        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 0, Some(a.id))]);
+        assert!(sent_votes(&out).is_empty());
     }
 
     #[test]

@@ -122,6 +122,9 @@ fn soak() {
         ("loss_reorder", scenarios::loss_reorder),
         ("equivocators", scenarios::equivocators),
     ] {
+        if std::env::var("BTTD_SIM_ONLY").is_ok_and(|only| !only.split(',').any(|o| o == name)) {
+            continue;
+        }
         // Start above the CI seeds so the soak explores new schedules.
         run_many(name, build, 1_000_000, n, threads);
     }
