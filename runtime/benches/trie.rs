@@ -2,7 +2,8 @@
 //! updated accounts plus 100 new ones (a block of ~1,000 transfers touches ~2,000 accounts).
 
 use alloy_primitives::{B256, Bytes, U256, keccak256};
-use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount};
+use alloy_rlp::{Encodable, Header};
+use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY};
 use bttd_runtime::trie::{MemoryNodes, update};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -12,14 +13,22 @@ const ACCOUNTS: u64 = 1_000_000;
 const UPDATED: usize = 2_000;
 const CREATED: usize = 100;
 
+/// RLP of an account `[nonce, balance, storageRoot, codeHash]` as the state trie holds it.
 fn account(nonce: u64, balance: u64) -> Bytes {
-    let account = TrieAccount {
-        nonce,
-        balance: U256::from(balance) * U256::from(10u64).pow(U256::from(18)),
-        storage_root: EMPTY_ROOT_HASH,
-        code_hash: KECCAK_EMPTY,
-    };
-    Bytes::from(alloy_rlp::encode(account))
+    let balance = U256::from(balance) * U256::from(10u64).pow(U256::from(18));
+    let mut payload = Vec::with_capacity(80);
+    nonce.encode(&mut payload);
+    balance.encode(&mut payload);
+    EMPTY_ROOT_HASH.encode(&mut payload);
+    KECCAK_EMPTY.encode(&mut payload);
+    let mut out = Vec::with_capacity(payload.len() + 2);
+    Header {
+        list: true,
+        payload_length: payload.len(),
+    }
+    .encode(&mut out);
+    out.extend_from_slice(&payload);
+    Bytes::from(out)
 }
 
 fn key(i: u64) -> B256 {
@@ -29,7 +38,11 @@ fn key(i: u64) -> B256 {
 fn build() -> MemoryNodes {
     let started = Instant::now();
     let mut nodes = MemoryNodes::new();
-    let result = update(&nodes, (0..ACCOUNTS).map(|i| (key(i), Some(account(0, i + 1))))).unwrap();
+    let result = update(
+        &nodes,
+        (0..ACCOUNTS).map(|i| (key(i), Some(account(0, i + 1)))),
+    )
+    .unwrap();
     nodes.apply(&result);
     eprintln!(
         "built {ACCOUNTS} leaves ({} stored nodes) in {:.2?}",
@@ -43,7 +56,13 @@ fn batch(rng: &mut StdRng, fresh: &mut u64) -> Vec<(B256, Option<Bytes>)> {
     let mut changes = Vec::with_capacity(UPDATED + CREATED);
     for _ in 0..UPDATED {
         let i = rng.random_range(0..ACCOUNTS);
-        changes.push((key(i), Some(account(rng.random_range(1..1000), rng.random_range(1..1_000_000)))));
+        changes.push((
+            key(i),
+            Some(account(
+                rng.random_range(1..1000),
+                rng.random_range(1..1_000_000),
+            )),
+        ));
     }
     for _ in 0..CREATED {
         *fresh += 1;

@@ -26,6 +26,9 @@ impl TrieError {
     }
 
     pub(crate) fn corrupt(path: &Nibbles, reason: impl Into<String>) -> Self {
-        Self::Corrupt { path: *path, reason: reason.into() }
+        Self::Corrupt {
+            path: *path,
+            reason: reason.into(),
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::TrieError;
 use alloy_primitives::Bytes;
-use alloy_rlp::Decodable;
+use alloy_rlp::{Decodable, EMPTY_STRING_CODE, Header};
 use alloy_trie::{
     Nibbles,
     nodes::{RlpNode, TrieNode},
@@ -48,39 +48,83 @@ pub(crate) fn empty_children() -> Box<[Child; 16]> {
 /// Decodes the RLP of the node at `path` (stored, or inlined in its parent), checking that its
 /// shape fits its depth so that later slicing of keys cannot go out of range.
 pub(crate) fn decode_node(rlp: &[u8], path: &Nibbles) -> Result<Node, TrieError> {
-    let node = decode_trie_node(rlp, path)?;
     let depth = path.len();
-    Ok(match node {
+    // Branches are most of what an update loads: decode them straight into the children array.
+    if let Some(children) = decode_branch(rlp, path)? {
+        if depth >= KEY_NIBBLES {
+            return Err(TrieError::corrupt(path, "branch at full key depth"));
+        }
+        return Ok(Node::Branch { children });
+    }
+    Ok(match decode_trie_node(rlp, path)? {
         TrieNode::Leaf(leaf) => {
             if depth + leaf.key.len() != KEY_NIBBLES {
-                return Err(TrieError::corrupt(path, "leaf key does not end at 64 nibbles"));
+                return Err(TrieError::corrupt(
+                    path,
+                    "leaf key does not end at 64 nibbles",
+                ));
             }
-            Node::Leaf { key: leaf.key, value: Bytes::from(leaf.value) }
+            Node::Leaf {
+                key: leaf.key,
+                value: Bytes::from(leaf.value),
+            }
         }
         TrieNode::Extension(ext) => {
             if depth + ext.key.len() >= KEY_NIBBLES {
-                return Err(TrieError::corrupt(path, "extension reaches past the key length"));
+                return Err(TrieError::corrupt(
+                    path,
+                    "extension reaches past the key length",
+                ));
             }
-            Node::Extension { key: ext.key, child: Child::Ref(ext.child) }
+            Node::Extension {
+                key: ext.key,
+                child: Child::Ref(ext.child),
+            }
         }
-        TrieNode::Branch(branch) => {
-            if depth >= KEY_NIBBLES {
-                return Err(TrieError::corrupt(path, "branch at full key depth"));
-            }
-            let mut children = empty_children();
-            let mut stack = branch.stack.into_iter();
-            for nibble in 0..16u8 {
-                if branch.state_mask.is_bit_set(nibble) {
-                    let child = stack
-                        .next()
-                        .ok_or_else(|| TrieError::corrupt(path, "branch mask/stack mismatch"))?;
-                    children[nibble as usize] = Child::Ref(child);
-                }
-            }
-            Node::Branch { children }
-        }
+        TrieNode::Branch(_) => return Err(TrieError::corrupt(path, "malformed branch")),
         TrieNode::EmptyRoot => return Err(TrieError::corrupt(path, "empty node stored")),
     })
+}
+
+/// Decodes a 17-item branch list into children references; `None` if `rlp` is a list of
+/// another length (a leaf or extension).
+fn decode_branch(rlp: &[u8], path: &Nibbles) -> Result<Option<Box<[Child; 16]>>, TrieError> {
+    let corrupt = |e: alloy_rlp::Error| TrieError::corrupt(path, format!("undecodable node: {e}"));
+    let mut buf = rlp;
+    let header = Header::decode(&mut buf).map_err(corrupt)?;
+    if !header.list || buf.len() != header.payload_length {
+        return Err(TrieError::corrupt(path, "node is not a single RLP list"));
+    }
+    // Items of a leaf/extension: 2. Peek at the item count before allocating.
+    let mut items = 0;
+    let mut scan = buf;
+    while !scan.is_empty() {
+        let item = Header::decode(&mut scan).map_err(corrupt)?;
+        if scan.len() < item.payload_length {
+            return Err(TrieError::corrupt(path, "truncated node item"));
+        }
+        scan = &scan[item.payload_length..];
+        items += 1;
+    }
+    if items != 17 {
+        return Ok(None);
+    }
+    let mut children = empty_children();
+    for child in children.iter_mut() {
+        if buf[0] == EMPTY_STRING_CODE {
+            buf = &buf[1..];
+            continue;
+        }
+        let start = buf;
+        let item = Header::decode(&mut buf).map_err(corrupt)?;
+        buf = &buf[item.payload_length..];
+        let raw = &start[..start.len() - buf.len()];
+        *child = Child::Ref(RlpNode::from_raw_rlp(raw).map_err(corrupt)?);
+    }
+    if buf != [EMPTY_STRING_CODE] {
+        return Err(TrieError::corrupt(path, "branch node with a value"));
+    }
+    Ok(Some(children))
 }
 
 /// Decodes node RLP with alloy's decoder, mapping errors to [`TrieError::Corrupt`].

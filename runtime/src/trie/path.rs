@@ -32,7 +32,10 @@ mod tests {
         let keys: std::collections::HashSet<_> = paths.iter().map(encode_path).collect();
         assert_eq!(keys.len(), paths.len());
         assert_eq!(encode_path(&Nibbles::new()), vec![0]);
-        assert_eq!(encode_path(&Nibbles::from_nibbles([0xa, 0xb, 0xc])), vec![0xab, 0xc0, 3]);
+        assert_eq!(
+            encode_path(&Nibbles::from_nibbles([0xa, 0xb, 0xc])),
+            vec![0xab, 0xc0, 3]
+        );
         let full = Nibbles::unpack([0xff; 32]);
         let key = encode_path(&full);
         assert_eq!(key.len(), 33);

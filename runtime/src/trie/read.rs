@@ -14,7 +14,9 @@ use alloy_trie::{
 
 /// Current root of the stored trie (`EMPTY_ROOT_HASH` when no root node is stored).
 pub fn root<R: NodeReader>(reader: &R) -> Result<B256, TrieError> {
-    Ok(reader.read_node(&Nibbles::new())?.map_or(EMPTY_ROOT_HASH, keccak256))
+    Ok(reader
+        .read_node(&Nibbles::new())?
+        .map_or(EMPTY_ROOT_HASH, keccak256))
 }
 
 /// Point lookup of the leaf value of `key` through the trie.
@@ -98,7 +100,10 @@ fn follow<R: NodeReader>(
         .read_node(path)?
         .ok_or_else(|| TrieError::corrupt(path, format!("missing node {hash}")))?;
     if keccak256(&stored) != hash {
-        return Err(TrieError::corrupt(path, format!("stored node does not hash to {hash}")));
+        return Err(TrieError::corrupt(
+            path,
+            format!("stored node does not hash to {hash}"),
+        ));
     }
     visit(&stored);
     decode_trie_node(&stored, path)

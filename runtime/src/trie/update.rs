@@ -24,7 +24,7 @@ pub fn update<R: NodeReader>(
     changes: impl IntoIterator<Item = (B256, Option<Bytes>)>,
 ) -> Result<TrieUpdate, TrieError> {
     let changes = sorted_last_wins(changes);
-    let mut updater = Updater::new(reader);
+    let mut updater = Updater::new(reader, changes.len());
 
     let root_path = Nibbles::new();
     let mut root = match reader.read_node(&root_path)? {
@@ -35,14 +35,23 @@ pub fn update<R: NodeReader>(
         None => Child::Empty,
     };
     if changes.is_empty() {
-        let root = updater.loaded.get(&root_path).copied().unwrap_or(EMPTY_ROOT_HASH);
-        return Ok(TrieUpdate { root, writes: Vec::new() });
+        let root = updater
+            .loaded
+            .get(&root_path)
+            .copied()
+            .unwrap_or(EMPTY_ROOT_HASH);
+        return Ok(TrieUpdate {
+            root,
+            writes: Vec::new(),
+        });
     }
 
     for (key, value) in changes {
         let key = Nibbles::unpack_array(&key.0);
         match value {
-            Some(value) if !value.is_empty() => updater.insert(&mut root, root_path, &key, value)?,
+            Some(value) if !value.is_empty() => {
+                updater.insert(&mut root, root_path, &key, value)?
+            }
             _ => updater.delete(&mut root, root_path, &key)?,
         }
     }
@@ -55,7 +64,7 @@ fn sorted_last_wins(
 ) -> Vec<(B256, Option<Bytes>)> {
     let mut changes: Vec<_> = changes.into_iter().collect();
     // Stable, so equal keys keep their order and the last one is the latest change.
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    changes.sort_by_key(|change| change.0);
     let mut out: Vec<(B256, Option<Bytes>)> = Vec::with_capacity(changes.len());
     for change in changes {
         if out.last().is_some_and(|last| last.0 == change.0) {
@@ -86,11 +95,13 @@ struct Updater<'r, R> {
 }
 
 impl<'r, R: NodeReader> Updater<'r, R> {
-    fn new(reader: &'r R) -> Self {
+    fn new(reader: &'r R, changes: usize) -> Self {
+        // A change touches a handful of nodes, most of them its own on a large trie.
+        let touched = changes.saturating_mul(4).min(1 << 20);
         Self {
             reader,
-            loaded: HashMap::default(),
-            writes: Vec::new(),
+            loaded: HashMap::with_capacity_and_hasher(touched, Default::default()),
+            writes: Vec::with_capacity(touched),
             buf: Vec::with_capacity(600),
             stack: Vec::with_capacity(16 * 8),
         }
@@ -140,12 +151,18 @@ impl<'r, R: NodeReader> Updater<'r, R> {
     ) -> Result<(), TrieError> {
         let depth = path.len();
         let Some(node) = self.resolve(slot, &path)? else {
-            *slot = Child::node(Node::Leaf { key: key.slice(depth..), value });
+            *slot = Child::node(Node::Leaf {
+                key: key.slice(depth..),
+                value,
+            });
             return Ok(());
         };
         let rest = key.slice(depth..);
         let replacement = match node {
-            Node::Leaf { key: leaf_key, value: leaf_value } => {
+            Node::Leaf {
+                key: leaf_key,
+                value: leaf_value,
+            } => {
                 if *leaf_key == rest {
                     *leaf_value = value;
                     return Ok(());
@@ -157,11 +174,16 @@ impl<'r, R: NodeReader> Updater<'r, R> {
                     key: leaf_key.slice(common + 1..),
                     value: mem::take(leaf_value),
                 });
-                children[rest.get_unchecked(common) as usize] =
-                    Child::node(Node::Leaf { key: rest.slice(common + 1..), value });
+                children[rest.get_unchecked(common) as usize] = Child::node(Node::Leaf {
+                    key: rest.slice(common + 1..),
+                    value,
+                });
                 with_prefix(rest.slice(..common), Node::Branch { children })
             }
-            Node::Extension { key: ext_key, child } => {
+            Node::Extension {
+                key: ext_key,
+                child,
+            } => {
                 let common = ext_key.common_prefix_length(&rest);
                 if common == ext_key.len() {
                     let child_path = path.join(ext_key);
@@ -171,12 +193,17 @@ impl<'r, R: NodeReader> Updater<'r, R> {
                 let mut children = empty_children();
                 let old_child = mem::take(child);
                 children[ext_key.get_unchecked(common) as usize] = if ext_key.len() > common + 1 {
-                    Child::node(Node::Extension { key: ext_key.slice(common + 1..), child: old_child })
+                    Child::node(Node::Extension {
+                        key: ext_key.slice(common + 1..),
+                        child: old_child,
+                    })
                 } else {
                     old_child
                 };
-                children[rest.get_unchecked(common) as usize] =
-                    Child::node(Node::Leaf { key: rest.slice(common + 1..), value });
+                children[rest.get_unchecked(common) as usize] = Child::node(Node::Leaf {
+                    key: rest.slice(common + 1..),
+                    value,
+                });
                 with_prefix(rest.slice(..common), Node::Branch { children })
             }
             Node::Branch { children } => {
@@ -205,7 +232,10 @@ impl<'r, R: NodeReader> Updater<'r, R> {
                     After::Keep
                 }
             }
-            Node::Extension { key: ext_key, child } => {
+            Node::Extension {
+                key: ext_key,
+                child,
+            } => {
                 if !key.slice(depth..).starts_with(ext_key) {
                     return Ok(());
                 }
@@ -214,12 +244,14 @@ impl<'r, R: NodeReader> Updater<'r, R> {
                 match mem::take(child) {
                     Child::Empty => After::Remove,
                     Child::Node(below) => match *below {
-                        Node::Leaf { key: k, value } => {
-                            After::Replace(Node::Leaf { key: ext_key.join(&k), value })
-                        }
-                        Node::Extension { key: k, child: c } => {
-                            After::Replace(Node::Extension { key: ext_key.join(&k), child: c })
-                        }
+                        Node::Leaf { key: k, value } => After::Replace(Node::Leaf {
+                            key: ext_key.join(&k),
+                            value,
+                        }),
+                        Node::Extension { key: k, child: c } => After::Replace(Node::Extension {
+                            key: ext_key.join(&k),
+                            child: c,
+                        }),
                         branch @ Node::Branch { .. } => {
                             *child = Child::node(branch);
                             After::Keep
@@ -272,7 +304,10 @@ impl<'r, R: NodeReader> Updater<'r, R> {
                 let (node, hash) = self.load(&child_path, &rlp)?;
                 if matches!(node, Node::Branch { .. }) {
                     // Unchanged and staying at its path: keep only its reference.
-                    return Ok(Node::Extension { key: prefix, child: Child::Ref(rlp) });
+                    return Ok(Node::Extension {
+                        key: prefix,
+                        child: Child::Ref(rlp),
+                    });
                 }
                 if let Some(hash) = hash {
                     self.loaded.insert(child_path, hash);
@@ -281,11 +316,18 @@ impl<'r, R: NodeReader> Updater<'r, R> {
             }
         };
         Ok(match node {
-            Node::Leaf { key, value } => Node::Leaf { key: prefix.join(&key), value },
-            Node::Extension { key, child } => Node::Extension { key: prefix.join(&key), child },
-            branch @ Node::Branch { .. } => {
-                Node::Extension { key: prefix, child: Child::node(branch) }
-            }
+            Node::Leaf { key, value } => Node::Leaf {
+                key: prefix.join(&key),
+                value,
+            },
+            Node::Extension { key, child } => Node::Extension {
+                key: prefix.join(&key),
+                child,
+            },
+            branch @ Node::Branch { .. } => Node::Extension {
+                key: prefix,
+                child: Child::node(branch),
+            },
         })
     }
 
@@ -300,10 +342,15 @@ impl<'r, R: NodeReader> Updater<'r, R> {
                 rlp.as_hash().unwrap_or_else(|| keccak256(&self.buf))
             }
         };
-        let Self { loaded, mut writes, .. } = self;
+        let Self {
+            loaded, mut writes, ..
+        } = self;
         writes.extend(loaded.into_keys().map(|path| (path, None)));
-        writes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(TrieUpdate { root: root_hash, writes })
+        writes.sort_unstable_by_key(|write| write.0);
+        Ok(TrieUpdate {
+            root: root_hash,
+            writes,
+        })
     }
 
     /// Reference of `child` at `path` for its parent (`None` when empty).
@@ -317,7 +364,12 @@ impl<'r, R: NodeReader> Updater<'r, R> {
 
     /// Encodes `node` (after its children) into `self.buf`, stores it if it is referenced by
     /// hash (or is the root), and returns its reference.
-    fn commit_node(&mut self, node: Node, path: Nibbles, is_root: bool) -> Result<RlpNode, TrieError> {
+    fn commit_node(
+        &mut self,
+        node: Node,
+        path: Nibbles,
+        is_root: bool,
+    ) -> Result<RlpNode, TrieError> {
         match node {
             Node::Leaf { key, value } => {
                 self.buf.clear();
@@ -355,7 +407,8 @@ impl<'r, R: NodeReader> Updater<'r, R> {
         if let Some(hash) = hash {
             // Rewrite only what changed; a path stored again is not stale.
             if self.loaded.remove(&path) != Some(hash) {
-                self.writes.push((path, Some(Bytes::copy_from_slice(&self.buf))));
+                self.writes
+                    .push((path, Some(Bytes::copy_from_slice(&self.buf))));
             }
         }
         debug_assert!(path.len() <= KEY_NIBBLES);
@@ -365,5 +418,12 @@ impl<'r, R: NodeReader> Updater<'r, R> {
 
 /// `node` behind an extension of `prefix`, or `node` itself when `prefix` is empty.
 fn with_prefix(prefix: Nibbles, node: Node) -> Node {
-    if prefix.is_empty() { node } else { Node::Extension { key: prefix, child: Child::node(node) } }
+    if prefix.is_empty() {
+        node
+    } else {
+        Node::Extension {
+            key: prefix,
+            child: Child::node(node),
+        }
+    }
 }
