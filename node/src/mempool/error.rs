@@ -23,15 +23,17 @@ pub enum PoolError {
     ReplacementUnderpriced,
     /// The balance does not cover `gas * maxFee + value` of this transaction.
     #[error(
-        "insufficient funds for gas * price + value: balance {balance}, tx cost {cost}, overshot {overshot}"
+        "insufficient funds for gas * price + value: balance {balance}, tx cost {cost}, overshot {}",
+        overshot(.balance, &[.cost])
     )]
-    InsufficientFunds { balance: U256, cost: U256, overshot: U256 },
+    InsufficientFunds { balance: U256, cost: U256 },
     /// The balance covers this transaction alone but not together with the sender's
     /// lower-nonce transactions already in the pool, which would execute first.
     #[error(
-        "insufficient funds for gas * price + value: balance {balance}, queued cost {queued_cost}, tx cost {cost}, overshot {overshot}"
+        "insufficient funds for gas * price + value: balance {balance}, queued cost {queued_cost}, tx cost {cost}, overshot {}",
+        overshot(.balance, &[.queued_cost, .cost])
     )]
-    InsufficientFundsWithQueued { balance: U256, queued_cost: U256, cost: U256, overshot: U256 },
+    InsufficientFundsWithQueued { balance: U256, queued_cost: U256, cost: U256 },
     /// The pool is at its count or byte limit and nothing cheaper could be evicted.
     #[error("txpool is full")]
     PoolFull,
@@ -42,4 +44,10 @@ pub enum PoolError {
     /// included.
     #[error("transaction underpriced: max fee per gas {fee_cap}, minimum needed {minimum}")]
     Underpriced { fee_cap: u128, minimum: u64 },
+}
+
+/// How far the costs exceed the balance (for the message; kept out of the variants so the
+/// error stays small enough to return by value).
+fn overshot(balance: &U256, costs: &[&U256]) -> U256 {
+    costs.iter().fold(U256::ZERO, |acc, c| acc.saturating_add(**c)).saturating_sub(*balance)
 }

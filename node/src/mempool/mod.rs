@@ -29,6 +29,7 @@ mod best;
 mod error;
 mod sender;
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 
 use alloy_primitives::{Address, B256, U256};
@@ -156,7 +157,10 @@ impl Pool {
             return Err(PoolError::AlreadyKnown);
         }
         if tx.max_fee_per_gas() < u128::from(min_base_fee) {
-            return Err(PoolError::Underpriced { fee_cap: tx.max_fee_per_gas(), minimum: min_base_fee });
+            return Err(PoolError::Underpriced {
+                fee_cap: tx.max_fee_per_gas(),
+                minimum: min_base_fee,
+            });
         }
         let sender = tx.sender();
         let nonce = tx.nonce();
@@ -193,15 +197,16 @@ impl Pool {
         let balance = state.balance(sender);
         let cost = tx.max_cost();
         let queued_cost = queue.map_or(U256::ZERO, |q| {
-            q.txs.range(next..nonce).fold(U256::ZERO, |acc, (_, p)| acc.saturating_add(p.tx.max_cost()))
+            q.txs
+                .range(next..nonce)
+                .fold(U256::ZERO, |acc, (_, p)| acc.saturating_add(p.tx.max_cost()))
         });
         let total = queued_cost.saturating_add(cost);
         if total > balance {
-            let overshot = total - balance;
             return Err(if queued_cost.is_zero() {
-                PoolError::InsufficientFunds { balance, cost, overshot }
+                PoolError::InsufficientFunds { balance, cost }
             } else {
-                PoolError::InsufficientFundsWithQueued { balance, queued_cost, cost, overshot }
+                PoolError::InsufficientFundsWithQueued { balance, queued_cost, cost }
             });
         }
 
@@ -268,7 +273,9 @@ impl Pool {
         min_base_fee: u64,
         already: &[(Address, u64)],
     ) -> Option<((Address, u64), usize)> {
-        let mut best: Option<((bool, u128, std::cmp::Reverse<u64>), (Address, u64), usize)> = None;
+        // Eviction rank: queued (false) before pending, lowest tip, newest arrival.
+        type Rank = (bool, u128, Reverse<u64>);
+        let mut best: Option<(Rank, (Address, u64), usize)> = None;
         for (&sender, queue) in &self.senders {
             if sender == exclude {
                 continue;
@@ -282,14 +289,14 @@ impl Pool {
                 if tip >= new_tip {
                     continue;
                 }
-                let key = (pending, tip, std::cmp::Reverse(ptx.seq));
-                if best.as_ref().is_some_and(|(k, _, _)| *k <= key) {
+                let rank = (pending, tip, Reverse(ptx.seq));
+                if best.as_ref().is_some_and(|(r, _, _)| *r <= rank) {
                     continue;
                 }
                 if already.contains(&(sender, nonce)) {
                     continue;
                 }
-                best = Some((key, (sender, nonce), ptx.tx.size()));
+                best = Some((rank, (sender, nonce), ptx.tx.size()));
             }
         }
         best.map(|(_, id, size)| (id, size))
@@ -388,8 +395,11 @@ impl Pool {
         let mut content = PoolContent::default();
         for (&sender, queue) in &self.senders {
             for (&nonce, ptx) in &queue.txs {
-                let side =
-                    if queue.is_pending(nonce) { &mut content.pending } else { &mut content.queued };
+                let side = if queue.is_pending(nonce) {
+                    &mut content.pending
+                } else {
+                    &mut content.queued
+                };
                 side.entry(sender).or_default().insert(nonce, ptx.tx.clone());
             }
         }

@@ -30,16 +30,13 @@ impl SenderQueue {
 
     /// Recomputes the pending run after any change of nonces or of the state nonce.
     pub(super) fn recompute(&mut self) {
-        let mut expected = self.state_nonce;
-        let mut len = 0;
-        for &nonce in self.txs.range(self.state_nonce..).map(|(n, _)| n) {
-            if nonce != expected {
-                break;
-            }
-            expected += 1;
-            len += 1;
-        }
-        self.pending_len = len;
+        self.pending_len = self
+            .txs
+            .range(self.state_nonce..)
+            .map(|(nonce, _)| *nonce)
+            .zip(self.state_nonce..)
+            .take_while(|(nonce, expected)| nonce == expected)
+            .count();
     }
 
     pub(super) fn is_pending(&self, nonce: u64) -> bool {

@@ -296,10 +296,10 @@ fn insufficient_funds_counts_earlier_nonces() {
             balance: one_tx * U256::from(2) - U256::from(1),
             queued_cost: one_tx,
             cost: one_tx,
-            overshot: U256::from(1),
         }
     );
     assert!(err.to_string().starts_with("insufficient funds for gas * price + value"), "{err}");
+    assert!(err.to_string().ends_with("overshot 1"), "{err}");
 
     // A single transaction costing more than the balance: geth's plain message.
     let b = acct(2);
