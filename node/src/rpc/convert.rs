@@ -3,7 +3,7 @@
 //!
 //! Senders come from the stored body (recovered once at admission), never from the signature.
 
-use alloy_consensus::{ReceiptEnvelope, Transaction as _, TxEnvelope, TxReceipt, transaction::Recovered};
+use alloy_consensus::{ReceiptEnvelope, Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip4895::Withdrawals;
 use alloy_primitives::{Address, B256, U256};
 use alloy_rlp::Encodable;

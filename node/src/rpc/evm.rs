@@ -14,7 +14,7 @@
 //! Reads go through a `CacheDB` over the head `StateView`, kept across the runs of one
 //! estimation so the binary search reads storage once.
 
-use alloy_primitives::{Address, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use bttd_runtime::executor::{BlockContext, SPEC};
 use bttd_runtime::state::{StateError, StateView};
@@ -22,11 +22,41 @@ use jsonrpsee::types::ErrorObjectOwned;
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::database::CacheDB;
-use revm::database_interface::Database;
+use revm::bytecode::Bytecode;
+use revm::database_interface::{Database, DatabaseRef};
+use revm::state::AccountInfo;
 use revm::primitives::KECCAK_EMPTY;
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 
 use super::error::{RpcResult, internal, invalid_params, server_error};
+
+/// The head state as revm should see it. `StateView::basic_ref` fills `AccountInfo::code`
+/// with revm's default (`Some(empty)`), which makes revm treat every contract as codeless;
+/// clearing it makes revm load the code by hash. (Reported to the runtime; harmless once fixed.)
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeadDb<'a>(pub StateView<'a>);
+
+impl DatabaseRef for HeadDb<'_> {
+    type Error = StateError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        Ok(self.0.basic_ref(address)?.map(|mut info| {
+            if info.code_hash != KECCAK_EMPTY {
+                info.code = None;
+            }
+            info
+        }))
+    }
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
+        self.0.code_by_hash_ref(code_hash)
+    }
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
+        self.0.storage_ref(address, index)
+    }
+    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
+        self.0.block_hash_ref(number)
+    }
+}
 
 /// A revm run's outcome, or why the transaction could not run at all.
 pub(crate) type RunResult = Result<ExecutionResult, EVMError<StateError>>;
@@ -100,7 +130,7 @@ impl CallTx {
 
 /// Runs call requests on the head state in the next block's environment.
 pub(crate) struct Simulator<'a> {
-    db: CacheDB<StateView<'a>>,
+    db: CacheDB<HeadDb<'a>>,
     block: BlockEnv,
     cfg: CfgEnv,
     /// The chain's block gas limit (the environment's may be raised for a big call).
@@ -126,7 +156,7 @@ impl<'a> Simulator<'a> {
             )),
             ..Default::default()
         };
-        let mut sim = Self { db: CacheDB::new(state), block, cfg, block_gas_limit: next.gas_limit };
+        let mut sim = Self { db: CacheDB::new(HeadDb(state)), block, cfg, block_gas_limit: next.gas_limit };
         sim.treat_as_eoa(tx.caller())?;
         Ok(sim)
     }

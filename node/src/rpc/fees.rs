@@ -123,7 +123,6 @@ impl Rpc {
             .iter()
             .zip(&receipts)
             .map(|(tx, receipt)| {
-                use alloy_consensus::TxReceipt;
                 let cumulative = receipt.cumulative_gas_used();
                 let used = cumulative.saturating_sub(previous);
                 previous = cumulative;

@@ -109,7 +109,8 @@ pub enum RpcError {
     Register(#[from] jsonrpsee::core::RegisterMethodError),
 }
 
-/// A running server. Dropping it does not stop the server; call [`RpcHandle::stop`].
+/// A running server (cheap to clone). Dropping it does not stop the server; call
+/// [`RpcHandle::stop`].
 #[derive(Debug, Clone)]
 pub struct RpcHandle {
     local_addr: SocketAddr,
@@ -127,9 +128,14 @@ impl RpcHandle {
     pub fn ws_url(&self) -> String {
         format!("ws://{}", self.local_addr)
     }
-    /// Asks the server to stop; idempotent.
-    pub fn stop(&self) {
+    /// Asks the server to stop without waiting; idempotent.
+    pub fn request_stop(&self) {
         let _ = self.handle.stop();
+    }
+    /// Stops the server and waits until it has stopped.
+    pub async fn stop(self) {
+        self.request_stop();
+        self.stopped().await;
     }
     /// Resolves when the server has stopped.
     pub async fn stopped(self) {

@@ -1,1 +1,406 @@
-//! Tests (filled below).
+//! End-to-end tests of the server over a real devnet chain in memory: transactions signed with
+//! the first dev key, blocks built and committed as the producer does, every answer read back
+//! over HTTP (or WebSocket) as a client would.
+
+use std::sync::Arc;
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address, b256, hex};
+use alloy_signer_local::PrivateKeySigner;
+use bttd_genesis::{DevnetOptions, devnet_genesis};
+use bttd_runtime::storage::MemoryStore;
+use bttd_runtime::{Chain, RecoveredTx};
+use jsonrpsee::core::client::SubscriptionClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use serde_json::{Value, json};
+
+use super::{RpcConfig, RpcHandle, start};
+use crate::context::NodeContext;
+use crate::mempool::{Pool, PoolConfig};
+
+const DEV_KEY: B256 = b256!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
+const DEV_ADDRESS: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
+const RECIPIENT: Address = address!("000000000000000000000000000000000000bEEF");
+const BENEFICIARY: Address = address!("00000000000000000000000000000000000c0ffe");
+const GWEI: u128 = 1_000_000_000;
+const ETHER: u128 = 1_000_000_000_000_000_000;
+const LOG_TOPIC: B256 = b256!("1111111111111111111111111111111111111111111111111111111111111111");
+
+struct Node {
+    ctx: Arc<NodeContext>,
+    rpc: RpcHandle,
+    http: reqwest::Client,
+}
+
+async fn node_with(config: RpcConfig) -> Node {
+    let (spec, _accounts) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
+    let chain = Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis).expect("open chain");
+    let ctx = Arc::new(NodeContext::new(Arc::new(chain), Pool::new(PoolConfig::default())));
+    let rpc = start(ctx.clone(), RpcConfig { addr: "127.0.0.1:0".parse().unwrap(), ..config }).await.expect("start rpc");
+    Node { ctx, rpc, http: reqwest::Client::new() }
+}
+
+async fn node() -> Node {
+    node_with(RpcConfig::default()).await
+}
+
+impl Node {
+    /// The whole JSON-RPC response object.
+    async fn raw(&self, body: Value) -> Value {
+        self.http.post(self.rpc.http_url()).json(&body).send().await.expect("send").json().await.expect("json")
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Value {
+        let response = self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+        match response.get("result") {
+            Some(result) => result.clone(),
+            None => panic!("{method} failed: {response}"),
+        }
+    }
+
+    async fn error(&self, method: &str, params: Value) -> Value {
+        let response = self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+        match response.get("error") {
+            Some(error) => error.clone(),
+            None => panic!("{method} unexpectedly succeeded: {response}"),
+        }
+    }
+
+    /// Builds and commits a block from the pool, as the producer does.
+    fn produce(&self) {
+        let chain = &self.ctx.chain;
+        let base_fee = chain.next_block_context(0, BENEFICIARY).base_fee;
+        let txs: Vec<RecoveredTx> = self.ctx.pool.lock().best(base_fee).collect();
+        let executed = chain.build(chain.head().timestamp + 1, BENEFICIARY, txs).expect("build");
+        let receipts = executed.receipts.clone();
+        let rejected = executed.rejected.clone();
+        let block = chain.commit(executed).expect("commit");
+        self.ctx.on_block_committed(block, receipts, &rejected);
+    }
+
+    async fn send(&self, tx: TxEip1559) -> B256 {
+        let hash = self.call("eth_sendRawTransaction", json!([sign(tx)])).await;
+        serde_json::from_value(hash).unwrap()
+    }
+}
+
+fn sign(tx: TxEip1559) -> Bytes {
+    let signature = alloy_consensus::crypto::secp256k1::sign_message(DEV_KEY, tx.signature_hash()).expect("sign");
+    let envelope: TxEnvelope = tx.into_signed(signature).into();
+    envelope.encoded_2718().into()
+}
+
+fn tx(nonce: u64, to: TxKind, value: u128, gas: u64, input: Vec<u8>) -> TxEip1559 {
+    TxEip1559 {
+        chain_id: 1337,
+        nonce,
+        gas_limit: gas,
+        max_fee_per_gas: 10 * GWEI,
+        max_priority_fee_per_gas: GWEI,
+        to,
+        value: U256::from(value),
+        access_list: Default::default(),
+        input: input.into(),
+    }
+}
+
+fn quantity(v: &Value) -> u128 {
+    let s = v.as_str().unwrap_or_else(|| panic!("not a quantity: {v}"));
+    u128::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Runtime code that always reverts with `Error("nope")`.
+fn reverting_runtime() -> Vec<u8> {
+    fn push32(code: &mut Vec<u8>, word: [u8; 32], at: u8) {
+        code.push(0x7f);
+        code.extend_from_slice(&word);
+        code.extend_from_slice(&[0x60, at, 0x52]); // PUSH1 at, MSTORE
+    }
+    let mut code = Vec::new();
+    let mut selector = [0u8; 32];
+    selector[..4].copy_from_slice(&hex!("08c379a0"));
+    push32(&mut code, selector, 0x00);
+    code.extend_from_slice(&[0x60, 0x20, 0x60, 0x04, 0x52]); // offset 0x20 at 4
+    code.extend_from_slice(&[0x60, 0x04, 0x60, 0x24, 0x52]); // length 4 at 0x24
+    let mut text = [0u8; 32];
+    text[..4].copy_from_slice(b"nope");
+    push32(&mut code, text, 0x44);
+    code.extend_from_slice(&[0x60, 0x64, 0x60, 0x00, 0xfd]); // REVERT(0, 0x64)
+    code
+}
+
+/// Creation code that emits LOG1(LOG_TOPIC) and deploys `runtime`.
+fn init_code(runtime: &[u8]) -> Vec<u8> {
+    let mut code = vec![0x7f];
+    code.extend_from_slice(LOG_TOPIC.as_slice());
+    code.extend_from_slice(&[0x60, 0x00, 0x60, 0x00, 0xa1]); // LOG1(0, 0, topic)
+    let len = runtime.len() as u8;
+    let prefix = code.len() as u8 + 12;
+    code.extend_from_slice(&[0x60, len, 0x60, prefix, 0x60, 0x00, 0x39]); // CODECOPY(0, prefix, len)
+    code.extend_from_slice(&[0x60, len, 0x60, 0x00, 0xf3]); // RETURN(0, len)
+    assert_eq!(code.len(), prefix as usize);
+    code.extend_from_slice(runtime);
+    code
+}
+
+#[test]
+fn dev_key_is_the_first_dev_account() {
+    let signer: PrivateKeySigner = PrivateKeySigner::from_bytes(&DEV_KEY).unwrap();
+    assert_eq!(signer.address(), DEV_ADDRESS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_and_head() {
+    let node = node().await;
+    assert_eq!(node.call("eth_chainId", json!([])).await, json!("0x539"));
+    assert_eq!(node.call("net_version", json!([])).await, json!("1337"));
+    assert_eq!(node.call("net_listening", json!([])).await, json!(true));
+    assert!(node.call("web3_clientVersion", json!([])).await.as_str().unwrap().starts_with("bttd/"));
+    assert_eq!(node.call("eth_blockNumber", json!([])).await, json!("0x0"));
+    let genesis = node.call("eth_getBlockByNumber", json!(["earliest", false])).await;
+    assert_eq!(genesis["number"], json!("0x0"));
+    assert_eq!(genesis["hash"], json!(node.ctx.chain.genesis_hash()));
+    assert_eq!(node.call("eth_getBlockByNumber", json!(["0x5", false])).await, Value::Null);
+    let balance = node.call("eth_getBalance", json!([DEV_ADDRESS, "latest"])).await;
+    assert_eq!(quantity(&balance), 1_000_000 * ETHER);
+    node.rpc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_receipt_block_and_fees() {
+    let node = node().await;
+    let hash = node.send(tx(0, TxKind::Call(RECIPIENT), ETHER, 21_000, vec![])).await;
+
+    // Pending: visible with null block fields, and counted by the "pending" nonce.
+    let pending = node.call("eth_getTransactionByHash", json!([hash])).await;
+    assert_eq!(pending["blockHash"], Value::Null);
+    assert_eq!(pending["from"], json!(DEV_ADDRESS));
+    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "pending"])).await, json!("0x1"));
+    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"])).await, json!("0x0"));
+    assert_eq!(node.call("eth_getTransactionReceipt", json!([hash])).await, Value::Null);
+
+    node.produce();
+    assert_eq!(node.call("eth_blockNumber", json!([])).await, json!("0x1"));
+    let head = node.ctx.chain.head();
+    let base_fee = head.base_fee_per_gas.unwrap() as u128;
+
+    let receipt = node.call("eth_getTransactionReceipt", json!([hash])).await;
+    assert_eq!(receipt["status"], json!("0x1"));
+    assert_eq!(receipt["gasUsed"], json!("0x5208"));
+    assert_eq!(receipt["cumulativeGasUsed"], json!("0x5208"));
+    assert_eq!(quantity(&receipt["effectiveGasPrice"]), base_fee + GWEI);
+    assert_eq!(receipt["from"], json!(DEV_ADDRESS));
+    assert_eq!(receipt["to"], json!(RECIPIENT));
+    assert_eq!(receipt["contractAddress"], Value::Null);
+    assert_eq!(receipt["blockNumber"], json!("0x1"));
+    assert_eq!(receipt["blockHash"], json!(head.hash()));
+    assert_eq!(receipt["transactionIndex"], json!("0x0"));
+    assert_eq!(receipt["type"], json!("0x2"));
+    assert_eq!(receipt["logs"], json!([]));
+
+    let mined = node.call("eth_getTransactionByHash", json!([hash])).await;
+    assert_eq!(mined["blockNumber"], json!("0x1"));
+    assert_eq!(mined["transactionIndex"], json!("0x0"));
+    assert_eq!(mined["from"], json!(DEV_ADDRESS));
+    assert_eq!(mined["hash"], json!(hash));
+    assert_eq!(quantity(&mined["gasPrice"]), base_fee + GWEI);
+
+    let block = node.call("eth_getBlockByNumber", json!(["latest", true])).await;
+    assert_eq!(block["hash"], json!(head.hash()));
+    assert_eq!(block["transactions"][0]["hash"], json!(hash));
+    assert_eq!(block["transactions"][0]["from"], json!(DEV_ADDRESS));
+    assert_eq!(block["withdrawals"], json!([]));
+    assert_eq!(block["uncles"], json!([]));
+    assert_eq!(block["totalDifficulty"], json!("0x0"));
+    assert_eq!(block["blobGasUsed"], json!("0x0"));
+    assert_eq!(block["excessBlobGas"], json!("0x0"));
+    for field in ["baseFeePerGas", "withdrawalsRoot", "parentBeaconBlockRoot", "requestsHash", "size", "mixHash"] {
+        assert!(block.get(field).is_some_and(|v| !v.is_null()), "block lacks {field}: {block}");
+    }
+    let by_hash = node.call("eth_getBlockByHash", json!([head.hash(), false])).await;
+    assert_eq!(by_hash["transactions"], json!([hash]));
+    assert_eq!(by_hash["size"], block["size"]);
+    for tag in ["safe", "finalized", "pending"] {
+        assert_eq!(node.call("eth_getBlockByNumber", json!([tag, false])).await["hash"], json!(head.hash()));
+    }
+    let receipts = node.call("eth_getBlockReceipts", json!(["0x1"])).await;
+    assert_eq!(receipts, json!([receipt]));
+
+    // State at the head (by tag, number or hash); older blocks are refused.
+    let balance = node.call("eth_getBalance", json!([RECIPIENT, "0x1"])).await;
+    assert_eq!(quantity(&balance), ETHER);
+    let by_hash = node.call("eth_getBalance", json!([RECIPIENT, {"blockHash": head.hash()}])).await;
+    assert_eq!(by_hash, balance);
+    let old = node.error("eth_getBalance", json!([RECIPIENT, "0x0"])).await;
+    assert_eq!(old["code"], json!(-32000));
+    assert_eq!(old["message"], json!("historical state is not available (only the latest block 1 is served)"));
+    let future = node.error("eth_getBalance", json!([RECIPIENT, "0x9"])).await;
+    assert_eq!(future["code"], json!(-32000));
+    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"])).await, json!("0x1"));
+
+    // Fees: a 1 gwei tip everywhere, so the suggestion is 1 gwei.
+    assert_eq!(quantity(&node.call("eth_maxPriorityFeePerGas", json!([])).await), GWEI);
+    let next_base = bttd_runtime::block::next_base_fee(&head, node.ctx.chain.config().min_base_fee) as u128;
+    assert_eq!(quantity(&node.call("eth_gasPrice", json!([])).await), next_base + GWEI);
+    let history = node.call("eth_feeHistory", json!(["0x2", "latest", [25.0, 75.0]])).await;
+    assert_eq!(history["oldestBlock"], json!("0x0"));
+    assert_eq!(history["baseFeePerGas"].as_array().unwrap().len(), 3);
+    assert_eq!(quantity(&history["baseFeePerGas"][2]), next_base);
+    assert_eq!(history["gasUsedRatio"].as_array().unwrap().len(), 2);
+    assert_eq!(history["reward"], json!([["0x0", "0x0"], ["0x3b9aca00", "0x3b9aca00"]]));
+    let numeric = node.call("eth_feeHistory", json!([1, "latest"])).await;
+    assert_eq!(numeric["oldestBlock"], json!("0x1"));
+
+    // Resubmitting is refused with geth's wording.
+    let again = node.error("eth_sendRawTransaction", json!([sign(tx(0, TxKind::Call(RECIPIENT), ETHER, 21_000, vec![]))])).await;
+    assert_eq!(again["code"], json!(-32000));
+    assert!(again["message"].as_str().unwrap().contains("nonce too low"), "{again}");
+    node.rpc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_logs_calls_and_estimates() {
+    let node = node().await;
+    let runtime = reverting_runtime();
+    let deploy = node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&runtime))).await;
+    node.produce();
+    let receipt = node.call("eth_getTransactionReceipt", json!([deploy])).await;
+    assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    let contract = DEV_ADDRESS.create(0);
+    assert_eq!(receipt["contractAddress"], json!(contract));
+    assert_eq!(receipt["to"], Value::Null);
+    assert_eq!(receipt["logs"][0]["logIndex"], json!("0x0"));
+    assert_eq!(receipt["logs"][0]["address"], json!(contract));
+    assert_eq!(node.call("eth_getCode", json!([contract, "latest"])).await, json!(Bytes::from(runtime)));
+
+    // eth_getLogs: ranges, block hash, address and topic filters with nulls and ORs.
+    let logs = node.call("eth_getLogs", json!([{"fromBlock": "earliest", "toBlock": "latest", "address": contract}])).await;
+    assert_eq!(logs.as_array().unwrap().len(), 1);
+    assert_eq!(logs[0]["transactionHash"], json!(deploy));
+    assert_eq!(logs[0]["topics"], json!([LOG_TOPIC]));
+    assert_eq!(logs[0]["blockNumber"], json!("0x1"));
+    let head = node.ctx.chain.head().hash();
+    let by_hash = node.call("eth_getLogs", json!([{"blockHash": head, "topics": [[B256::ZERO, LOG_TOPIC]]}])).await;
+    assert_eq!(by_hash, logs);
+    let none = node.call("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [null, LOG_TOPIC]}])).await;
+    assert_eq!(none, json!([]));
+    let other = node.call("eth_getLogs", json!([{"fromBlock": "0x0", "address": [RECIPIENT]}])).await;
+    assert_eq!(other, json!([]));
+    let wildcard = node.call("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [null]}])).await;
+    assert_eq!(wildcard, logs);
+    let backwards = node.error("eth_getLogs", json!([{"fromBlock": "0x1", "toBlock": "0x0"}])).await;
+    assert_eq!(backwards["code"], json!(-32000));
+
+    // eth_call: revert reason and data.
+    let reverted = node.error("eth_call", json!([{"to": contract, "data": "0x01"}, "latest"])).await;
+    assert_eq!(reverted["code"], json!(3));
+    assert_eq!(reverted["message"], json!("execution reverted: nope"));
+    let data = reverted["data"].as_str().unwrap();
+    assert!(data.starts_with("0x08c379a0"), "{data}");
+    // Calls from an account without funds work when they pay nothing.
+    let empty = node.call("eth_call", json!([{"from": RECIPIENT, "to": DEV_ADDRESS}])).await;
+    assert_eq!(empty, json!("0x"));
+    let poor = node.error("eth_call", json!([{"from": RECIPIENT, "to": DEV_ADDRESS, "value": "0x1"}])).await;
+    assert_eq!(poor["code"], json!(-32000));
+    assert!(poor["message"].as_str().unwrap().starts_with("insufficient funds for gas * price + value"), "{poor}");
+
+    // eth_estimateGas: transfers are 21000, creations are searched, reverts are reported.
+    let transfer = node.call("eth_estimateGas", json!([{"from": DEV_ADDRESS, "to": RECIPIENT, "value": "0x1"}])).await;
+    assert_eq!(transfer, json!("0x5208"));
+    let create = node
+        .call("eth_estimateGas", json!([{"from": DEV_ADDRESS, "data": Bytes::from(init_code(&reverting_runtime()))}]))
+        .await;
+    let create = quantity(&create) as u64;
+    let used = quantity(&receipt["gasUsed"]) as u64;
+    assert!(create >= used && create <= used + used * 2 / 100, "estimate {create}, used {used}");
+    let revert = node.error("eth_estimateGas", json!([{"from": DEV_ADDRESS, "to": contract}])).await;
+    assert_eq!(revert["code"], json!(3));
+    node.rpc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_codes() {
+    let node = node_with(RpcConfig { max_batch: 3, ..Default::default() }).await;
+    let unknown = node.error("eth_noSuchMethod", json!([])).await;
+    assert_eq!(unknown["code"], json!(-32601));
+    let bad_hex = node.error("eth_getBalance", json!(["0xzz", "latest"])).await;
+    assert_eq!(bad_hex["code"], json!(-32602));
+    let bad_tag = node.error("eth_getBlockByNumber", json!(["newest", false])).await;
+    assert_eq!(bad_tag["code"], json!(-32602));
+    let garbage = node.error("eth_sendRawTransaction", json!(["0x0102"])).await;
+    assert_eq!(garbage["code"], json!(-32000));
+    let overrides = node.error("eth_call", json!([{"to": RECIPIENT}, "latest", {"0x00": {}}])).await;
+    assert_eq!(overrides["code"], json!(-32602));
+    let percentiles = node.error("eth_feeHistory", json!(["0x1", "latest", [50.0, 10.0]])).await;
+    assert_eq!(percentiles["code"], json!(-32602));
+
+    // Malformed JSON.
+    let response = node.http.post(node.rpc.http_url()).header("content-type", "application/json").body("{").send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], json!(-32700));
+
+    // Batches within and beyond the limit.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
+    let ok = node.raw(json!([call, call, call])).await;
+    assert_eq!(ok.as_array().unwrap().len(), 3);
+    let too_many = node.raw(json!([call, call, call, call])).await;
+    assert!(too_many["error"]["message"].as_str().unwrap().contains("batch"), "{too_many}");
+
+    // A body over the limit is refused before parsing.
+    let small = node_with(RpcConfig { max_body_bytes: 1024, ..Default::default() }).await;
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{"data": format!("0x{}", "00".repeat(2048))}]});
+    let response = small.http.post(small.rpc.http_url()).json(&big).send().await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
+
+    // CORS preflight.
+    let preflight = node
+        .http
+        .request(reqwest::Method::OPTIONS, node.rpc.http_url())
+        .header("origin", "http://dapp.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+    node.rpc.stop().await;
+    small.rpc.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscriptions() {
+    let node = node().await;
+    let client = WsClientBuilder::default().build(node.rpc.ws_url()).await.expect("ws connect");
+    let mut heads = client
+        .subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("subscribe newHeads");
+    let mut logs = client
+        .subscribe::<Value, _>("eth_subscribe", rpc_params!["logs", json!({"topics": [LOG_TOPIC]})], "eth_unsubscribe")
+        .await
+        .expect("subscribe logs");
+    let mut pending = client
+        .subscribe::<Value, _>("eth_subscribe", rpc_params!["newPendingTransactions"], "eth_unsubscribe")
+        .await
+        .expect("subscribe pending");
+    let bad: Result<jsonrpsee::core::client::Subscription<Value>, _> =
+        client.subscribe("eth_subscribe", rpc_params!["syncing"], "eth_unsubscribe").await;
+    assert!(bad.is_err());
+
+    let hash = node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    let timeout = std::time::Duration::from_secs(10);
+    let announced = tokio::time::timeout(timeout, pending.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(announced, json!(hash));
+
+    node.produce();
+    let head = tokio::time::timeout(timeout, heads.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(head["number"], json!("0x1"));
+    assert_eq!(head["hash"], json!(node.ctx.chain.head().hash()));
+    let log = tokio::time::timeout(timeout, logs.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(log["transactionHash"], json!(hash));
+    assert_eq!(log["topics"], json!([LOG_TOPIC]));
+    heads.unsubscribe().await.expect("unsubscribe");
+    node.rpc.stop().await;
+}
