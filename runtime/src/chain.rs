@@ -172,7 +172,7 @@ impl Chain {
             }
             None => {
                 let mut batch = WriteBatch::default();
-                let root = state::apply_changes(&*store, genesis_changes(genesis), &mut batch)?;
+                let root = state::apply_changes(&*store, genesis_changes(genesis), &mut batch, None)?;
                 let header = seal(genesis_header(genesis, &config, root));
                 write_block_data(&mut batch, &header, &Body::default(), &BlockReceipts::default());
                 store.write(batch)?;
@@ -186,7 +186,7 @@ impl Chain {
     pub fn compute_genesis_hash(genesis: &Genesis, config: &ChainConfig) -> Result<B256, ChainError> {
         let scratch = crate::storage::MemoryStore::new();
         let mut batch = WriteBatch::default();
-        let root = state::apply_changes(&scratch, genesis_changes(genesis), &mut batch)?;
+        let root = state::apply_changes(&scratch, genesis_changes(genesis), &mut batch, None)?;
         Ok(genesis_header(genesis, config, root).hash_slow())
     }
 
@@ -205,6 +205,10 @@ impl Chain {
     /// The state at the head.
     pub fn state(&self) -> StateView<'_> {
         StateView::new(&*self.store)
+    }
+    /// The state after block `number`, or None above the head.
+    pub fn state_at(&self, number: u64) -> Option<StateView<'_>> {
+        (number <= self.head().number).then(|| StateView::at_block(&*self.store, number))
     }
 
     /// The execution context of a child of the head.
@@ -283,7 +287,7 @@ impl Chain {
     ) -> Result<ExecutedBlock, ChainError> {
         let executed = execute_block(self.state(), &self.config, ctx, txs, mode)?;
         let mut batch = WriteBatch::default();
-        let state_root = state::apply_changes(&*self.store, executed.changes, &mut batch)?;
+        let state_root = state::apply_changes(&*self.store, executed.changes, &mut batch, Some(ctx.number))?;
         let logs_bloom = executed.receipts.iter().fold(Bloom::ZERO, |mut acc, r| {
             acc.accrue_bloom(&r.bloom());
             acc

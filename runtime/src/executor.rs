@@ -9,7 +9,9 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, InvalidTransaction};
 use revm::database::states::bundle_state::BundleRetention;
-use revm::database::{OriginalValuesKnown, State, StateChangeset};
+use revm::database::states::{StateChangeset, TransitionAccount};
+use revm::database::{OriginalValuesKnown, State};
+use revm::database_interface::bal::EvmDatabaseError;
 use revm::primitives::hardfork::SpecId;
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext, SystemCallCommitEvm};
 
@@ -63,13 +65,13 @@ pub enum Mode {
     Verify,
 }
 
-pub(crate) fn cfg_env(chain_id: u64) -> CfgEnv {
+pub fn cfg_env(chain_id: u64) -> CfgEnv {
     let mut cfg = CfgEnv::new_with_spec(SPEC);
     cfg.chain_id = chain_id;
     cfg
 }
 
-pub(crate) fn block_env(ctx: &BlockContext) -> BlockEnv {
+pub fn block_env(ctx: &BlockContext) -> BlockEnv {
     BlockEnv {
         number: U256::from(ctx.number),
         beneficiary: ctx.beneficiary,
@@ -166,7 +168,7 @@ pub fn execute_block(
                         Mode::Verify => return Err(ExecutionError::InvalidTransaction { hash, reason }),
                     }
                 }
-                Err(EVMError::Database(e)) => return Err(e.into()),
+                Err(EVMError::Database(EvmDatabaseError::Database(e))) => return Err(e.into()),
                 Err(other) => return Err(ExecutionError::Evm(other.to_string())),
             };
             let used = result.tx_gas_used();
@@ -180,8 +182,16 @@ pub fn execute_block(
     // The base fee is not burned: the fee pool receives it, once per block.
     if base_fees > 0 {
         let account = state.load_cache_account(config.fee_pool)?;
-        if let Some(transition) = account.increment_balance(base_fees) {
-            state.apply_transition(vec![(config.fee_pool, transition)]);
+        if let Some(t) = account.increment_balance(base_fees) {
+            let transition = TransitionAccount {
+                info: t.info,
+                status: t.status,
+                previous_info: t.previous_info,
+                previous_status: t.previous_status,
+                storage: None,
+                storage_was_destroyed: t.storage_was_destroyed,
+            };
+            state.apply_transition([(config.fee_pool, transition)]);
         }
     }
     state.merge_transitions(BundleRetention::PlainState);

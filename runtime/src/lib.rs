@@ -14,6 +14,9 @@ pub mod storage;
 pub mod trie;
 pub mod tx;
 
+#[cfg(test)]
+mod tests;
+
 pub use block::{Body, SealedBlock, SealedHeader};
 pub use chain::{Chain, ChainError, ExecutedBlock, TxLocation};
 pub use config::ChainConfig;

@@ -44,9 +44,21 @@ pub fn storage_key(address: Address, slot: &B256) -> [u8; 52] {
 /// Reads the flat account record (the same RLP the trie leaf holds).
 pub fn read_account(store: &dyn KvStore, address: Address) -> Result<Option<TrieAccount>, StateError> {
     let Some(bytes) = store.get(Column::Accounts, address.as_slice())? else { return Ok(None) };
-    TrieAccount::decode(&mut bytes.as_slice()).map(Some).map_err(|e| StateError::Corrupt {
+    decode_account(address, &bytes).map(Some)
+}
+
+fn decode_account(address: Address, bytes: &[u8]) -> Result<TrieAccount, StateError> {
+    TrieAccount::decode(&mut &bytes[..]).map_err(|e| StateError::Corrupt {
         what: "account",
         key: address.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_slot(address: Address, slot: B256, bytes: &[u8]) -> Result<U256, StateError> {
+    U256::decode(&mut &bytes[..]).map_err(|e| StateError::Corrupt {
+        what: "storage slot",
+        key: format!("{address}/{slot}"),
         reason: e.to_string(),
     })
 }
@@ -56,11 +68,7 @@ pub fn read_storage(store: &dyn KvStore, address: Address, slot: B256) -> Result
     let Some(bytes) = store.get(Column::Storage, &storage_key(address, &slot))? else {
         return Ok(U256::ZERO);
     };
-    U256::decode(&mut bytes.as_slice()).map_err(|e| StateError::Corrupt {
-        what: "storage slot",
-        key: format!("{address}/{slot}"),
-        reason: e.to_string(),
-    })
+    decode_slot(address, slot, &bytes)
 }
 
 /// Reads code by hash (empty for the empty-code hash).
@@ -71,27 +79,69 @@ pub fn read_code(store: &dyn KvStore, code_hash: B256) -> Result<Bytes, StateErr
     Ok(store.get(Column::Code, code_hash.as_slice())?.map(Bytes::from).unwrap_or_default())
 }
 
-/// A read-only view of the head state for revm. Reads go straight to storage; revm's `State`
-/// caches what a block touches.
+/// A read-only view of the state after some block, for revm and RPC. The head is read from
+/// flat state; an older block `n` is read through the history columns: the first change to a
+/// key after `n` recorded the value the key had at `n`. revm's `State` caches what a block
+/// touches on top of this.
 #[derive(Clone, Copy)]
 pub struct StateView<'a> {
     store: &'a dyn KvStore,
+    /// None: the head.
+    at: Option<u64>,
 }
 
 impl std::fmt::Debug for StateView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StateView")
+        write!(f, "StateView({:?})", self.at)
     }
 }
 
+fn account_history_key(address: Address, block: u64) -> [u8; 28] {
+    let mut key = [0u8; 28];
+    key[..20].copy_from_slice(address.as_slice());
+    key[20..].copy_from_slice(&block.to_be_bytes());
+    key
+}
+
+fn storage_history_key(address: Address, slot: &B256, block: u64) -> [u8; 60] {
+    let mut key = [0u8; 60];
+    key[..52].copy_from_slice(&storage_key(address, slot));
+    key[52..].copy_from_slice(&block.to_be_bytes());
+    key
+}
+
+/// The value recorded by the first change after `block` to the key `prefix` (`prefix ++ u64`
+/// keys), if any change happened after `block`.
+fn value_after(store: &dyn KvStore, column: Column, prefix: &[u8], block: u64) -> Result<Option<Vec<u8>>, StateError> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&(block + 1).to_be_bytes());
+    Ok(store
+        .seek(column, &key)?
+        .filter(|(k, _)| k.len() == prefix.len() + 8 && k.starts_with(prefix))
+        .map(|(_, v)| v))
+}
+
 impl<'a> StateView<'a> {
+    /// The state at the head.
     pub fn new(store: &'a dyn KvStore) -> Self {
-        Self { store }
+        Self { store, at: None }
+    }
+    /// The state after block `number` (which must not be above the head).
+    pub fn at_block(store: &'a dyn KvStore, number: u64) -> Self {
+        Self { store, at: Some(number) }
     }
     pub fn store(&self) -> &'a dyn KvStore {
         self.store
     }
     pub fn account(&self, address: Address) -> Result<Option<TrieAccount>, StateError> {
+        if let Some(block) = self.at
+            && let Some(old) = value_after(self.store, Column::AccountHistory, address.as_slice(), block)?
+        {
+            if old.is_empty() {
+                return Ok(None);
+            }
+            return decode_account(address, &old).map(Some);
+        }
         read_account(self.store, address)
     }
     pub fn balance(&self, address: Address) -> Result<U256, StateError> {
@@ -107,6 +157,14 @@ impl<'a> StateView<'a> {
         }
     }
     pub fn storage(&self, address: Address, slot: B256) -> Result<U256, StateError> {
+        if let Some(block) = self.at
+            && let Some(old) = value_after(self.store, Column::StorageHistory, &storage_key(address, &slot), block)?
+        {
+            if old.is_empty() {
+                return Ok(U256::ZERO);
+            }
+            return decode_slot(address, slot, &old);
+        }
         read_storage(self.store, address, slot)
     }
 }
@@ -115,11 +173,14 @@ impl DatabaseRef for StateView<'_> {
     type Error = StateError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
+        // `code: None` makes revm load the code by hash; AccountInfo's default would claim
+        // the account has empty code.
         Ok(self.account(address)?.map(|a| AccountInfo {
             balance: a.balance,
             nonce: a.nonce,
             code_hash: a.code_hash,
-            ..Default::default()
+            code: None,
+            account_id: None,
         }))
     }
 
@@ -129,7 +190,7 @@ impl DatabaseRef for StateView<'_> {
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
-        read_storage(self.store, address, B256::from(index))
+        self.storage(address, B256::from(index))
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
@@ -209,13 +270,17 @@ struct AccountChange {
     storage: Vec<(U256, U256)>,
 }
 
-/// Turns a block's state changes into writes on `batch` (flat state, code, trie nodes) and
-/// returns the new state root. Reads see the state before the block; nothing is written to
-/// the store here.
+/// Turns a block's state changes into writes on `batch` (flat state, code, trie nodes, and
+/// the previous values as history of block `history_block`, if given) and returns the new
+/// state root. Reads see the state before the block; nothing is written to the store here.
+///
+/// Storage wiped by a destroyed account has no per-slot history: since Cancun only an account
+/// created in the same transaction can be destroyed, so it had no earlier storage.
 pub fn apply_changes(
     store: &dyn KvStore,
     changes: StateChangeset,
     batch: &mut WriteBatch,
+    history_block: Option<u64>,
 ) -> Result<B256, StateError> {
     let mut by_address: BTreeMap<Address, AccountChange> = BTreeMap::new();
     for (address, info) in changes.accounts {
@@ -237,6 +302,10 @@ pub fn apply_changes(
     for (address, change) in by_address {
         let hashed_address = keccak256(address);
         let previous = read_account(store, address)?;
+        if let Some(block) = history_block {
+            let old = previous.as_ref().map(rlp).unwrap_or_default();
+            batch.put(Column::AccountHistory, account_history_key(address, block).to_vec(), old);
+        }
         let info = match change.info {
             Some(info) => info,
             None => previous.as_ref().map(|a| AccountInfo {
@@ -269,6 +338,11 @@ pub fn apply_changes(
             for (slot, value) in change.storage {
                 let slot = B256::from(slot);
                 let key = storage_key(address, &slot);
+                if let Some(block) = history_block {
+                    let old = if wiped { U256::ZERO } else { read_storage(store, address, slot)? };
+                    let old = if old.is_zero() { Vec::new() } else { rlp(&old) };
+                    batch.put(Column::StorageHistory, storage_history_key(address, &slot, block).to_vec(), old);
+                }
                 if value.is_zero() {
                     batch.delete(Column::Storage, key.to_vec());
                     leaves.push((keccak256(slot), None));

@@ -4,4 +4,5 @@
 
 mod clients;
 mod crash;
+mod ops;
 mod support;

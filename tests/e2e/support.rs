@@ -197,7 +197,7 @@ pub fn legacy(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: TxKind, val
     sign(key, tx)
 }
 
-pub fn sign<T: SignableTransaction<alloy_primitives::Signature> + Into<TxEnvelope>>(key: &PrivateKeySigner, tx: T) -> Vec<u8>
+pub fn sign<T: SignableTransaction<alloy_primitives::Signature>>(key: &PrivateKeySigner, tx: T) -> Vec<u8>
 where
     alloy_consensus::Signed<T>: Into<TxEnvelope>,
 {

@@ -15,13 +15,14 @@ use alloy_eips::BlockId;
 use alloy_primitives::{Bytes, TxKind, U64};
 use alloy_rpc_types_eth::TransactionRequest;
 use bttd_runtime::executor::BlockContext;
+use bttd_runtime::state::StateView;
 use jsonrpsee::proc_macros::rpc;
 use revm::context_interface::result::{EVMError, ExecutionResult, InvalidTransaction, Output};
 
 use super::Rpc;
-use super::error::{RpcResult, invalid_params, reverted, server_error};
+use super::error::{RpcResult, header_not_found, internal, invalid_params, reverted, server_error};
 use super::evm::{CallTx, RunResult, Simulator, halt_message, run_error};
-use super::resolve::ensure_head_state;
+use super::resolve::state_number;
 
 /// Gas of a plain value transfer.
 const TX_GAS: u64 = 21_000;
@@ -62,13 +63,32 @@ fn reject_overrides(what: &str, value: &Option<serde_json::Value>) -> RpcResult<
 }
 
 impl Rpc {
-    fn next_block(&self) -> BlockContext {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
+    /// The state and environment a call at `block` runs in: at the head, the next block's
+    /// environment (as geth's "pending"); at an older block `n`, the state after `n` in the
+    /// environment of block `n + 1` as it was built.
+    fn call_env(&self, block: Option<BlockId>) -> RpcResult<(StateView<'_>, BlockContext)> {
         let chain = &self.ctx.chain;
-        chain.next_block_context(now, chain.head().beneficiary)
+        let number = state_number(chain, block)?;
+        let state = chain.state_at(number).ok_or_else(header_not_found)?;
+        let head = chain.head();
+        if number == head.number {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            return Ok((state, chain.next_block_context(now, head.beneficiary)));
+        }
+        let child = chain.header_by_number(number + 1).map_err(internal)?.ok_or_else(header_not_found)?;
+        let ctx = BlockContext {
+            number: child.number,
+            timestamp: child.timestamp,
+            beneficiary: child.beneficiary,
+            base_fee: child.base_fee_per_gas.unwrap_or_default(),
+            gas_limit: child.gas_limit,
+            prevrandao: child.mix_hash,
+            parent_hash: child.parent_hash,
+        };
+        Ok((state, ctx))
     }
 }
 
@@ -91,13 +111,11 @@ impl EthCallApiServer for Rpc {
     ) -> RpcResult<Bytes> {
         reject_overrides("state overrides", &state_overrides)?;
         reject_overrides("block overrides", &block_overrides)?;
-        let chain = &self.ctx.chain;
-        ensure_head_state(chain, block)?;
-        let chain_id = chain.config().chain_id;
+        let chain_id = self.ctx.chain.config().chain_id;
         let tx = CallTx::from_request(&request, chain_id)?;
-        let next = self.next_block();
+        let (state, next) = self.call_env(block)?;
         let gas = request.gas.unwrap_or(self.config.gas_cap).min(self.config.gas_cap);
-        let mut sim = Simulator::new(chain.state(), &next, chain_id, &tx)?;
+        let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
         let result = sim.run(&tx, gas).map_err(|e| run_error(e, &tx, next.base_fee))?;
         call_output(result)
     }
@@ -109,12 +127,10 @@ impl EthCallApiServer for Rpc {
         state_overrides: Option<serde_json::Value>,
     ) -> RpcResult<U64> {
         reject_overrides("state overrides", &state_overrides)?;
-        let chain = &self.ctx.chain;
-        ensure_head_state(chain, block)?;
-        let chain_id = chain.config().chain_id;
+        let chain_id = self.ctx.chain.config().chain_id;
         let tx = CallTx::from_request(&request, chain_id)?;
-        let next = self.next_block();
-        let mut sim = Simulator::new(chain.state(), &next, chain_id, &tx)?;
+        let (state, next) = self.call_env(block)?;
+        let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
         let estimate = Estimator { sim: &mut sim, tx: &tx, base_fee: next.base_fee };
         estimate.run(request.gas, self.config.gas_cap).map(U64::from)
     }

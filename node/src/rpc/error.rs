@@ -39,10 +39,6 @@ pub(crate) fn header_not_found() -> ErrorObjectOwned {
 }
 
 /// A state query for a block other than the head.
-pub(crate) fn historical_state(head: u64) -> ErrorObjectOwned {
-    server_error(format!("historical state is not available (only the latest block {head} is served)"))
-}
-
 /// A revert: code 3, "execution reverted" plus the decoded reason when there is one, and the
 /// raw revert data (custom errors included) as `data`.
 pub(crate) fn reverted(output: Bytes) -> ErrorObjectOwned {

@@ -1,4 +1,4 @@
-//! Executing a call request with revm on the head state, without committing anything: the
+//! Executing a call request with revm on a block's state, without committing anything: the
 //! engine behind eth_call and eth_estimateGas.
 //!
 //! The environment is the next block's (number, timestamp, base fee, prevrandao), as geth
@@ -11,52 +11,22 @@
 //! - the block gas limit does not bound the call's gas (geth uses an unbounded gas pool); the
 //!   block environment's limit is raised to the call's gas when needed.
 //!
-//! Reads go through a `CacheDB` over the head `StateView`, kept across the runs of one
+//! Reads go through a `CacheDB` over the `StateView`, kept across the runs of one
 //! estimation so the binary search reads storage once.
 
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_primitives::{Address, Bytes, TxKind, U256};
 use alloy_rpc_types_eth::TransactionRequest;
-use bttd_runtime::executor::{BlockContext, SPEC};
+use bttd_runtime::executor::{BlockContext, block_env, cfg_env};
 use bttd_runtime::state::{StateError, StateView};
 use jsonrpsee::types::ErrorObjectOwned;
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::database::CacheDB;
-use revm::bytecode::Bytecode;
-use revm::database_interface::{Database, DatabaseRef};
-use revm::state::AccountInfo;
+use revm::database_interface::Database;
 use revm::primitives::KECCAK_EMPTY;
 use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
 
 use super::error::{RpcResult, internal, invalid_params, server_error};
-
-/// The head state as revm should see it. `StateView::basic_ref` fills `AccountInfo::code`
-/// with revm's default (`Some(empty)`), which makes revm treat every contract as codeless;
-/// clearing it makes revm load the code by hash. (Reported to the runtime; harmless once fixed.)
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HeadDb<'a>(pub StateView<'a>);
-
-impl DatabaseRef for HeadDb<'_> {
-    type Error = StateError;
-
-    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, StateError> {
-        Ok(self.0.basic_ref(address)?.map(|mut info| {
-            if info.code_hash != KECCAK_EMPTY {
-                info.code = None;
-            }
-            info
-        }))
-    }
-    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
-        self.0.code_by_hash_ref(code_hash)
-    }
-    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
-        self.0.storage_ref(address, index)
-    }
-    fn block_hash_ref(&self, number: u64) -> Result<B256, StateError> {
-        self.0.block_hash_ref(number)
-    }
-}
 
 /// A revm run's outcome, or why the transaction could not run at all.
 pub(crate) type RunResult = Result<ExecutionResult, EVMError<StateError>>;
@@ -130,7 +100,7 @@ impl CallTx {
 
 /// Runs call requests on the head state in the next block's environment.
 pub(crate) struct Simulator<'a> {
-    db: CacheDB<HeadDb<'a>>,
+    db: CacheDB<StateView<'a>>,
     block: BlockEnv,
     cfg: CfgEnv,
     /// The chain's block gas limit (the environment's may be raised for a big call).
@@ -139,24 +109,13 @@ pub(crate) struct Simulator<'a> {
 
 impl<'a> Simulator<'a> {
     pub fn new(state: StateView<'a>, next: &BlockContext, chain_id: u64, tx: &CallTx) -> RpcResult<Self> {
-        let mut cfg = CfgEnv::new_with_spec(SPEC);
-        cfg.chain_id = chain_id;
+        let mut cfg = cfg_env(chain_id);
         cfg.disable_nonce_check = true;
-        let block = BlockEnv {
-            number: U256::from(next.number),
-            beneficiary: next.beneficiary,
-            timestamp: U256::from(next.timestamp),
-            gas_limit: next.gas_limit,
-            basefee: if tx.free { 0 } else { next.base_fee },
-            difficulty: U256::ZERO,
-            prevrandao: Some(next.prevrandao),
-            blob_excess_gas_and_price: Some(revm::context_interface::block::BlobExcessGasAndPrice::new(
-                0,
-                revm::primitives::eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
-            )),
-            ..Default::default()
-        };
-        let mut sim = Self { db: CacheDB::new(HeadDb(state)), block, cfg, block_gas_limit: next.gas_limit };
+        let mut block = block_env(next);
+        if tx.free {
+            block.basefee = 0;
+        }
+        let mut sim = Self { db: CacheDB::new(state), block, cfg, block_gas_limit: next.gas_limit };
         sim.treat_as_eoa(tx.caller())?;
         Ok(sim)
     }

@@ -7,7 +7,9 @@
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use bttd_runtime::{Chain, SealedHeader};
 
-use super::error::{RpcResult, header_not_found, historical_state, internal};
+use bttd_runtime::state::StateView;
+
+use super::error::{RpcResult, header_not_found, internal};
 
 /// The block number a tag or number names (may be beyond the head).
 pub(crate) fn tag_number(chain: &Chain, tag: BlockNumberOrTag) -> u64 {
@@ -41,22 +43,21 @@ pub(crate) fn header_by_id(chain: &Chain, id: BlockId) -> RpcResult<Option<Seale
     }
 }
 
-/// Succeeds when `id` (default `latest`) names the head, whose state is the one served.
-pub(crate) fn ensure_head_state(chain: &Chain, id: Option<BlockId>) -> RpcResult<()> {
-    let head = chain.head();
+/// The number of the block a state query names (default `latest`); every height up to the
+/// head is served (see docs/storage.md, "State history").
+pub(crate) fn state_number(chain: &Chain, id: Option<BlockId>) -> RpcResult<u64> {
     let number = match id.unwrap_or_default() {
         BlockId::Number(tag) => tag_number(chain, tag),
-        BlockId::Hash(hash) if hash.block_hash == head.hash() => return Ok(()),
         BlockId::Hash(hash) => match chain.header(hash.block_hash).map_err(internal)? {
             Some(header) => header.number,
             None => return Err(header_not_found()),
         },
     };
-    // A block just past `head` may have been committed meanwhile: judge against the newest head.
-    let head = if number > head.number { chain.head().number } else { head.number };
-    match number.cmp(&head) {
-        std::cmp::Ordering::Equal => Ok(()),
-        std::cmp::Ordering::Less => Err(historical_state(head)),
-        std::cmp::Ordering::Greater => Err(header_not_found()),
-    }
+    if number > chain.head().number { Err(header_not_found()) } else { Ok(number) }
+}
+
+/// The state after the block a query names.
+pub(crate) fn state_view(chain: &Chain, id: Option<BlockId>) -> RpcResult<StateView<'_>> {
+    let number = state_number(chain, id)?;
+    chain.state_at(number).ok_or_else(header_not_found)
 }

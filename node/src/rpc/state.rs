@@ -1,7 +1,6 @@
 //! Account state and chain position: chain id, head number, balance, nonce, code, storage.
 //!
-//! State is read at the head; an older block fails with the "historical state" error
-//! (see [`super::resolve::ensure_head_state`]).
+//! State is served at every height up to the head (see [`super::resolve::state_view`]).
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
@@ -9,7 +8,7 @@ use jsonrpsee::proc_macros::rpc;
 
 use super::Rpc;
 use super::error::{RpcResult, internal};
-use super::resolve::ensure_head_state;
+use super::resolve::state_view;
 
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthStateApi {
@@ -60,8 +59,7 @@ impl EthStateApiServer for Rpc {
 
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
         let chain = &self.ctx.chain;
-        ensure_head_state(chain, block)?;
-        chain.state().balance(address).map_err(internal)
+        state_view(chain, block)?.balance(address).map_err(internal)
     }
 
     fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U64> {
@@ -71,21 +69,18 @@ impl EthStateApiServer for Rpc {
             let next = self.ctx.pool.lock().pending_nonce(address, state_nonce);
             return Ok(U64::from(next));
         }
-        ensure_head_state(chain, block)?;
-        let nonce = chain.state().nonce(address).map_err(internal)?;
+        let nonce = state_view(chain, block)?.nonce(address).map_err(internal)?;
         Ok(U64::from(nonce))
     }
 
     fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes> {
         let chain = &self.ctx.chain;
-        ensure_head_state(chain, block)?;
-        chain.state().code(address).map_err(internal)
+        state_view(chain, block)?.code(address).map_err(internal)
     }
 
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256> {
         let chain = &self.ctx.chain;
-        ensure_head_state(chain, block)?;
-        let value = chain.state().storage(address, B256::from(slot)).map_err(internal)?;
+        let value = state_view(chain, block)?.storage(address, B256::from(slot)).map_err(internal)?;
         Ok(B256::from(value))
     }
 }

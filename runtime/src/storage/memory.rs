@@ -24,6 +24,15 @@ impl KvStore for MemoryStore {
         Ok(self.columns.read().get(&(column, key.to_vec())).cloned())
     }
 
+    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let map = self.columns.read();
+        Ok(map
+            .range((column, key.to_vec())..)
+            .next()
+            .filter(|((c, _), _)| *c == column)
+            .map(|((_, k), v)| (k.clone(), v.clone())))
+    }
+
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut map = self.columns.write();
         for op in batch.ops {

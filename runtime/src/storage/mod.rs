@@ -38,10 +38,16 @@ pub enum Column {
     AccountTrie,
     /// keccak(address) ++ encoded nibble path -> storage-trie node.
     StorageTrie,
+    /// address ++ block number (BE) -> the account's RLP before that block changed it
+    /// (empty: it did not exist).
+    AccountHistory,
+    /// address ++ slot ++ block number (BE) -> the slot's RLP value before that block changed
+    /// it (empty: zero).
+    StorageHistory,
 }
 
 impl Column {
-    pub const ALL: [Column; 11] = [
+    pub const ALL: [Column; 13] = [
         Column::Meta,
         Column::Headers,
         Column::Bodies,
@@ -53,6 +59,8 @@ impl Column {
         Column::Code,
         Column::AccountTrie,
         Column::StorageTrie,
+        Column::AccountHistory,
+        Column::StorageHistory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +76,8 @@ impl Column {
             Column::Code => "code",
             Column::AccountTrie => "account_trie",
             Column::StorageTrie => "storage_trie",
+            Column::AccountHistory => "account_history",
+            Column::StorageHistory => "storage_history",
         }
     }
 }
@@ -121,6 +131,8 @@ impl WriteBatch {
 /// The storage engine seen by the runtime.
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The first entry whose key is `>= key`, if any (used for history lookups).
+    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError>;
     /// Applies the batch atomically; once this returns, a crash of the process keeps it.
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }
@@ -181,6 +193,9 @@ mod tests {
         assert_eq!(store.get(Column::Storage, b"ab3").unwrap(), Some(b"4".to_vec()));
         assert_eq!(store.get(Column::Storage, b"ac1").unwrap(), None);
         assert_eq!(store.get(Column::Code, b"ab1").unwrap(), Some(b"other column".to_vec()));
+        assert_eq!(store.seek(Column::Storage, b"ab").unwrap(), Some((b"ab3".to_vec(), b"4".to_vec())));
+        assert_eq!(store.seek(Column::Storage, b"ab4").unwrap(), None);
+        assert_eq!(store.seek(Column::Code, b"a").unwrap().map(|e| e.0), Some(b"ab1".to_vec()));
     }
 
     #[test]

@@ -54,6 +54,17 @@ impl KvStore for RocksStore {
         Ok(self.db.get_cf(self.cf(column), key)?)
     }
 
+    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(column));
+        iter.seek(key);
+        if iter.valid() {
+            let entry = (iter.key().unwrap_or_default().to_vec(), iter.value().unwrap_or_default().to_vec());
+            return Ok(Some(entry));
+        }
+        iter.status()?;
+        Ok(None)
+    }
+
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut wb = rocksdb::WriteBatch::default();
         for op in batch.ops {
