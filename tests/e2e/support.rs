@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
+use alloy_primitives::{Address, B256, TxKind, U256, hex};
 use alloy_signer_local::PrivateKeySigner;
 use eyre::{Result, WrapErr, bail, eyre};
 use serde_json::{Value, json};
@@ -33,8 +33,6 @@ pub fn repo_root() -> PathBuf {
 /// A running `bttd devnet` process.
 pub struct Devnet {
     child: Option<Child>,
-    pub datadir: PathBuf,
-    pub port: u16,
     pub rpc_url: String,
     pub ws_url: String,
     pub log: PathBuf,
@@ -70,8 +68,6 @@ impl Devnet {
         });
         let mut devnet = Self {
             child: Some(child),
-            datadir: datadir.to_path_buf(),
-            port,
             rpc_url: String::new(),
             ws_url: format!("ws://127.0.0.1:{port}"),
             log,
@@ -188,12 +184,6 @@ pub fn transfer_1559(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: Addr
         value,
         ..Default::default()
     };
-    sign(key, tx)
-}
-
-/// A signed legacy (EIP-155) transaction.
-pub fn legacy(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: TxKind, value: U256, gas_price: u128, gas_limit: u64, input: Bytes) -> Vec<u8> {
-    let tx = TxLegacy { chain_id: Some(chain_id), nonce, gas_price, gas_limit, to, value, input };
     sign(key, tx)
 }
 
