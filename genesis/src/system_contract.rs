@@ -74,8 +74,8 @@ mod tests {
         // Constructor: SSTORE(0, 42); copy 3 bytes of runtime code (60 00 54 = PUSH1 0 SLOAD)
         // to memory and return them.
         let runtime = hex!("600054");
-        let mut creation = hex!("602a600055" "6003600e600039" "60036000f3").to_vec();
-        assert_eq!(creation.len(), 14);
+        let mut creation = hex!("602a600055" "60036011600039" "60036000f3").to_vec();
+        assert_eq!(creation.len(), 17);
         creation.extend_from_slice(&runtime);
         let deployed = run_creation_code("test", Bytes::from(creation)).unwrap();
         assert_eq!(deployed.code.as_ref(), &runtime);
