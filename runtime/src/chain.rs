@@ -122,31 +122,35 @@ fn genesis_changes(genesis: &Genesis) -> StateChangeset {
     StateChangeset { accounts, storage, contracts }
 }
 
-/// The genesis header, given the genesis state root.
-pub fn genesis_header(genesis: &Genesis, config: &ChainConfig, state_root: B256) -> Header {
+/// The fields every bttd header has the same value in (docs/block-format.md): no ommers, no
+/// difficulty or nonce, no withdrawals, blobs, beacon root or requests.
+fn fixed_header_fields() -> Header {
     Header {
-        parent_hash: B256::ZERO,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
-        beneficiary: genesis.coinbase,
-        state_root,
         transactions_root: EMPTY_ROOT_HASH,
         receipts_root: EMPTY_ROOT_HASH,
-        logs_bloom: Bloom::ZERO,
         difficulty: U256::ZERO,
-        number: 0,
-        gas_limit: config.block_gas_limit,
-        gas_used: 0,
-        timestamp: genesis.timestamp,
-        extra_data: genesis.extra_data.clone(),
-        mix_hash: genesis.mix_hash,
         nonce: Default::default(),
-        base_fee_per_gas: Some(genesis.base_fee_per_gas.map_or(config.min_base_fee, |f| f as u64).max(config.min_base_fee)),
         withdrawals_root: Some(EMPTY_ROOT_HASH),
         blob_gas_used: Some(0),
         excess_blob_gas: Some(0),
         parent_beacon_block_root: Some(B256::ZERO),
         requests_hash: Some(EMPTY_REQUESTS_HASH),
         ..Default::default()
+    }
+}
+
+/// The genesis header, given the genesis state root.
+pub fn genesis_header(genesis: &Genesis, config: &ChainConfig, state_root: B256) -> Header {
+    Header {
+        beneficiary: genesis.coinbase,
+        state_root,
+        gas_limit: config.block_gas_limit,
+        timestamp: genesis.timestamp,
+        extra_data: genesis.extra_data.clone(),
+        mix_hash: genesis.mix_hash,
+        base_fee_per_gas: Some(genesis.base_fee_per_gas.map_or(config.min_base_fee, |f| f as u64).max(config.min_base_fee)),
+        ..fixed_header_fields()
     }
 }
 
@@ -295,27 +299,19 @@ impl Chain {
         let envelopes: Vec<_> = executed.transactions.iter().map(|t| t.envelope().clone()).collect();
         let header = Header {
             parent_hash: ctx.parent_hash,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
             beneficiary: ctx.beneficiary,
             state_root,
             transactions_root: proofs::calculate_transaction_root(&envelopes),
             receipts_root: proofs::calculate_receipt_root(&executed.receipts),
             logs_bloom,
-            difficulty: U256::ZERO,
             number: ctx.number,
             gas_limit: ctx.gas_limit,
             gas_used: executed.gas_used,
             timestamp: ctx.timestamp,
             extra_data,
             mix_hash: ctx.prevrandao,
-            nonce: Default::default(),
             base_fee_per_gas: Some(ctx.base_fee),
-            withdrawals_root: Some(EMPTY_ROOT_HASH),
-            blob_gas_used: Some(0),
-            excess_blob_gas: Some(0),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: Some(EMPTY_REQUESTS_HASH),
-            ..Default::default()
+            ..fixed_header_fields()
         };
         let senders = executed.transactions.iter().map(|t| t.sender()).collect();
         let block = SealedBlock { header: seal(header), body: Body { transactions: envelopes, senders } };

@@ -368,7 +368,6 @@ pub fn apply_changes(
             balance: info.balance,
             storage_root,
             code_hash: info.code_hash,
-            ..Default::default()
         };
         let encoded = rlp(&account);
         batch.put(Column::Accounts, address.as_slice(), encoded.clone());

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy, TxReceipt};
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_genesis::{Genesis, GenesisAccount};
 use alloy_primitives::{Address, Bytes, TxKind, U256, address, hex};
@@ -133,7 +133,8 @@ fn state_is_readable_at_every_height() {
     assert!(chain.state_at(5).is_none());
     // EIP-2935: the history contract holds parent hashes.
     let parent_of_4 = chain.block_hash(3).unwrap().unwrap();
-    let slot = alloy_primitives::B256::from(U256::from(3u64 % 8191));
+    // Block 4 stored its parent's hash at slot (4 - 1) % 8191.
+    let slot = alloy_primitives::B256::from(U256::from(3u64));
     assert_eq!(chain.state().storage(alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS, slot).unwrap(), U256::from_be_bytes(parent_of_4.0));
 }
 

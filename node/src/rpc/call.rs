@@ -33,7 +33,7 @@ const ESTIMATE_ERROR_RATIO: f64 = 0.015;
 
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthCallApi {
-    /// Executes a call on the head state without committing it. State and block overrides
+    /// Executes a call on a block's state without committing it. State and block overrides
     /// are not supported (an empty or null object is accepted).
     #[method(name = "call", blocking)]
     fn call(

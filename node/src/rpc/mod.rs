@@ -9,11 +9,9 @@
 //!   `fees`, `call` (eth_call / eth_estimateGas over [`evm`]), `logs`, `pubsub`. Each declares a
 //!   small jsonrpsee `#[rpc(server)]` trait implemented on the shared [`Rpc`] handle; `start`
 //!   merges them into one module.
-//! - **State at the head only.** The runtime keeps the flat state of the latest block, not
-//!   history. Every state method accepts a block parameter; the head (by tag, number or hash)
-//!   is served and anything older fails with -32000 "historical state is not available (only the
-//!   latest block N is served)". Blocks, transactions, receipts and logs are served for every
-//!   block.
+//! - **State at every height.** Every state method accepts a block parameter; the runtime's
+//!   history columns answer for any block up to the head (docs/storage.md). Blocks,
+//!   transactions, receipts and logs are served for every block.
 //! - **Finality.** Blocks are final when committed, so `safe` and `finalized` are `latest`;
 //!   `pending` is `latest` for blocks and state, except for `eth_getTransactionCount`, where it
 //!   counts the sender's executable pool transactions (what wallets need for the next nonce).
@@ -30,16 +28,20 @@ mod blocks;
 mod call;
 mod convert;
 mod cors;
+mod dev;
 mod error;
 mod evm;
 mod fees;
+mod filters;
 mod logs;
 mod metrics;
 mod net;
+mod proof;
 mod pubsub;
 mod resolve;
 mod state;
 mod transactions;
+mod txpool;
 mod web3;
 
 #[cfg(test)]
@@ -83,6 +85,11 @@ pub struct RpcConfig {
     pub max_logs: usize,
     /// Gas limit of eth_call and eth_estimateGas when the request gives none (and their cap).
     pub gas_cap: u64,
+    /// Private keys of the accounts the node signs for (eth_accounts, eth_sendTransaction,
+    /// eth_sign*; see `dev`). Empty unless the devnet or `--dev-accounts` sets it; never read
+    /// from or written to a config file.
+    #[serde(skip)]
+    pub dev_accounts: Vec<B256>,
 }
 
 impl Default for RpcConfig {
@@ -97,6 +104,7 @@ impl Default for RpcConfig {
             max_log_range: 10_000,
             max_logs: 10_000,
             gas_cap: 50_000_000,
+            dev_accounts: Vec::new(),
         }
     }
 }
@@ -150,11 +158,14 @@ pub(crate) struct Rpc {
     pub config: Arc<RpcConfig>,
     /// Suggested tip, keyed by the head it was computed at.
     pub tip_cache: Arc<Mutex<Option<(B256, u128)>>>,
+    /// Signers of `config.dev_accounts`.
+    pub dev_signers: Arc<[alloy_signer_local::PrivateKeySigner]>,
 }
 
 impl Rpc {
     fn new(ctx: Arc<NodeContext>, config: RpcConfig) -> Self {
-        Self { ctx, config: Arc::new(config), tip_cache: Arc::new(Mutex::new(None)) }
+        let dev_signers = config.dev_accounts.iter().filter_map(|key| alloy_signer_local::PrivateKeySigner::from_bytes(key).ok()).collect();
+        Self { ctx, config: Arc::new(config), tip_cache: Arc::new(Mutex::new(None)), dev_signers }
     }
 }
 
@@ -162,9 +173,11 @@ impl Rpc {
 fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     use blocks::EthBlocksApiServer;
     use call::EthCallApiServer;
+    use dev::{EthDevApiServer, PersonalApiServer};
     use fees::EthFeesApiServer;
     use logs::EthLogsApiServer;
     use net::NetApiServer;
+    use proof::EthProofApiServer;
     use pubsub::EthPubSubApiServer;
     use state::EthStateApiServer;
     use transactions::EthTransactionsApiServer;
@@ -174,11 +187,16 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(Web3ApiServer::into_rpc(rpc.clone()))?;
     module.merge(NetApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthStateApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthProofApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthBlocksApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthTransactionsApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthFeesApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthCallApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
+    module.merge(EthDevApiServer::into_rpc(rpc.clone()))?;
+    module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
+    module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
+    module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
     Ok(module)
 }

@@ -4,11 +4,14 @@ use std::collections::BTreeMap;
 
 use parking_lot::RwLock;
 
-use super::{Column, KvStore, StorageError, WriteBatch, WriteOp, check_schema, prefix_end};
+use super::{Column, Entry, KvStore, StorageError, WriteBatch, WriteOp, check_schema, prefix_end};
+
+type ColumnKey = (Column, Vec<u8>);
 
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    columns: RwLock<BTreeMap<(Column, Vec<u8>), Vec<u8>>>,
+    /// (column, key) -> value.
+    columns: RwLock<BTreeMap<ColumnKey, Vec<u8>>>,
 }
 
 impl MemoryStore {
@@ -24,7 +27,7 @@ impl KvStore for MemoryStore {
         Ok(self.columns.read().get(&(column, key.to_vec())).cloned())
     }
 
-    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<Entry>, StorageError> {
         let map = self.columns.read();
         Ok(map
             .range((column, key.to_vec())..)

@@ -92,6 +92,9 @@ pub enum StorageError {
     Corrupt { column: &'static str, reason: String },
 }
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// One operation of a [`WriteBatch`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
@@ -132,7 +135,7 @@ impl WriteBatch {
 pub trait KvStore: Send + Sync + 'static {
     fn get(&self, column: Column, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     /// The first entry whose key is `>= key`, if any (used for history lookups).
-    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<Entry>, StorageError>;
     /// Applies the batch atomically; once this returns, a crash of the process keeps it.
     fn write(&self, batch: WriteBatch) -> Result<(), StorageError>;
 }

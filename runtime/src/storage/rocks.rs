@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options, WriteOptions};
 
-use super::{Column, KvStore, StorageError, WriteBatch, WriteOp, check_schema, prefix_end};
+use super::{Column, Entry, KvStore, StorageError, WriteBatch, WriteOp, check_schema, prefix_end};
 
 pub struct RocksStore {
     db: DB,
@@ -54,7 +54,7 @@ impl KvStore for RocksStore {
         Ok(self.db.get_cf(self.cf(column), key)?)
     }
 
-    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn seek(&self, column: Column, key: &[u8]) -> Result<Option<Entry>, StorageError> {
         let mut iter = self.db.raw_iterator_cf(self.cf(column));
         iter.seek(key);
         if iter.valid() {
