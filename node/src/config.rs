@@ -90,6 +90,9 @@ pub struct NodeConfig {
     pub metrics: Option<SocketAddr>,
     /// tracing filter, e.g. "info,bttd::rpc=debug".
     pub log: Option<String>,
+    /// Serve the test mnemonic's accounts through eth_accounts / eth_sendTransaction / eth_sign*
+    /// (as `bttd devnet` does). Never on a node whose RPC others can reach.
+    pub dev_accounts: bool,
     pub rpc: RpcSection,
     pub pool: PoolSection,
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use alloy_primitives::{Address, keccak256};
+use alloy_primitives::{Address, B256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use bttd_genesis::{ChainSpec, DevnetOptions, devnet_genesis, dev_accounts};
 use bttd_node::config::{NodeConfig, parse_duration};
@@ -82,6 +82,9 @@ struct NodeArgs {
     metrics: Option<SocketAddr>,
     #[arg(long)]
     log: Option<String>,
+    /// Sign for the test mnemonic's accounts (eth_sendTransaction, eth_sign, ...), as the devnet does.
+    #[arg(long)]
+    dev_accounts: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +157,7 @@ fn apply_flags(config: &mut NodeConfig, args: NodeArgs) {
     config.coinbase = args.coinbase.or(config.coinbase);
     config.metrics = args.metrics.or(config.metrics);
     config.log = args.log.or(config.log.take());
+    config.dev_accounts |= args.dev_accounts;
     if let Some(addr) = args.rpc_addr {
         config.rpc.addr = addr;
     }
@@ -181,7 +185,7 @@ async fn node(config: NodeConfig) -> eyre::Result<()> {
     let settings = NodeSettings {
         datadir,
         spec,
-        rpc: rpc_config(&config.rpc),
+        rpc: RpcConfig { dev_accounts: if config.dev_accounts { dev_keys(10)? } else { Vec::new() }, ..rpc_config(&config.rpc) },
         metrics: config.metrics,
         producer: ProducerConfig {
             block_time: config.block_time()?,
@@ -207,7 +211,11 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
     std::fs::create_dir_all(&datadir).wrap_err_with(|| format!("creating {}", datadir.display()))?;
     let spec = devnet_spec(&datadir, &args)?;
     let chain_id = spec.genesis.config.chain_id;
-    let rpc = RpcConfig { addr: SocketAddr::new(args.rpc_addr, args.rpc_port), ..RpcConfig::default() };
+    let rpc = RpcConfig {
+        addr: SocketAddr::new(args.rpc_addr, args.rpc_port),
+        dev_accounts: dev_keys(args.accounts)?,
+        ..RpcConfig::default()
+    };
     let settings = NodeSettings {
         datadir: datadir.clone(),
         spec,
@@ -240,6 +248,11 @@ fn devnet_spec(datadir: &Path, args: &DevnetArgs) -> eyre::Result<ChainSpec> {
     let (spec, _) = devnet_genesis(&options)?;
     spec.write(&path)?;
     Ok(spec)
+}
+
+/// The private keys of the first `count` dev accounts, for the RPC to sign with.
+fn dev_keys(count: u32) -> eyre::Result<Vec<B256>> {
+    Ok(dev_accounts(count)?.into_iter().map(|account| account.private_key).collect())
 }
 
 fn print_banner(args: &DevnetArgs, chain_id: u64, datadir: &Path, node: &bttd_node::run::RunningNode) -> eyre::Result<()> {

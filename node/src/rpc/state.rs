@@ -22,10 +22,6 @@ pub(crate) trait EthStateApi {
     #[method(name = "syncing")]
     fn syncing(&self) -> RpcResult<bool>;
 
-    /// The node holds no user keys.
-    #[method(name = "accounts")]
-    fn accounts(&self) -> RpcResult<Vec<Address>>;
-
     #[method(name = "getBalance")]
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
 
@@ -51,10 +47,6 @@ impl EthStateApiServer for Rpc {
 
     fn syncing(&self) -> RpcResult<bool> {
         Ok(false)
-    }
-
-    fn accounts(&self) -> RpcResult<Vec<Address>> {
-        Ok(Vec::new())
     }
 
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
