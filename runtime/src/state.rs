@@ -384,3 +384,140 @@ pub fn apply_changes(
     }
     Ok(update.root)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The incremental state root against a from-scratch one, over random blocks of account
+    //! creations, updates, deletions, storage writes, storage clears and storage wipes.
+
+    use std::collections::BTreeMap;
+
+    use alloy_primitives::{Address, B256, U256, keccak256};
+    use alloy_trie::root::{state_root_unhashed, storage_root_unhashed};
+    use alloy_trie::{EMPTY_ROOT_HASH, TrieAccount};
+    use proptest::prelude::*;
+    use revm::database::states::{PlainStorageChangeset, StateChangeset};
+    use revm::primitives::KECCAK_EMPTY;
+    use revm::state::AccountInfo;
+
+    use super::{StateView, apply_changes, state_root};
+    use crate::storage::{KvStore, MemoryStore, WriteBatch};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Upsert { account: u8, nonce: u64, balance: u64, code: bool },
+        Delete { account: u8 },
+        Store { account: u8, slot: u8, value: u8 },
+        /// Destroyed and re-created in the block: storage starts empty, then these slots.
+        Recreate { account: u8, slots: Vec<(u8, u8)> },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..12, 0u64..4, 0u64..1000, any::<bool>()).prop_map(|(account, nonce, balance, code)| Op::Upsert { account, nonce, balance, code }),
+            (0u8..12).prop_map(|account| Op::Delete { account }),
+            (0u8..12, 0u8..8, 0u8..4).prop_map(|(account, slot, value)| Op::Store { account, slot, value }),
+            (0u8..12, prop::collection::vec((0u8..8, 1u8..4), 0..3)).prop_map(|(account, slots)| Op::Recreate { account, slots }),
+        ]
+    }
+
+    #[derive(Debug, Clone, Default)]
+    struct Model {
+        accounts: BTreeMap<Address, (AccountInfo, BTreeMap<U256, U256>)>,
+    }
+
+    impl Model {
+        fn root(&self) -> B256 {
+            state_root_unhashed(self.accounts.iter().map(|(address, (info, storage))| {
+                let storage_root = storage_root_unhashed(storage.iter().map(|(k, v)| (B256::from(*k), *v)));
+                (*address, TrieAccount { nonce: info.nonce, balance: info.balance, storage_root, code_hash: info.code_hash })
+            }))
+        }
+    }
+
+    fn info(nonce: u64, balance: u64, code: bool) -> AccountInfo {
+        let code_hash = if code { keccak256([nonce as u8]) } else { KECCAK_EMPTY };
+        AccountInfo { nonce, balance: U256::from(balance), code_hash, code: None, account_id: None }
+    }
+
+    /// Applies one block's ops to the model and returns the change set revm would report.
+    fn block(model: &mut Model, ops: &[Op]) -> StateChangeset {
+        let mut touched = BTreeMap::new();
+        let mut wiped = BTreeMap::new();
+        let mut slots: BTreeMap<Address, BTreeMap<U256, U256>> = BTreeMap::new();
+        for op in ops {
+            match op.clone() {
+                Op::Upsert { account, nonce, balance, code } => {
+                    let address = Address::with_last_byte(account);
+                    model.accounts.entry(address).or_default().0 = info(nonce, balance, code);
+                    touched.insert(address, ());
+                }
+                Op::Delete { account } => {
+                    let address = Address::with_last_byte(account);
+                    if model.accounts.remove(&address).is_some() {
+                        touched.insert(address, ());
+                        wiped.insert(address, true);
+                        slots.remove(&address);
+                    }
+                }
+                Op::Store { account, slot, value } => {
+                    let address = Address::with_last_byte(account);
+                    let entry = model.accounts.entry(address).or_insert_with(|| (info(1, 1, true), BTreeMap::new()));
+                    let (slot, value) = (U256::from(slot), U256::from(value));
+                    if value.is_zero() { entry.1.remove(&slot); } else { entry.1.insert(slot, value); }
+                    touched.insert(address, ());
+                    slots.entry(address).or_default().insert(slot, value);
+                }
+                Op::Recreate { account, slots: new } => {
+                    let address = Address::with_last_byte(account);
+                    let storage: BTreeMap<_, _> = new.iter().map(|(s, v)| (U256::from(*s), U256::from(*v))).collect();
+                    model.accounts.insert(address, (info(1, 5, true), storage.clone()));
+                    touched.insert(address, ());
+                    wiped.insert(address, true);
+                    slots.insert(address, storage);
+                }
+            }
+        }
+        let accounts = touched.keys().map(|a| (*a, model.accounts.get(a).map(|(i, _)| i.clone()))).collect();
+        let storage = touched
+            .keys()
+            .filter(|a| wiped.contains_key(*a) || slots.contains_key(*a))
+            .map(|a| PlainStorageChangeset {
+                address: *a,
+                wipe_storage: wiped.contains_key(a),
+                storage: slots.get(a).map(|s| s.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default(),
+            })
+            .collect();
+        StateChangeset { accounts, storage, contracts: Vec::new() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        #[test]
+        fn incremental_state_root_matches_a_from_scratch_trie(blocks in prop::collection::vec(prop::collection::vec(op(), 1..12), 1..10)) {
+            let store = MemoryStore::new();
+            let mut model = Model::default();
+            for (number, ops) in blocks.iter().enumerate() {
+                let changes = block(&mut model, ops);
+                let mut batch = WriteBatch::default();
+                let root = apply_changes(&store, changes, &mut batch, Some(number as u64 + 1)).unwrap();
+                store.write(batch).unwrap();
+                prop_assert_eq!(root, model.root());
+                prop_assert_eq!(state_root(&store).unwrap(), root);
+                let view = StateView::new(&store);
+                for (address, (info, storage)) in &model.accounts {
+                    let account = view.account(*address).unwrap().unwrap();
+                    prop_assert_eq!(account.balance, info.balance);
+                    let expected = storage_root_unhashed(storage.iter().map(|(k, v)| (B256::from(*k), *v)));
+                    prop_assert_eq!(account.storage_root, expected);
+                    for (slot, value) in storage {
+                        prop_assert_eq!(view.storage(*address, B256::from(*slot)).unwrap(), *value);
+                    }
+                }
+            }
+            if model.accounts.is_empty() {
+                prop_assert_eq!(state_root(&store).unwrap(), EMPTY_ROOT_HASH);
+            }
+        }
+    }
+}
