@@ -33,6 +33,7 @@ mod error;
 mod evm;
 mod fees;
 mod filters;
+mod filters;
 mod logs;
 mod metrics;
 mod net;
@@ -41,6 +42,7 @@ mod pubsub;
 mod resolve;
 mod state;
 mod transactions;
+mod txpool;
 mod txpool;
 mod web3;
 
@@ -195,6 +197,8 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthDevApiServer::into_rpc(rpc.clone()))?;
     module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
+    module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
+    module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
     module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;

@@ -84,7 +84,7 @@ impl EthPubSubApiServer for Rpc {
     }
 }
 
-fn matching_logs(block: &NewBlock, filter: &Filter) -> Vec<alloy_rpc_types_eth::Log> {
+pub(super) fn matching_logs(block: &NewBlock, filter: &Filter) -> Vec<alloy_rpc_types_eth::Log> {
     let header = &block.block.header;
     if !filter.matches_bloom(header.logs_bloom) {
         return Vec::new();

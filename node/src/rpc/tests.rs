@@ -404,3 +404,114 @@ async fn websocket_subscriptions() {
     heads.unsubscribe().await.expect("unsubscribe");
     node.rpc.stop().await;
 }
+
+impl Node {
+    /// Polls a filter until `count` items arrived (the feeder task runs asynchronously), then
+    /// checks one more poll, after a pause, brings nothing: each item exactly once.
+    async fn poll_exactly(&self, id: &Value, count: usize) -> Vec<Value> {
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while seen.len() < count {
+            assert!(std::time::Instant::now() < deadline, "filter {id} gave {} of {count} items: {seen:?}", seen.len());
+            let changes = self.call("eth_getFilterChanges", json!([id])).await;
+            seen.extend(changes.as_array().expect("changes are an array").iter().cloned());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(seen.len(), count, "more items than expected: {seen:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(self.call("eth_getFilterChanges", json!([id])).await, json!([]), "delivered twice");
+        seen
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_filter_delivers_each_log_once() {
+    let node = node().await;
+    let id = node.call("eth_newFilter", json!([{"topics": [LOG_TOPIC]}])).await;
+    assert!(id.as_str().unwrap().starts_with("0x"), "{id}");
+    let other = node.call("eth_newFilter", json!([{"address": RECIPIENT}])).await;
+
+    let first = node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    node.produce();
+    let logs = node.poll_exactly(&id, 1).await;
+    let head = node.ctx.chain.head();
+    assert_eq!(logs[0]["transactionHash"], json!(first));
+    assert_eq!(logs[0]["blockHash"], json!(head.hash()));
+    assert_eq!(logs[0]["blockNumber"], json!("0x1"));
+    assert_eq!(logs[0]["transactionIndex"], json!("0x0"));
+    assert_eq!(logs[0]["logIndex"], json!("0x0"));
+    assert_eq!(logs[0]["removed"], json!(false));
+    assert_eq!(logs[0]["address"], json!(DEV_ADDRESS.create(0)));
+
+    // A block with two matching logs: log indices count across the block.
+    let second = node.send(tx(1, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    let third = node.send(tx(2, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    node.produce();
+    let logs = node.poll_exactly(&id, 2).await;
+    assert_eq!(logs[0]["transactionHash"], json!(second));
+    assert_eq!(logs[1]["transactionHash"], json!(third));
+    assert_eq!(logs[1]["transactionIndex"], json!("0x1"));
+    assert_eq!(logs[1]["logIndex"], json!("0x1"));
+    assert_eq!(logs[1]["blockNumber"], json!("0x2"));
+    assert_eq!(node.call("eth_getFilterChanges", json!([other])).await, json!([]));
+
+    // eth_getFilterLogs: the whole range again, as eth_getLogs gives it.
+    let ranged = node.call("eth_newFilter", json!([{"fromBlock": "0x2", "toBlock": "latest", "topics": [LOG_TOPIC]}])).await;
+    let all = node.call("eth_getFilterLogs", json!([ranged])).await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    assert_eq!(all, node.call("eth_getLogs", json!([{"fromBlock": "0x2", "topics": [LOG_TOPIC]}])).await);
+    let from_genesis = node.call("eth_newFilter", json!([{"fromBlock": "0x0", "topics": [LOG_TOPIC]}])).await;
+    assert_eq!(node.call("eth_getFilterLogs", json!([from_genesis])).await.as_array().unwrap().len(), 3);
+    let blocks = node.call("eth_newBlockFilter", json!([])).await;
+    assert_eq!(node.error("eth_getFilterLogs", json!([blocks])).await["message"], json!("filter not found"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_and_pending_filters_and_uninstall() {
+    let node = node().await;
+    let blocks = node.call("eth_newBlockFilter", json!([])).await;
+    let pending = node.call("eth_newPendingTransactionFilter", json!([])).await;
+    assert_ne!(blocks, pending);
+
+    let a = node.send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
+    let b = node.send(tx(1, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
+    node.produce();
+    let one = node.ctx.chain.head().hash();
+    node.produce();
+    let two = node.ctx.chain.head().hash();
+    assert_eq!(node.poll_exactly(&blocks, 2).await, vec![json!(one), json!(two)]);
+    assert_eq!(node.poll_exactly(&pending, 2).await, vec![json!(a), json!(b)]);
+
+    assert_eq!(node.call("eth_uninstallFilter", json!([blocks])).await, json!(true));
+    assert_eq!(node.call("eth_uninstallFilter", json!([blocks])).await, json!(false));
+    let error = node.error("eth_getFilterChanges", json!([blocks])).await;
+    assert_eq!(error["code"], json!(-32000));
+    assert_eq!(error["message"], json!("filter not found"));
+    let unknown = node.error("eth_getFilterChanges", json!(["0x1234"])).await;
+    assert_eq!(unknown["message"], json!("filter not found"));
+    // The other filter is unaffected.
+    assert_eq!(node.call("eth_getFilterChanges", json!([pending])).await, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn txpool_status_and_content() {
+    let node = node().await;
+    assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x0", "queued": "0x0"}));
+    let ready = node.send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
+    let gapped = node.send(tx(2, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
+    assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x1", "queued": "0x1"}));
+
+    let content = node.call("txpool_content", json!([])).await;
+    let sender = DEV_ADDRESS.to_checksum(None);
+    let pending = &content["pending"][&sender]["0"];
+    assert_eq!(pending["hash"], json!(ready));
+    assert_eq!(pending["blockHash"], Value::Null);
+    assert_eq!(pending["from"], json!(DEV_ADDRESS));
+    assert_eq!(*pending, node.call("eth_getTransactionByHash", json!([ready])).await);
+    assert_eq!(content["queued"][&sender]["2"]["hash"], json!(gapped));
+    assert_eq!(content["pending"].as_object().unwrap().len(), 1);
+    assert_eq!(content["queued"][&sender].as_object().unwrap().len(), 1);
+
+    node.produce();
+    assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x0", "queued": "0x1"}));
+}
