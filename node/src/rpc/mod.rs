@@ -33,7 +33,6 @@ mod error;
 mod evm;
 mod fees;
 mod filters;
-mod filters;
 mod logs;
 mod metrics;
 mod net;
@@ -42,7 +41,6 @@ mod pubsub;
 mod resolve;
 mod state;
 mod transactions;
-mod txpool;
 mod txpool;
 mod web3;
 
@@ -197,8 +195,6 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthDevApiServer::into_rpc(rpc.clone()))?;
     module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
-    module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
-    module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
     module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
