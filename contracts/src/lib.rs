@@ -73,9 +73,24 @@ pub fn test_token() -> &'static Artifact {
     &A
 }
 
+/// Raw JSON text of `artifacts/Multicall3.json`.
+pub const MULTICALL3_JSON: &str = include_str!("../artifacts/Multicall3.json");
+
+/// Where viem, ethers and wagmi look for Multicall3 (the same address on most chains).
+pub const MULTICALL3_ADDRESS: alloy_primitives::Address =
+    alloy_primitives::address!("cA11bde05977b3631167028862bE2a173976CA11");
+
+/// bttd's Multicall3 (`src/Multicall3.sol`, the well-known Multicall3 ABI), predeployed at
+/// [`MULTICALL3_ADDRESS`] on the devnet.
+pub fn multicall3() -> &'static Artifact {
+    static A: LazyLock<Artifact> =
+        LazyLock::new(|| Artifact::from_json(MULTICALL3_JSON).expect("embedded Multicall3 artifact is valid"));
+    &A
+}
+
 /// Every embedded artifact, by contract name.
-pub fn all() -> [&'static Artifact; 1] {
-    [test_token()]
+pub fn all() -> [&'static Artifact; 2] {
+    [multicall3(), test_token()]
 }
 
 /// Looks up an embedded artifact by contract name.
@@ -84,15 +99,20 @@ pub fn by_name(name: &str) -> Option<&'static Artifact> {
 }
 
 /// alloy bindings generated from the committed ABI (calls, events, errors, constructor).
-/// `TestToken::BYTECODE` / `TestToken::DEPLOYED_BYTECODE` come from the same artifact.
+/// `X::BYTECODE` / `X::DEPLOYED_BYTECODE` come from the same artifact.
 pub mod bindings {
     alloy_sol_types::sol!(
         #[sol(all_derives)]
         TestToken,
         "artifacts/TestToken.json"
     );
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        Multicall3,
+        "artifacts/Multicall3.json"
+    );
 }
-pub use bindings::TestToken;
+pub use bindings::{Multicall3, TestToken};
 
 #[cfg(test)]
 mod tests {
@@ -167,6 +187,37 @@ mod tests {
             initialSupply: U256::from(1),
         };
         assert_eq!(ctor.abi_encode().len(), 32 * 7);
+    }
+
+    /// The ABI is the well-known Multicall3's: the canonical selectors, and nothing else.
+    #[test]
+    fn multicall3_has_the_canonical_abi() {
+        use Multicall3::*;
+        let selectors = [
+            (aggregateCall::SELECTOR, hex!("252dba42")),
+            (aggregate3Call::SELECTOR, hex!("82ad56cb")),
+            (aggregate3ValueCall::SELECTOR, hex!("174dea71")),
+            (blockAndAggregateCall::SELECTOR, hex!("c3077fa9")),
+            (getBasefeeCall::SELECTOR, hex!("3e64a696")),
+            (getBlockHashCall::SELECTOR, hex!("ee82ac5e")),
+            (getBlockNumberCall::SELECTOR, hex!("42cbb15c")),
+            (getChainIdCall::SELECTOR, hex!("3408e470")),
+            (getCurrentBlockCoinbaseCall::SELECTOR, hex!("a8b0574e")),
+            (getCurrentBlockDifficultyCall::SELECTOR, hex!("72425d9d")),
+            (getCurrentBlockGasLimitCall::SELECTOR, hex!("86d516e8")),
+            (getCurrentBlockTimestampCall::SELECTOR, hex!("0f28c97d")),
+            (getEthBalanceCall::SELECTOR, hex!("4d2301cc")),
+            (getLastBlockHashCall::SELECTOR, hex!("27e86d6e")),
+            (tryAggregateCall::SELECTOR, hex!("bce38bd7")),
+            (tryBlockAndAggregateCall::SELECTOR, hex!("399542e9")),
+        ];
+        for (ours, canonical) in selectors {
+            assert_eq!(ours, canonical);
+        }
+        let abi: serde_json::Value = serde_json::from_str(&multicall3().abi_json).unwrap();
+        assert_eq!(abi.as_array().unwrap().len(), selectors.len(), "no extra ABI entries");
+        assert_eq!(Multicall3::DEPLOYED_BYTECODE, multicall3().deployed);
+        assert_eq!(by_name("Multicall3"), Some(multicall3()));
     }
 
     #[test]

@@ -1,13 +1,23 @@
 //! The devnet genesis: the well-known test mnemonic's accounts funded (as anvil and hardhat
 //! do, so existing scripts and wallets work), every fork through Prague active at block 0,
-//! and the EIP-2935 history contract in place.
+//! the EIP-2935 history contract in place, and the predeploys dapp tooling expects at fixed
+//! addresses: Multicall3 (viem's `multicall`, wagmi) and the CREATE2 deterministic deployer
+//! (forge scripts, hardhat-deploy).
 
 use alloy_eips::eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
 use alloy_genesis::{Genesis, GenesisAccount};
-use alloy_primitives::{Address, B256, U256};
+use alloy_primitives::{Address, B256, Bytes, U256, address, hex};
 use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
 
 use crate::{BttdParams, ChainSpec, GenesisError};
+
+/// Arachnid's deterministic-deployment-proxy: calldata is `salt ‖ initcode`; it CREATE2s the
+/// initcode with that salt and returns the new address. Forge deploys through it by default.
+pub const CREATE2_DEPLOYER_ADDRESS: Address = address!("4e59b44847b379578588920ca78fbf26c0b4956c");
+/// Its runtime code, byte for byte as on mainnet.
+pub const CREATE2_DEPLOYER_CODE: [u8; 69] = hex!(
+    "7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffe03601600081602082378035828234f58015156039578182fd5b8082525050506014600cf3"
+);
 
 pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
 pub const DEVNET_CHAIN_ID: u64 = 1337;
@@ -93,6 +103,12 @@ pub fn devnet_genesis(options: &DevnetOptions) -> Result<(ChainSpec, Vec<DevAcco
         HISTORY_STORAGE_ADDRESS,
         GenesisAccount { nonce: Some(1), code: Some(HISTORY_STORAGE_CODE.clone()), ..Default::default() },
     );
+    let multicall3 = crate::run_creation_code("Multicall3", bttd_contracts::multicall3().bytecode.clone())?;
+    genesis.alloc.insert(bttd_contracts::MULTICALL3_ADDRESS, multicall3.into_genesis_account(U256::ZERO));
+    genesis.alloc.insert(
+        CREATE2_DEPLOYER_ADDRESS,
+        GenesisAccount { nonce: Some(1), code: Some(Bytes::from_static(&CREATE2_DEPLOYER_CODE)), ..Default::default() },
+    );
     Ok((ChainSpec::new(genesis, options.params.clone())?, accounts))
 }
 
@@ -113,8 +129,19 @@ mod tests {
         let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
         let parsed = ChainSpec::from_json(&spec.to_json()).unwrap();
         assert_eq!(parsed.params, spec.params);
-        assert_eq!(parsed.genesis.alloc.len(), 11);
+        // 10 dev accounts, EIP-2935, Multicall3, the CREATE2 deployer.
+        assert_eq!(parsed.genesis.alloc.len(), 13);
         assert_eq!(parsed.genesis_hash().unwrap(), spec.genesis_hash().unwrap());
+    }
+
+    #[test]
+    fn predeploys_are_in_place() {
+        let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
+        let alloc = &spec.genesis.alloc;
+        let multicall3 = &alloc[&bttd_contracts::MULTICALL3_ADDRESS];
+        assert_eq!(multicall3.code.as_ref(), Some(&bttd_contracts::multicall3().deployed));
+        let deployer = &alloc[&CREATE2_DEPLOYER_ADDRESS];
+        assert_eq!(deployer.code.as_ref().map(|c| &c[..]), Some(&CREATE2_DEPLOYER_CODE[..]));
     }
 
     #[test]
