@@ -49,3 +49,10 @@ fn bad_input_gets_geth_errors_and_the_node_keeps_serving() -> Result<()> {
     node.block_number()?;
     Ok(())
 }
+
+#[test]
+fn get_proof_and_block_hashes_verify_with_independent_code() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
+    run_script(&node, "proofs.mjs", &[])
+}
