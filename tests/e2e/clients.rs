@@ -56,3 +56,10 @@ fn get_proof_and_block_hashes_verify_with_independent_code() -> Result<()> {
     let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
     run_script(&node, "proofs.mjs", &[])
 }
+
+#[test]
+fn viem_polling_filters_deliver_each_event_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
+    run_script(&node, "filters.mjs", &[])
+}
