@@ -63,3 +63,10 @@ fn viem_polling_filters_deliver_each_event_once() -> Result<()> {
     let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
     run_script(&node, "filters.mjs", &[])
 }
+
+#[test]
+fn dev_accounts_sign_and_send_and_devnet_predeploys_work_from_ethers_and_viem() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
+    run_script(&node, "dev-accounts.mjs", &[])
+}
