@@ -11,7 +11,7 @@
 //! first trying the 64/63 optimistic guess, and stop once the bounds are within 1.5%. A plain
 //! transfer to an account without code is tried at 21000 first.
 
-use alloy_eips::BlockId;
+use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Bytes, TxKind, U64};
 use alloy_rpc_types_eth::TransactionRequest;
 use bttd_runtime::executor::BlockContext;
@@ -63,30 +63,31 @@ fn reject_overrides(what: &str, value: &Option<serde_json::Value>) -> RpcResult<
 }
 
 impl Rpc {
-    /// The state and environment a call at `block` runs in: at the head, the next block's
-    /// environment (as geth's "pending"); at an older block `n`, the state after `n` in the
-    /// environment of block `n + 1` as it was built.
+    /// The state and environment a call at `block` runs in, as geth: at block `n`, the state
+    /// after `n` in `n`'s own environment (so `block.number` is `n`); at `pending`, the head's
+    /// state in the next block's environment.
     fn call_env(&self, block: Option<BlockId>) -> RpcResult<(StateView<'_>, BlockContext)> {
         let chain = &self.ctx.chain;
-        let number = state_number(chain, block)?;
-        let state = chain.state_at(number).ok_or_else(header_not_found)?;
-        let head = chain.head();
-        if number == head.number {
+        if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
+            let head = chain.head();
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
+            let state = chain.state_at(head.number).ok_or_else(header_not_found)?;
             return Ok((state, chain.next_block_context(now, head.beneficiary)));
         }
-        let child = chain.header_by_number(number + 1).map_err(internal)?.ok_or_else(header_not_found)?;
+        let number = state_number(chain, block)?;
+        let state = chain.state_at(number).ok_or_else(header_not_found)?;
+        let header = chain.header_by_number(number).map_err(internal)?.ok_or_else(header_not_found)?;
         let ctx = BlockContext {
-            number: child.number,
-            timestamp: child.timestamp,
-            beneficiary: child.beneficiary,
-            base_fee: child.base_fee_per_gas.unwrap_or_default(),
-            gas_limit: child.gas_limit,
-            prevrandao: child.mix_hash,
-            parent_hash: child.parent_hash,
+            number: header.number,
+            timestamp: header.timestamp,
+            beneficiary: header.beneficiary,
+            base_fee: header.base_fee_per_gas.unwrap_or_default(),
+            gas_limit: header.gas_limit,
+            prevrandao: header.mix_hash,
+            parent_hash: header.parent_hash,
         };
         Ok((state, ctx))
     }

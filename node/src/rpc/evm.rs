@@ -1,8 +1,8 @@
 //! Executing a call request with revm on a block's state, without committing anything: the
 //! engine behind eth_call and eth_estimateGas.
 //!
-//! The environment is the next block's (number, timestamp, base fee, prevrandao), as geth
-//! simulates "pending". As in geth's eth_call:
+//! The environment is the named block's (the next block's for `pending`). As in geth's
+//! eth_call:
 //! - `from` defaults to the zero address and the nonce check is off;
 //! - a request that pays nothing (no gas price, or both EIP-1559 fees zero) runs with a zero
 //!   base fee, so unfunded accounts can call (geth zeroes the block's base fee the same way);
