@@ -70,3 +70,10 @@ fn dev_accounts_sign_and_send_and_devnet_predeploys_work_from_ethers_and_viem() 
     let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
     run_script(&node, "dev-accounts.mjs", &[])
 }
+
+#[test]
+fn debug_trace_transaction_call_trees_match_anvil() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
+    run_script(&node, "trace-diff.mjs", &[])
+}

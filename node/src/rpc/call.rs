@@ -66,7 +66,7 @@ impl Rpc {
     /// The state and environment a call at `block` runs in, as geth: at block `n`, the state
     /// after `n` in `n`'s own environment (so `block.number` is `n`); at `pending`, the head's
     /// state in the next block's environment.
-    fn call_env(&self, block: Option<BlockId>) -> RpcResult<(StateView<'_>, BlockContext)> {
+    pub(crate) fn call_env(&self, block: Option<BlockId>) -> RpcResult<(StateView<'_>, BlockContext)> {
         let chain = &self.ctx.chain;
         if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
             let head = chain.head();
@@ -80,16 +80,20 @@ impl Rpc {
         let number = state_number(chain, block)?;
         let state = chain.state_at(number).ok_or_else(header_not_found)?;
         let header = chain.header_by_number(number).map_err(internal)?.ok_or_else(header_not_found)?;
-        let ctx = BlockContext {
-            number: header.number,
-            timestamp: header.timestamp,
-            beneficiary: header.beneficiary,
-            base_fee: header.base_fee_per_gas.unwrap_or_default(),
-            gas_limit: header.gas_limit,
-            prevrandao: header.mix_hash,
-            parent_hash: header.parent_hash,
-        };
-        Ok((state, ctx))
+        Ok((state, block_context(&header)))
+    }
+}
+
+/// The environment block `header` executed in.
+pub(crate) fn block_context(header: &alloy_consensus::Header) -> BlockContext {
+    BlockContext {
+        number: header.number,
+        timestamp: header.timestamp,
+        beneficiary: header.beneficiary,
+        base_fee: header.base_fee_per_gas.unwrap_or_default(),
+        gas_limit: header.gas_limit,
+        prevrandao: header.mix_hash,
+        parent_hash: header.parent_hash,
     }
 }
 

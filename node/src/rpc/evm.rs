@@ -22,9 +22,10 @@ use jsonrpsee::types::ErrorObjectOwned;
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::database::CacheDB;
+use revm_inspectors::tracing::DebugInspector;
 use revm::database_interface::Database;
 use revm::primitives::KECCAK_EMPTY;
-use revm::{Context, ExecuteEvm, MainBuilder, MainContext};
+use revm::{Context, ExecuteEvm, InspectEvm, MainBuilder, MainContext};
 
 use super::error::{RpcResult, internal, invalid_params, server_error};
 
@@ -144,12 +145,18 @@ impl<'a> Simulator<'a> {
         Ok(self.db.basic(address).map_err(internal)?.is_some_and(|a| a.code_hash != KECCAK_EMPTY))
     }
 
-    /// Executes `tx` with `gas` without committing.
-    pub fn run(&mut self, tx: &CallTx, gas: u64) -> RunResult {
+    /// The transaction and block environments of a run of `tx` with `gas`.
+    fn envs(&self, tx: &CallTx, gas: u64) -> (TxEnv, BlockEnv) {
         let mut env = tx.env.clone();
         env.gas_limit = gas;
         let mut block = self.block.clone();
         block.gas_limit = block.gas_limit.max(gas);
+        (env, block)
+    }
+
+    /// Executes `tx` with `gas` without committing.
+    pub fn run(&mut self, tx: &CallTx, gas: u64) -> RunResult {
+        let (env, block) = self.envs(tx, gas);
         let mut evm = Context::mainnet()
             .with_db(&mut self.db)
             .with_block(block)
@@ -157,6 +164,27 @@ impl<'a> Simulator<'a> {
             .build_mainnet();
         evm.transact(env).map(|r| r.result)
     }
+
+    /// Executes `tx` with `gas` under `inspector` without committing (debug_traceCall);
+    /// returns the outcome with the environments the inspector's report needs.
+    pub fn inspect(&mut self, tx: &CallTx, gas: u64, inspector: DebugInspector) -> Inspected {
+        let (env, block) = self.envs(tx, gas);
+        let mut evm = Context::mainnet()
+            .with_db(&mut self.db)
+            .with_block(block.clone())
+            .with_cfg(self.cfg.clone())
+            .build_mainnet_with_inspector(inspector);
+        let result = evm.inspect_tx(env.clone());
+        Inspected { result, tx: env, block, inspector: evm.into_inspector() }
+    }
+}
+
+/// What [`Simulator::inspect`] returns.
+pub(crate) struct Inspected {
+    pub result: Result<revm::context_interface::result::ResultAndState, EVMError<StateError>>,
+    pub tx: TxEnv,
+    pub block: BlockEnv,
+    pub inspector: DebugInspector,
 }
 
 /// An error that stopped the transaction from running, worded as geth words it.

@@ -6,7 +6,8 @@
 //!   `alloy_rpc_types_eth` types, so field names and encodings are exactly Ethereum's; this
 //!   module only fills them from the chain.
 //! - **One file per concern.** `web3`, `net`, `state` (account reads), `blocks`, `transactions`,
-//!   `fees`, `call` (eth_call / eth_estimateGas over [`evm`]), `logs`, `pubsub`. Each declares a
+//!   `fees`, `call` (eth_call / eth_estimateGas over [`evm`]), `logs`, `pubsub`, `debug`
+//!   (debug_traceTransaction / debug_traceCall with revm-inspectors). Each declares a
 //!   small jsonrpsee `#[rpc(server)]` trait implemented on the shared [`Rpc`] handle; `start`
 //!   merges them into one module.
 //! - **State at every height.** Every state method accepts a block parameter; the runtime's
@@ -28,6 +29,7 @@ mod blocks;
 mod call;
 mod convert;
 mod cors;
+mod debug;
 mod dev;
 mod error;
 mod evm;
@@ -197,6 +199,7 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
     module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
     module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
+    module.merge(debug::DebugApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
     Ok(module)
 }

@@ -515,3 +515,81 @@ async fn txpool_status_and_content() {
     node.produce();
     assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x0", "queued": "0x1"}));
 }
+
+/// Runtime code that returns the 32-byte word 42.
+const ANSWER_RUNTIME: [u8; 10] = hex!("602a60005260206000f3");
+
+/// Runtime code that emits LOG0, CALLs `callee` with all gas and returns what it returned.
+fn forwarding_runtime(callee: Address) -> Vec<u8> {
+    let mut code = hex!("60006000a0").to_vec(); // LOG0(0, 0)
+    code.extend_from_slice(&hex!("6020600060006000600073")); // retSize, retOffset, argsSize, argsOffset, value, PUSH20
+    code.extend_from_slice(callee.as_slice());
+    code.extend_from_slice(&hex!("5af150")); // GAS CALL POP
+    code.extend_from_slice(&hex!("60206000f3")); // RETURN(0, 0x20)
+    code
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_traces() {
+    let node = node().await;
+    let callee = DEV_ADDRESS.create(0);
+    let forwarder = DEV_ADDRESS.create(1);
+    let reverter = DEV_ADDRESS.create(2);
+    node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&ANSWER_RUNTIME))).await;
+    node.send(tx(1, TxKind::Create, 0, 300_000, init_code(&forwarding_runtime(callee)))).await;
+    node.send(tx(2, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    node.produce();
+    // Two transactions in one block: tracing the second replays the first.
+    let call = node.send(tx(3, TxKind::Call(forwarder), 0, 200_000, vec![])).await;
+    let revert = node.send(tx(4, TxKind::Call(reverter), 0, 100_000, vec![1])).await;
+    node.produce();
+    let receipt = node.call("eth_getTransactionReceipt", json!([call])).await;
+    assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    let answer = json!(B256::with_last_byte(42));
+
+    let trace = node.call("debug_traceTransaction", json!([call, {"tracer": "callTracer"}])).await;
+    assert_eq!(trace["type"], json!("CALL"), "{trace}");
+    assert_eq!(trace["from"], json!(DEV_ADDRESS.to_string().to_lowercase()));
+    assert_eq!(trace["to"], json!(forwarder.to_string().to_lowercase()));
+    assert_eq!(trace["gas"], json!("0x30d40"));
+    assert_eq!(quantity(&trace["gasUsed"]), quantity(&receipt["gasUsed"]));
+    assert_eq!(trace["output"], answer);
+    let calls = trace["calls"].as_array().expect("nested calls");
+    assert_eq!(calls.len(), 1, "{trace}");
+    assert_eq!(calls[0]["type"], json!("CALL"));
+    assert_eq!(calls[0]["from"], json!(forwarder.to_string().to_lowercase()));
+    assert_eq!(calls[0]["to"], json!(callee.to_string().to_lowercase()));
+    assert_eq!(calls[0]["output"], answer);
+    assert_eq!(quantity(&calls[0]["gasUsed"]), 18); // 6 pushes + MSTORE (3 + memory 3)
+    assert!(calls[0].get("calls").is_none());
+    let with_log = node.call("debug_traceTransaction", json!([call, {"tracer": "callTracer", "tracerConfig": {"withLog": true}}])).await;
+    assert_eq!(with_log["logs"].as_array().map(Vec::len), Some(1), "{with_log}");
+
+    let logger = node.call("debug_traceTransaction", json!([call])).await;
+    assert_eq!(logger["failed"], json!(false));
+    assert_eq!(logger["gas"].as_u64(), Some(quantity(&receipt["gasUsed"]) as u64));
+    assert!(logger["structLogs"].as_array().is_some_and(|steps| steps.len() > 10), "{logger}");
+    assert_eq!(logger["structLogs"][0]["op"], json!("PUSH1"));
+
+    let failed = node.call("debug_traceTransaction", json!([revert, {}])).await;
+    assert_eq!(failed["failed"], json!(true), "{failed}");
+    assert!(!failed["structLogs"].as_array().unwrap().is_empty());
+    let reverted = node.call("debug_traceTransaction", json!([revert, {"tracer": "callTracer"}])).await;
+    assert_eq!(reverted["error"], json!("execution reverted"), "{reverted}");
+    assert_eq!(reverted["revertReason"], json!("nope"));
+
+    // debug_traceCall: eth_call's environment, the same tree.
+    let traced = node.call("debug_traceCall", json!([{"from": DEV_ADDRESS, "to": forwarder}, "latest", {"tracer": "callTracer"}])).await;
+    assert_eq!(traced["output"], answer, "{traced}");
+    assert_eq!(traced["calls"][0]["to"], calls[0]["to"]);
+    let steps = node.call("debug_traceCall", json!([{"to": forwarder}, "latest"])).await;
+    assert_eq!(steps["failed"], json!(false));
+    assert_eq!(steps["structLogs"].as_array().map(Vec::len), logger["structLogs"].as_array().map(Vec::len));
+
+    let unsupported = node.error("debug_traceTransaction", json!([call, {"tracer": "prestateTracer"}])).await;
+    assert_eq!(unsupported["code"], json!(-32602), "{unsupported}");
+    assert!(unsupported["message"].as_str().unwrap().contains("prestateTracer"));
+    let unknown = node.error("debug_traceTransaction", json!([B256::repeat_byte(7)])).await;
+    assert_eq!(unknown["code"], json!(-32000), "{unknown}");
+    node.rpc.stop().await;
+}
