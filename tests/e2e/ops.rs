@@ -15,8 +15,11 @@ fn metrics_and_health_are_served() -> Result<()> {
     let metrics_port = free_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
     let node = Devnet::start(dir.path(), &["--block-time", "100ms", "--metrics", &metrics])?;
-    node.call("eth_blockNumber", json!([]))?;
-    std::thread::sleep(Duration::from_millis(400));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while node.block_number()? < 1 {
+        ensure!(std::time::Instant::now() < deadline, "no block produced");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let health: serde_json::Value = reqwest::blocking::get(format!("http://{metrics}/health"))?.json()?;
     ensure!(health["status"] == "ok" && health["chainId"] == 1337, "health: {health}");
     ensure!(health["head"]["number"].as_u64().unwrap_or(0) >= 1, "health shows no progress: {health}");
