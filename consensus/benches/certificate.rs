@@ -6,7 +6,9 @@
 
 use alloy_primitives::{Address, B256};
 use bttd_consensus::bls::BlsSecretKey;
-use bttd_consensus::{BlsVerifier, CommitCertificate, SignerBitmap, Validator, ValidatorSet, Verifier};
+use bttd_consensus::{
+    BlsVerifier, CommitCertificate, SignerBitmap, Validator, ValidatorSet, Verifier,
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 
@@ -24,7 +26,14 @@ fn setup(n: usize) -> (B256, ValidatorSet, CommitCertificate) {
         .map(|(i, k)| {
             let mut addr = [0u8; 20];
             addr[..8].copy_from_slice(&(i as u64).to_be_bytes());
-            (Validator { address: Address::from(addr), public_key: k.public_key(), power: 10 }, k.proof_of_possession())
+            (
+                Validator {
+                    address: Address::from(addr),
+                    public_key: k.public_key(),
+                    power: 10,
+                },
+                k.proof_of_possession(),
+            )
         })
         .collect();
     let set = ValidatorSet::new_with_proofs(entries, 0, 1).expect("set");
@@ -39,8 +48,11 @@ fn setup(n: usize) -> (B256, ValidatorSet, CommitCertificate) {
     };
     let msg = cert.sign_bytes(&chain, set.epoch());
     let sigs: Vec<_> = keys.iter().map(|k| k.sign(&msg)).collect();
-    cert.signature = BlsVerifier.aggregate(&sigs.iter().collect::<Vec<_>>()).expect("aggregate");
-    cert.verify(&chain, &set, &BlsVerifier).expect("valid certificate");
+    cert.signature = BlsVerifier
+        .aggregate(&sigs.iter().collect::<Vec<_>>())
+        .expect("aggregate");
+    cert.verify(&chain, &set, &BlsVerifier)
+        .expect("valid certificate");
     (chain, set, cert)
 }
 
@@ -49,7 +61,11 @@ fn bench(c: &mut Criterion) {
     for n in [4usize, 32, 100] {
         let (chain, set, cert) = setup(n);
         g.bench_function(format!("{n}_validators"), |b| {
-            b.iter(|| black_box(&cert).verify(&chain, black_box(&set), &BlsVerifier).expect("valid"))
+            b.iter(|| {
+                black_box(&cert)
+                    .verify(&chain, black_box(&set), &BlsVerifier)
+                    .expect("valid")
+            })
         });
     }
     g.finish();

@@ -90,7 +90,11 @@ impl BlsSecretKey {
 
     /// Proof of possession: the public key's bytes signed under the PoP DST.
     pub fn proof_of_possession(&self) -> SignatureBytes {
-        FixedBytes(self.0.sign(self.public_key().as_slice(), POP_DST, &[]).to_bytes())
+        FixedBytes(
+            self.0
+                .sign(self.public_key().as_slice(), POP_DST, &[])
+                .to_bytes(),
+        )
     }
 }
 
@@ -100,10 +104,7 @@ pub fn validate_public_key(bytes: &PublicKeyBytes) -> Result<PublicKey, BlsError
 }
 
 /// Checks a proof of possession for an already validated key.
-pub fn verify_proof_of_possession(
-    key: &PublicKey,
-    pop: &SignatureBytes,
-) -> Result<(), BlsError> {
+pub fn verify_proof_of_possession(key: &PublicKey, pop: &SignatureBytes) -> Result<(), BlsError> {
     let sig = Signature::sig_validate(pop.as_slice(), true).map_err(map_err)?;
     match sig.verify(false, &key.to_bytes(), POP_DST, &[], key, false) {
         BLST_ERROR::BLST_SUCCESS => Ok(()),
@@ -161,7 +162,10 @@ mod tests {
         verify_proof_of_possession(&pk, &sk.proof_of_possession()).unwrap();
         // A consensus signature over the key bytes is not a PoP (different DST).
         let wrong = sk.sign(sk.public_key().as_slice());
-        assert_eq!(verify_proof_of_possession(&pk, &wrong), Err(BlsError::BadProofOfPossession));
+        assert_eq!(
+            verify_proof_of_possession(&pk, &wrong),
+            Err(BlsError::BadProofOfPossession)
+        );
         // Another key's PoP does not verify either.
         assert!(verify_proof_of_possession(&pk, &key(2).proof_of_possession()).is_err());
     }
@@ -177,7 +181,10 @@ mod tests {
     #[test]
     fn aggregate_roundtrip() {
         let keys: Vec<_> = (1..=5).map(key).collect();
-        let pks: Vec<_> = keys.iter().map(|k| validate_public_key(&k.public_key()).unwrap()).collect();
+        let pks: Vec<_> = keys
+            .iter()
+            .map(|k| validate_public_key(&k.public_key()).unwrap())
+            .collect();
         let sigs: Vec<_> = keys.iter().map(|k| k.sign(b"m")).collect();
         let agg = aggregate(&sigs.iter().collect::<Vec<_>>()).unwrap();
         let refs: Vec<_> = pks.iter().collect();

@@ -96,19 +96,40 @@ pub enum CertificateError {
 impl CommitCertificate {
     /// The precommit bytes every signer signed.
     pub fn sign_bytes(&self, chain: &B256, epoch: u64) -> Vec<u8> {
-        signing::vote_sign_bytes(chain, VoteType::Precommit, epoch, self.height, self.round, Some(self.block_id))
+        signing::vote_sign_bytes(
+            chain,
+            VoteType::Precommit,
+            epoch,
+            self.height,
+            self.round,
+            Some(self.block_id),
+        )
     }
 
     /// Checks the certificate against the set of its height's epoch:
     /// bitmap shape, more than 2/3 of the power, and one aggregate check.
-    pub fn verify(&self, chain: &B256, set: &ValidatorSet, verifier: &dyn Verifier) -> Result<(), CertificateError> {
+    pub fn verify(
+        &self,
+        chain: &B256,
+        set: &ValidatorSet,
+        verifier: &dyn Verifier,
+    ) -> Result<(), CertificateError> {
         if self.height < set.first_height() {
-            return Err(CertificateError::WrongEpoch { height: self.height, first_height: set.first_height() });
+            return Err(CertificateError::WrongEpoch {
+                height: self.height,
+                first_height: set.first_height(),
+            });
         }
-        let signers = self.signers.indices(set.len()).ok_or(CertificateError::BadBitmap)?;
+        let signers = self
+            .signers
+            .indices(set.len())
+            .ok_or(CertificateError::BadBitmap)?;
         let power: u128 = signers.iter().map(|&i| u128::from(set.power(i))).sum();
         if !set.is_quorum(power) {
-            return Err(CertificateError::NoQuorum { power, total: set.total_power() });
+            return Err(CertificateError::NoQuorum {
+                power,
+                total: set.total_power(),
+            });
         }
         let msg = self.sign_bytes(chain, set.epoch());
         if verifier.verify_aggregate(set, &signers, &msg, &self.signature) {

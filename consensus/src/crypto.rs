@@ -25,13 +25,25 @@ pub trait Signer: Send {
 /// Checks signatures against a validator set.
 pub trait Verifier: Send + Sync {
     /// Whether validator `index` of `set` signed `msg`.
-    fn verify(&self, set: &ValidatorSet, index: ValidatorIndex, msg: &[u8], sig: &SignatureBytes) -> bool;
+    fn verify(
+        &self,
+        set: &ValidatorSet,
+        index: ValidatorIndex,
+        msg: &[u8],
+        sig: &SignatureBytes,
+    ) -> bool;
     /// Aggregates individually verified signatures, given in ascending
     /// validator-index order.
     fn aggregate(&self, sigs: &[&SignatureBytes]) -> Option<SignatureBytes>;
     /// Whether `agg` is the aggregate of signatures over `msg` by exactly the
     /// validators `signers` (ascending indices) of `set`.
-    fn verify_aggregate(&self, set: &ValidatorSet, signers: &[ValidatorIndex], msg: &[u8], agg: &SignatureBytes) -> bool;
+    fn verify_aggregate(
+        &self,
+        set: &ValidatorSet,
+        signers: &[ValidatorIndex],
+        msg: &[u8],
+        agg: &SignatureBytes,
+    ) -> bool;
 }
 
 /// A validator key held in memory.
@@ -52,17 +64,34 @@ impl Signer for BlsSigner {
 pub struct BlsVerifier;
 
 impl Verifier for BlsVerifier {
-    fn verify(&self, set: &ValidatorSet, index: ValidatorIndex, msg: &[u8], sig: &SignatureBytes) -> bool {
-        let Ok(keys) = set.bls_keys() else { return false };
-        keys.get(index as usize).is_some_and(|k| bls::verify(k, msg, sig))
+    fn verify(
+        &self,
+        set: &ValidatorSet,
+        index: ValidatorIndex,
+        msg: &[u8],
+        sig: &SignatureBytes,
+    ) -> bool {
+        let Ok(keys) = set.bls_keys() else {
+            return false;
+        };
+        keys.get(index as usize)
+            .is_some_and(|k| bls::verify(k, msg, sig))
     }
 
     fn aggregate(&self, sigs: &[&SignatureBytes]) -> Option<SignatureBytes> {
         bls::aggregate(sigs).ok()
     }
 
-    fn verify_aggregate(&self, set: &ValidatorSet, signers: &[ValidatorIndex], msg: &[u8], agg: &SignatureBytes) -> bool {
-        let Ok(keys) = set.bls_keys() else { return false };
+    fn verify_aggregate(
+        &self,
+        set: &ValidatorSet,
+        signers: &[ValidatorIndex],
+        msg: &[u8],
+        agg: &SignatureBytes,
+    ) -> bool {
+        let Ok(keys) = set.bls_keys() else {
+            return false;
+        };
         let mut picked = Vec::with_capacity(signers.len());
         for &i in signers {
             match keys.get(i as usize) {

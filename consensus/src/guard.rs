@@ -102,7 +102,9 @@ pub struct SlashingGuard {
 
 impl std::fmt::Debug for SlashingGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlashingGuard").field("record", &self.record).finish()
+        f.debug_struct("SlashingGuard")
+            .field("record", &self.record)
+            .finish()
     }
 }
 
@@ -119,14 +121,24 @@ impl SlashingGuard {
 
     fn round_record(&self, height: Height, round: Round) -> Result<RoundRecord, GuardError> {
         match self.record.latest {
-            Some(l) if (height, round) < (l.height, l.round) => Err(GuardError::Regression { height: l.height, round: l.round }),
+            Some(l) if (height, round) < (l.height, l.round) => Err(GuardError::Regression {
+                height: l.height,
+                round: l.round,
+            }),
             Some(l) if (height, round) == (l.height, l.round) => Ok(l),
-            _ => Ok(RoundRecord { height, round, ..RoundRecord::default() }),
+            _ => Ok(RoundRecord {
+                height,
+                round,
+                ..RoundRecord::default()
+            }),
         }
     }
 
     fn commit(&mut self, latest: RoundRecord, lock: Option<LockRecord>) -> Result<(), GuardError> {
-        let next = SignRecord { latest: Some(latest), lock: lock.or(self.record.lock) };
+        let next = SignRecord {
+            latest: Some(latest),
+            lock: lock.or(self.record.lock),
+        };
         if next != self.record {
             self.store.save(&next)?;
             self.record = next;
@@ -155,7 +167,11 @@ impl SlashingGuard {
         }
         *slot = Some(block);
         let lock = match (vote_type, block) {
-            (VoteType::Precommit, Some(block)) => Some(LockRecord { height, round, block }),
+            (VoteType::Precommit, Some(block)) => Some(LockRecord {
+                height,
+                round,
+                block,
+            }),
             _ => None,
         };
         self.commit(rec, lock)?;
@@ -163,7 +179,12 @@ impl SlashingGuard {
     }
 
     /// Approves a proposal unless another block was proposed in this round.
-    pub fn approve_proposal(&mut self, height: Height, round: Round, block: BlockId) -> Result<(), GuardError> {
+    pub fn approve_proposal(
+        &mut self,
+        height: Height,
+        round: Round,
+        block: BlockId,
+    ) -> Result<(), GuardError> {
         let mut rec = self.round_record(height, round)?;
         match rec.proposal {
             Some(signed) if signed == block => Ok(()),
@@ -191,13 +212,22 @@ mod tests {
         assert_eq!(g.approve_vote(1, 0, VoteType::Prevote, b(1)).unwrap(), b(1));
         // Asked for nil after a crash: the earlier prevote is repeated.
         assert_eq!(g.approve_vote(1, 0, VoteType::Prevote, None).unwrap(), b(1));
-        assert_eq!(g.approve_vote(1, 0, VoteType::Precommit, b(1)).unwrap(), b(1));
+        assert_eq!(
+            g.approve_vote(1, 0, VoteType::Precommit, b(1)).unwrap(),
+            b(1)
+        );
         assert_eq!(g.record().lock.unwrap().round, 0);
         g.approve_proposal(1, 1, b(2).unwrap()).unwrap();
-        assert!(matches!(g.approve_vote(1, 0, VoteType::Prevote, b(1)), Err(GuardError::Regression { .. })));
+        assert!(matches!(
+            g.approve_vote(1, 0, VoteType::Prevote, b(1)),
+            Err(GuardError::Regression { .. })
+        ));
         // Re-imported after a restart, the record keeps refusing.
         let mut g2 = SlashingGuard::new(*g.record(), Box::new(NoStore));
-        assert_eq!(g2.approve_proposal(1, 1, b(3).unwrap()), Err(GuardError::Conflict));
+        assert_eq!(
+            g2.approve_proposal(1, 1, b(3).unwrap()),
+            Err(GuardError::Conflict)
+        );
         g2.approve_proposal(1, 1, b(2).unwrap()).unwrap();
         assert_eq!(g2.record().lock.unwrap().block, b(1).unwrap());
     }

@@ -53,7 +53,12 @@ pub struct Config {
 impl Config {
     /// Defaults for a chain.
     pub fn new(chain: B256) -> Self {
-        Self { chain, timeouts: TimeoutConfig::default(), max_round_ahead: 1000, max_buffered: 10_000 }
+        Self {
+            chain,
+            timeouts: TimeoutConfig::default(),
+            max_round_ahead: 1000,
+            max_buffered: 10_000,
+        }
     }
 }
 
@@ -304,15 +309,27 @@ impl Machine {
         match input {
             Input::Proposal(p) => self.on_proposal(p, &mut out),
             Input::Vote(v) => self.on_vote(v, &mut out),
-            Input::TimeoutFired { height, round, step } => self.on_timeout(height, round, step, &mut out),
+            Input::TimeoutFired {
+                height,
+                round,
+                step,
+            } => self.on_timeout(height, round, step, &mut out),
             Input::BlockVerified { id, valid } => {
                 if let Some((_, v)) = self.blocks.get_mut(&id)
                     && *v == Validity::Pending
                 {
-                    *v = if valid { Validity::Valid } else { Validity::Invalid };
+                    *v = if valid {
+                        Validity::Valid
+                    } else {
+                        Validity::Invalid
+                    };
                 }
             }
-            Input::ProposalBuilt { height, round, block } => self.on_built(height, round, block, &mut out),
+            Input::ProposalBuilt {
+                height,
+                round,
+                block,
+            } => self.on_built(height, round, block, &mut out),
             Input::Commit { block, certificate } => self.on_commit(block, certificate, &mut out),
             Input::Rebroadcast => self.rebroadcast(&mut out),
             Input::ValidatorSetAvailable => {
@@ -342,8 +359,14 @@ impl Machine {
             self.set = None;
             return;
         };
-        self.me = self.signer.as_ref().and_then(|s| set.index_of(&s.public_key()));
-        self.votes = HeightVotes::new(set.validators().iter().map(|v| v.power).collect(), set.epoch());
+        self.me = self
+            .signer
+            .as_ref()
+            .and_then(|s| set.index_of(&s.public_key()));
+        self.votes = HeightVotes::new(
+            set.validators().iter().map(|v| v.power).collect(),
+            set.epoch(),
+        );
         self.set = Some(set);
         // After a restart: resume the lock and the round we last signed in.
         let record = *self.guard.record();
@@ -386,34 +409,66 @@ impl Machine {
         });
         if self.me.is_some() && self.me == Some(set.proposer(self.height, round)) {
             let reuse = self.valid.and_then(|(vr, id)| {
-                self.blocks.get(&id).filter(|(_, v)| *v == Validity::Valid).map(|(b, _)| (vr, b.clone()))
+                self.blocks
+                    .get(&id)
+                    .filter(|(_, v)| *v == Validity::Valid)
+                    .map(|(b, _)| (vr, b.clone()))
             });
             match reuse {
                 Some((vr, block)) => self.propose(block, Some(vr), out),
                 None => {
                     self.flags.building = true;
-                    out.push(Output::BuildProposal { height: self.height, round });
+                    out.push(Output::BuildProposal {
+                        height: self.height,
+                        round,
+                    });
                 }
             }
         }
     }
 
     fn decide(&mut self, block: Block, certificate: CommitCertificate, out: &mut Vec<Output>) {
-        out.push(Output::Decided { height: self.height, block, certificate });
+        out.push(Output::Decided {
+            height: self.height,
+            block,
+            certificate,
+        });
         self.enter_height(self.height + 1, out);
     }
 
     // ----- signing -----
 
     fn propose(&mut self, block: Block, pol_round: Option<Round>, out: &mut Vec<Output>) {
-        let (Some(me), Some(set)) = (self.me, self.set.clone()) else { return };
-        let proposal = Proposal { height: self.height, round: self.round, pol_round, block: block.clone(), proposer: me };
-        if self.guard.approve_proposal(self.height, self.round, block.id).is_err() {
+        let (Some(me), Some(set)) = (self.me, self.set.clone()) else {
+            return;
+        };
+        let proposal = Proposal {
+            height: self.height,
+            round: self.round,
+            pol_round,
+            block: block.clone(),
+            proposer: me,
+        };
+        if self
+            .guard
+            .approve_proposal(self.height, self.round, block.id)
+            .is_err()
+        {
             return;
         }
-        let Some(signature) = self.signer.as_ref().map(|s| s.sign(&proposal.sign_bytes(&self.config.chain, set.epoch()))) else { return };
-        let signed = SignedProposal { proposal, signature };
-        self.blocks.insert(block.id, (block.clone(), Validity::Valid));
+        let Some(signature) = self
+            .signer
+            .as_ref()
+            .map(|s| s.sign(&proposal.sign_bytes(&self.config.chain, set.epoch())))
+        else {
+            return;
+        };
+        let signed = SignedProposal {
+            proposal,
+            signature,
+        };
+        self.blocks
+            .insert(block.id, (block.clone(), Validity::Valid));
         self.own_proposal = Some(signed.clone());
         self.store_proposal(signed.clone(), out);
         out.push(Output::Broadcast(Message::Proposal(signed)));
@@ -434,11 +489,26 @@ impl Machine {
 
     fn cast(&mut self, vote_type: VoteType, block: Option<BlockId>, out: &mut Vec<Output>) {
         self.step = vote_type.into();
-        let (Some(me), Some(set)) = (self.me, self.set.clone()) else { return };
-        let Some(signer) = self.signer.as_ref() else { return };
+        let (Some(me), Some(set)) = (self.me, self.set.clone()) else {
+            return;
+        };
+        let Some(signer) = self.signer.as_ref() else {
+            return;
+        };
         // The guard may hand back the value signed before a crash.
-        let Ok(block) = self.guard.approve_vote(self.height, self.round, vote_type, block) else { return };
-        let vote = Vote { vote_type, height: self.height, round: self.round, block, validator: me };
+        let Ok(block) = self
+            .guard
+            .approve_vote(self.height, self.round, vote_type, block)
+        else {
+            return;
+        };
+        let vote = Vote {
+            vote_type,
+            height: self.height,
+            round: self.round,
+            block,
+            validator: me,
+        };
         let signature = signer.sign(&vote.sign_bytes(&self.config.chain, set.epoch()));
         if let (VoteType::Precommit, Some(id)) = (vote_type, block) {
             self.locked = Some((self.round, id));
@@ -479,8 +549,12 @@ impl Machine {
 
     fn on_proposal(&mut self, sp: SignedProposal, out: &mut Vec<Output>) {
         let msg = Message::Proposal(sp);
-        let Some(set) = self.admit(&msg, out) else { return };
-        let Message::Proposal(sp) = msg else { unreachable!() };
+        let Some(set) = self.admit(&msg, out) else {
+            return;
+        };
+        let Message::Proposal(sp) = msg else {
+            unreachable!()
+        };
         let p = &sp.proposal;
         if p.proposer != set.proposer(p.height, p.round) {
             out.push(Output::Rejected(Reject::WrongProposer));
@@ -490,11 +564,18 @@ impl Machine {
             out.push(Output::Rejected(Reject::BadPolRound));
             return;
         }
-        if self.proposals.get(&p.round).is_some_and(|l| l.contains(&sp)) {
+        if self
+            .proposals
+            .get(&p.round)
+            .is_some_and(|l| l.contains(&sp))
+        {
             return;
         }
         let bytes = p.sign_bytes(&self.config.chain, set.epoch());
-        if !self.verifier.verify(&set, p.proposer, &bytes, &sp.signature) {
+        if !self
+            .verifier
+            .verify(&set, p.proposer, &bytes, &sp.signature)
+        {
             out.push(Output::Rejected(Reject::BadSignature));
             return;
         }
@@ -523,14 +604,21 @@ impl Machine {
         self.votes.saw_sender(round, proposer);
         if let std::collections::hash_map::Entry::Vacant(e) = self.blocks.entry(block.id) {
             e.insert((block.clone(), Validity::Pending));
-            out.push(Output::VerifyBlock { height: self.height, block });
+            out.push(Output::VerifyBlock {
+                height: self.height,
+                block,
+            });
         }
     }
 
     fn on_vote(&mut self, sv: SignedVote, out: &mut Vec<Output>) {
         let msg = Message::Vote(sv);
-        let Some(set) = self.admit(&msg, out) else { return };
-        let Message::Vote(sv) = msg else { unreachable!() };
+        let Some(set) = self.admit(&msg, out) else {
+            return;
+        };
+        let Message::Vote(sv) = msg else {
+            unreachable!()
+        };
         let v = &sv.vote;
         let tally = self.votes.round(v.round).map(|rv| match v.vote_type {
             VoteType::Prevote => &rv.prevotes,
@@ -541,7 +629,12 @@ impl Machine {
             return;
         }
         let key = (v.round, v.vote_type as u8, v.validator);
-        if !self.verifier.verify(&set, v.validator, &v.sign_bytes(&self.config.chain, set.epoch()), &sv.signature) {
+        if !self.verifier.verify(
+            &set,
+            v.validator,
+            &v.sign_bytes(&self.config.chain, set.epoch()),
+            &sv.signature,
+        ) {
             out.push(Output::Rejected(Reject::BadSignature));
             return;
         }
@@ -559,14 +652,20 @@ impl Machine {
         }
         match step {
             Step::Propose if self.step == Step::Propose => self.cast(VoteType::Prevote, None, out),
-            Step::Prevote if self.step == Step::Prevote => self.cast(VoteType::Precommit, None, out),
+            Step::Prevote if self.step == Step::Prevote => {
+                self.cast(VoteType::Precommit, None, out)
+            }
             Step::Precommit => self.start_round(round + 1, out),
             _ => {}
         }
     }
 
     fn on_built(&mut self, height: Height, round: Round, block: Block, out: &mut Vec<Output>) {
-        if height != self.height || round != self.round || self.step != Step::Propose || !self.flags.building {
+        if height != self.height
+            || round != self.round
+            || self.step != Step::Propose
+            || !self.flags.building
+        {
             return;
         }
         self.flags.building = false;
@@ -593,9 +692,15 @@ impl Machine {
     /// block we hold as valid), so a peer that lost them, or restarted and lost
     /// its own proposal, can still get the block the quorum is voting on.
     fn rebroadcast(&mut self, out: &mut Vec<Output>) {
-        let current = self.own_proposal.clone().or_else(|| self.proposals.get(&self.round).and_then(|l| l.first().cloned()));
+        let current = self.own_proposal.clone().or_else(|| {
+            self.proposals
+                .get(&self.round)
+                .and_then(|l| l.first().cloned())
+        });
         let valid = self.valid.and_then(|(vr, id)| {
-            self.proposals.get(&vr).and_then(|l| l.iter().find(|p| p.proposal.block.id == id).cloned())
+            self.proposals
+                .get(&vr)
+                .and_then(|l| l.iter().find(|p| p.proposal.block.id == id).cloned())
         });
         for p in [current, valid].into_iter().flatten() {
             if let Some(vr) = p.proposal.pol_round {
@@ -607,7 +712,11 @@ impl Machine {
         // a peer left behind in an earlier round needs them to time out.
         let Some(me) = self.me else { return };
         let first = self.round.saturating_sub(16);
-        for (r, rv) in self.votes.rounds().filter(|(r, _)| *r >= first && *r <= self.round) {
+        for (r, rv) in self
+            .votes
+            .rounds()
+            .filter(|(r, _)| *r >= first && *r <= self.round)
+        {
             if r == self.round
                 && let Some(v) = rv.prevotes.vote_of(me)
             {
@@ -641,7 +750,9 @@ impl Machine {
     }
 
     fn is_valid(&self, id: &BlockId) -> bool {
-        self.blocks.get(id).is_some_and(|(_, v)| *v == Validity::Valid)
+        self.blocks
+            .get(id)
+            .is_some_and(|(_, v)| *v == Validity::Valid)
     }
 
     /// Line 49: a precommit quorum for a valid block in any round decides it.
@@ -659,11 +770,15 @@ impl Machine {
                 }
             }
         }
-        let Some((round, id)) = found else { return false };
+        let Some((round, id)) = found else {
+            return false;
+        };
         let rv = self.votes.round(round).expect("round present");
         let votes: Vec<&SignedVote> = rv.precommits.votes_for(Some(id)).collect();
         let sigs: Vec<&SignatureBytes> = votes.iter().map(|v| &v.signature).collect();
-        let Some(signature) = self.verifier.aggregate(&sigs) else { return false };
+        let Some(signature) = self.verifier.aggregate(&sigs) else {
+            return false;
+        };
         let certificate = CommitCertificate {
             height: self.height,
             round,
@@ -699,7 +814,9 @@ impl Machine {
         if self.step != Step::Propose {
             return false;
         }
-        let Some(list) = self.proposals.get(&self.round) else { return false };
+        let Some(list) = self.proposals.get(&self.round) else {
+            return false;
+        };
         let mut decision = None;
         for sp in list {
             let id = sp.proposal.block.id;
@@ -712,7 +829,10 @@ impl Machine {
                 None => self.locked.is_none_or(|(_, lv)| lv == id),
                 // Line 28: needs the prevote quorum of round vr.
                 Some(vr) => {
-                    let polka = self.votes.round(vr).is_some_and(|rv| self.set().is_quorum(rv.prevotes.power_for(Some(id))));
+                    let polka = self
+                        .votes
+                        .round(vr)
+                        .is_some_and(|rv| self.set().is_quorum(rv.prevotes.power_for(Some(id))));
                     if !polka {
                         continue;
                     }
@@ -736,7 +856,10 @@ impl Machine {
         if self.step != Step::Prevote || self.flags.prevote_timeout_armed {
             return false;
         }
-        let q = self.votes.round(self.round).is_some_and(|rv| self.set().is_quorum(rv.prevotes.total()));
+        let q = self
+            .votes
+            .round(self.round)
+            .is_some_and(|rv| self.set().is_quorum(rv.prevotes.total()));
         if q {
             self.flags.prevote_timeout_armed = true;
             out.push(Output::ScheduleTimeout {
@@ -754,9 +877,14 @@ impl Machine {
         if self.step < Step::Prevote || self.flags.polka_value_done {
             return false;
         }
-        let Some(rv) = self.votes.round(self.round) else { return false };
+        let Some(rv) = self.votes.round(self.round) else {
+            return false;
+        };
         let set = self.set();
-        let id = rv.prevotes.values().find_map(|(v, p)| v.filter(|id| set.is_quorum(p) && self.is_valid(id)));
+        let id = rv
+            .prevotes
+            .values()
+            .find_map(|(v, p)| v.filter(|id| set.is_quorum(p) && self.is_valid(id)));
         let Some(id) = id else { return false };
         self.flags.polka_value_done = true;
         if self.step == Step::Prevote {
@@ -772,7 +900,10 @@ impl Machine {
         if self.step != Step::Prevote {
             return false;
         }
-        let q = self.votes.round(self.round).is_some_and(|rv| self.set().is_quorum(rv.prevotes.power_for(None)));
+        let q = self
+            .votes
+            .round(self.round)
+            .is_some_and(|rv| self.set().is_quorum(rv.prevotes.power_for(None)));
         if q {
             self.cast(VoteType::Precommit, None, out);
         }
@@ -784,7 +915,10 @@ impl Machine {
         if self.flags.precommit_timeout_armed {
             return false;
         }
-        let q = self.votes.round(self.round).is_some_and(|rv| self.set().is_quorum(rv.precommits.total()));
+        let q = self
+            .votes
+            .round(self.round)
+            .is_some_and(|rv| self.set().is_quorum(rv.precommits.total()));
         if q {
             self.flags.precommit_timeout_armed = true;
             out.push(Output::ScheduleTimeout {
@@ -819,7 +953,11 @@ mod tests {
             ValidatorSet::new(
                 keys.iter()
                     .enumerate()
-                    .map(|(i, k)| Validator { address: Address::with_last_byte(i as u8), public_key: k.public_key(), power: 1 })
+                    .map(|(i, k)| Validator {
+                        address: Address::with_last_byte(i as u8),
+                        public_key: k.public_key(),
+                        power: 1,
+                    })
                     .collect(),
                 0,
                 1,
@@ -828,7 +966,12 @@ mod tests {
         );
         let provider = Arc::new(StaticProvider::new(100, vec![set.clone()]));
         let verifier = Arc::new(TestVerifier::new(keys.clone()));
-        Net { keys, set, provider, verifier }
+        Net {
+            keys,
+            set,
+            provider,
+            verifier,
+        }
     }
 
     fn chain() -> B256 {
@@ -852,31 +995,61 @@ mod tests {
         fn key_of(&self, index: u32) -> usize {
             (0..4).find(|&k| self.index(k) == index).unwrap()
         }
-        fn vote(&self, index: u32, t: VoteType, round: Round, block: Option<BlockId>) -> SignedVote {
-            let vote = Vote { vote_type: t, height: 1, round, block, validator: index };
-            let signature = TestSigner(self.keys[self.key_of(index)]).sign(&vote.sign_bytes(&chain(), 0));
+        fn vote(
+            &self,
+            index: u32,
+            t: VoteType,
+            round: Round,
+            block: Option<BlockId>,
+        ) -> SignedVote {
+            let vote = Vote {
+                vote_type: t,
+                height: 1,
+                round,
+                block,
+                validator: index,
+            };
+            let signature =
+                TestSigner(self.keys[self.key_of(index)]).sign(&vote.sign_bytes(&chain(), 0));
             SignedVote { vote, signature }
         }
         fn proposal(&self, round: Round, pol: Option<Round>, b: &Block) -> SignedProposal {
             let proposer = self.set.proposer(1, round);
-            let proposal = Proposal { height: 1, round, pol_round: pol, block: b.clone(), proposer };
-            let signature = TestSigner(self.keys[self.key_of(proposer)]).sign(&proposal.sign_bytes(&chain(), 0));
-            SignedProposal { proposal, signature }
+            let proposal = Proposal {
+                height: 1,
+                round,
+                pol_round: pol,
+                block: b.clone(),
+                proposer,
+            };
+            let signature = TestSigner(self.keys[self.key_of(proposer)])
+                .sign(&proposal.sign_bytes(&chain(), 0));
+            SignedProposal {
+                proposal,
+                signature,
+            }
         }
         /// A key that is not the proposer of rounds 0, 1 and 2.
         fn follower(&self) -> usize {
-            (0..4).find(|&k| (0..3).all(|r| self.index(k) != self.set.proposer(1, r))).unwrap()
+            (0..4)
+                .find(|&k| (0..3).all(|r| self.index(k) != self.set.proposer(1, r)))
+                .unwrap()
         }
     }
 
     fn block(x: u8) -> Block {
-        Block { id: B256::repeat_byte(x), payload: Bytes::from(vec![x]) }
+        Block {
+            id: B256::repeat_byte(x),
+            payload: Bytes::from(vec![x]),
+        }
     }
 
     fn sent_votes(out: &[Output]) -> Vec<(VoteType, Round, Option<BlockId>)> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Broadcast(Message::Vote(v)) => Some((v.vote.vote_type, v.vote.round, v.vote.block)),
+                Output::Broadcast(Message::Vote(v)) => {
+                    Some((v.vote.vote_type, v.vote.round, v.vote.block))
+                }
                 _ => None,
             })
             .collect()
@@ -899,12 +1072,37 @@ mod tests {
             steps += 1;
             assert!(steps < 100_000, "no decision");
             let inputs: Vec<(usize, Input)> = match o {
-                Output::Broadcast(Message::Proposal(p)) => (0..4).filter(|&i| i != from).map(|i| (i, Input::Proposal(p.clone()))).collect(),
-                Output::Broadcast(Message::Vote(v)) => (0..4).filter(|&i| i != from).map(|i| (i, Input::Vote(v.clone()))).collect(),
-                Output::BuildProposal { height, round } => vec![(from, Input::ProposalBuilt { height, round, block: block(7) })],
-                Output::VerifyBlock { block, .. } => vec![(from, Input::BlockVerified { id: block.id, valid: true })],
-                Output::Decided { height: 1, block, certificate } => {
-                    certificate.verify(&chain(), &n.set, n.verifier.as_ref()).unwrap();
+                Output::Broadcast(Message::Proposal(p)) => (0..4)
+                    .filter(|&i| i != from)
+                    .map(|i| (i, Input::Proposal(p.clone())))
+                    .collect(),
+                Output::Broadcast(Message::Vote(v)) => (0..4)
+                    .filter(|&i| i != from)
+                    .map(|i| (i, Input::Vote(v.clone())))
+                    .collect(),
+                Output::BuildProposal { height, round } => vec![(
+                    from,
+                    Input::ProposalBuilt {
+                        height,
+                        round,
+                        block: block(7),
+                    },
+                )],
+                Output::VerifyBlock { block, .. } => vec![(
+                    from,
+                    Input::BlockVerified {
+                        id: block.id,
+                        valid: true,
+                    },
+                )],
+                Output::Decided {
+                    height: 1,
+                    block,
+                    certificate,
+                } => {
+                    certificate
+                        .verify(&chain(), &n.set, n.verifier.as_ref())
+                        .unwrap();
                     decided.push((from, block.id));
                     vec![]
                 }
@@ -932,7 +1130,10 @@ mod tests {
         let (mut m, _) = n.machine(me, SignRecord::default());
         let (a, b) = (block(0xa), block(0xb));
         m.apply(Input::Proposal(n.proposal(0, None, &a)));
-        m.apply(Input::BlockVerified { id: a.id, valid: true });
+        m.apply(Input::BlockVerified {
+            id: a.id,
+            valid: true,
+        });
         let others: Vec<u32> = (0..4u32).filter(|&i| i != n.index(me)).collect();
         for &i in &others[..2] {
             m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 0, Some(a.id))));
@@ -942,20 +1143,39 @@ mod tests {
         for &i in &others {
             m.apply(Input::Vote(n.vote(i, VoteType::Precommit, 0, None)));
         }
-        m.apply(Input::TimeoutFired { height: 1, round: 0, step: Step::Precommit });
+        m.apply(Input::TimeoutFired {
+            height: 1,
+            round: 0,
+            step: Step::Precommit,
+        });
         assert_eq!(m.round(), 1);
         m.apply(Input::Proposal(n.proposal(1, None, &b)));
-        let out = m.apply(Input::BlockVerified { id: b.id, valid: true });
-        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 1, None)], "locked on A: nil for a fresh B");
+        let out = m.apply(Input::BlockVerified {
+            id: b.id,
+            valid: true,
+        });
+        assert_eq!(
+            sent_votes(&out),
+            vec![(VoteType::Prevote, 1, None)],
+            "locked on A: nil for a fresh B"
+        );
         // Round 2: B re-proposed with a prevote quorum for B in round 1.
         for &i in &others {
             m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 1, Some(b.id))));
             m.apply(Input::Vote(n.vote(i, VoteType::Precommit, 1, None)));
         }
-        m.apply(Input::TimeoutFired { height: 1, round: 1, step: Step::Precommit });
+        m.apply(Input::TimeoutFired {
+            height: 1,
+            round: 1,
+            step: Step::Precommit,
+        });
         assert_eq!(m.round(), 2);
         let out = m.apply(Input::Proposal(n.proposal(2, Some(1), &b)));
-        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 2, Some(b.id))], "polka in round 1 > lock round 0");
+        assert_eq!(
+            sent_votes(&out),
+            vec![(VoteType::Prevote, 2, Some(b.id))],
+            "polka in round 1 > lock round 0"
+        );
     }
 
     /// After a crash the restarted validator repeats its prevote instead of
@@ -967,7 +1187,10 @@ mod tests {
         let (mut m, _) = n.machine(me, SignRecord::default());
         let a = block(0xa);
         m.apply(Input::Proposal(n.proposal(0, None, &a)));
-        m.apply(Input::BlockVerified { id: a.id, valid: true });
+        m.apply(Input::BlockVerified {
+            id: a.id,
+            valid: true,
+        });
         let others: Vec<u32> = (0..4u32).filter(|&i| i != n.index(me)).collect();
         for &i in &others[..2] {
             m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 0, Some(a.id))));
@@ -977,8 +1200,18 @@ mod tests {
         let (m2, _) = n.machine(me, record);
         assert_eq!(m2.locked(), Some((0, a.id)));
         let (mut m2, out) = n.machine(me, record);
-        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 0, Some(a.id)), (VoteType::Precommit, 0, Some(a.id))]);
-        let out = m2.apply(Input::TimeoutFired { height: 1, round: 0, step: Step::Propose });
+        assert_eq!(
+            sent_votes(&out),
+            vec![
+                (VoteType::Prevote, 0, Some(a.id)),
+                (VoteType::Precommit, 0, Some(a.id))
+            ]
+        );
+        let out = m2.apply(Input::TimeoutFired {
+            height: 1,
+            round: 0,
+            step: Step::Propose,
+        });
         assert!(sent_votes(&out).is_empty());
     }
 
@@ -990,10 +1223,21 @@ mod tests {
         let mut forged = n.vote(other, VoteType::Prevote, 0, None);
         forged.signature.0[0] ^= 1;
         let out = m.apply(Input::Vote(forged));
-        assert!(matches!(out.as_slice(), [Output::Rejected(Reject::BadSignature)]));
+        assert!(matches!(
+            out.as_slice(),
+            [Output::Rejected(Reject::BadSignature)]
+        ));
         m.apply(Input::Vote(n.vote(other, VoteType::Prevote, 0, None)));
-        let out = m.apply(Input::Vote(n.vote(other, VoteType::Prevote, 0, Some(B256::repeat_byte(3)))));
-        assert!(out.iter().any(|o| matches!(o, Output::Evidence(e) if e.offender() == other)));
+        let out = m.apply(Input::Vote(n.vote(
+            other,
+            VoteType::Prevote,
+            0,
+            Some(B256::repeat_byte(3)),
+        )));
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Evidence(e) if e.offender() == other))
+        );
     }
 
     /// Line 55: messages from more than 1/3 of the power in a later round
@@ -1002,7 +1246,9 @@ mod tests {
     fn round_skip_on_one_third_ahead() {
         let n = net();
         let (mut m, _) = n.machine(n.follower(), SignRecord::default());
-        let others: Vec<u32> = (0..4u32).filter(|&i| Some(i) != m.validator_index()).collect();
+        let others: Vec<u32> = (0..4u32)
+            .filter(|&i| Some(i) != m.validator_index())
+            .collect();
         m.apply(Input::Vote(n.vote(others[0], VoteType::Prevote, 5, None)));
         assert_eq!(m.round(), 0);
         m.apply(Input::Vote(n.vote(others[1], VoteType::Precommit, 5, None)));

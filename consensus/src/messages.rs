@@ -27,7 +27,14 @@ pub struct Vote {
 impl Vote {
     /// Canonical bytes this vote signs (identical for every voter).
     pub fn sign_bytes(&self, chain: &B256, epoch: u64) -> Vec<u8> {
-        signing::vote_sign_bytes(chain, self.vote_type, epoch, self.height, self.round, self.block)
+        signing::vote_sign_bytes(
+            chain,
+            self.vote_type,
+            epoch,
+            self.height,
+            self.round,
+            self.block,
+        )
     }
 }
 
@@ -59,7 +66,14 @@ pub struct Proposal {
 impl Proposal {
     /// Canonical bytes the proposer signs.
     pub fn sign_bytes(&self, chain: &B256, epoch: u64) -> Vec<u8> {
-        signing::proposal_sign_bytes(chain, epoch, self.height, self.round, self.pol_round, self.block.id)
+        signing::proposal_sign_bytes(
+            chain,
+            epoch,
+            self.height,
+            self.round,
+            self.pol_round,
+            self.block.id,
+        )
     }
 }
 

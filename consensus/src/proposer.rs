@@ -62,6 +62,9 @@ mod tests {
         let picks: Vec<u32> = (0..8).map(|s| eq.proposer(&[5, 5, 5, 5], 20, s)).collect();
         assert_eq!(picks, vec![0, 1, 2, 3, 0, 1, 2, 3]);
         // Asking for an earlier step after a later one gives the same answer.
-        assert_eq!(seq.proposer(&powers, 10, 3), { let mut s = ProposerSequence::default(); s.proposer(&powers, 10, 3) });
+        assert_eq!(seq.proposer(&powers, 10, 3), {
+            let mut s = ProposerSequence::default();
+            s.proposer(&powers, 10, 3)
+        });
     }
 }

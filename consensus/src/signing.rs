@@ -102,9 +102,18 @@ mod tests {
         assert_eq!(a.len(), VOTE_SIGN_BYTES_LEN);
         assert_eq!(&a[..16], DOMAIN_TAG);
         assert_eq!(a[48], TYPE_PREVOTE);
-        assert_ne!(a, vote_sign_bytes(&chain, VoteType::Precommit, 1, 2, 3, Some(id)));
-        assert_ne!(a, vote_sign_bytes(&chain, VoteType::Prevote, 2, 2, 3, Some(id)));
-        assert_ne!(a, vote_sign_bytes(&chain, VoteType::Prevote, 1, 2, 4, Some(id)));
+        assert_ne!(
+            a,
+            vote_sign_bytes(&chain, VoteType::Precommit, 1, 2, 3, Some(id))
+        );
+        assert_ne!(
+            a,
+            vote_sign_bytes(&chain, VoteType::Prevote, 2, 2, 3, Some(id))
+        );
+        assert_ne!(
+            a,
+            vote_sign_bytes(&chain, VoteType::Prevote, 1, 2, 4, Some(id))
+        );
         assert_ne!(a, vote_sign_bytes(&chain, VoteType::Prevote, 1, 2, 3, None));
         let p = proposal_sign_bytes(&chain, 1, 2, 3, None, id);
         assert_eq!(p.len(), PROPOSAL_SIGN_BYTES_LEN);

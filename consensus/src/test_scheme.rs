@@ -30,11 +30,18 @@ pub struct TestKey(pub [u8; 32]);
 impl TestKey {
     /// The public identity for this secret.
     pub fn public_key(&self) -> PublicKeyBytes {
-        pad(&Sha256::new().chain_update(b"bttd-test-pk").chain_update(self.0).finalize())
+        pad(&Sha256::new()
+            .chain_update(b"bttd-test-pk")
+            .chain_update(self.0)
+            .finalize())
     }
 
     fn sign(&self, msg: &[u8]) -> SignatureBytes {
-        pad(&Sha256::new().chain_update(b"bttd-test-sig").chain_update(self.0).chain_update(msg).finalize())
+        pad(&Sha256::new()
+            .chain_update(b"bttd-test-sig")
+            .chain_update(self.0)
+            .chain_update(msg)
+            .finalize())
     }
 }
 
@@ -60,10 +67,17 @@ pub struct TestVerifier {
 impl TestVerifier {
     /// A verifier that knows these identities.
     pub fn new(keys: impl IntoIterator<Item = TestKey>) -> Self {
-        Self { registry: keys.into_iter().map(|k| (k.public_key(), k)).collect() }
+        Self {
+            registry: keys.into_iter().map(|k| (k.public_key(), k)).collect(),
+        }
     }
 
-    fn expected(&self, set: &ValidatorSet, index: ValidatorIndex, msg: &[u8]) -> Option<SignatureBytes> {
+    fn expected(
+        &self,
+        set: &ValidatorSet,
+        index: ValidatorIndex,
+        msg: &[u8],
+    ) -> Option<SignatureBytes> {
         let v = set.validators().get(index as usize)?;
         Some(self.registry.get(&v.public_key)?.sign(msg))
     }
@@ -78,7 +92,13 @@ fn hash_aggregate(sigs: &[&SignatureBytes]) -> SignatureBytes {
 }
 
 impl Verifier for TestVerifier {
-    fn verify(&self, set: &ValidatorSet, index: ValidatorIndex, msg: &[u8], sig: &SignatureBytes) -> bool {
+    fn verify(
+        &self,
+        set: &ValidatorSet,
+        index: ValidatorIndex,
+        msg: &[u8],
+        sig: &SignatureBytes,
+    ) -> bool {
         self.expected(set, index, msg).is_some_and(|e| &e == sig)
     }
 
@@ -86,7 +106,13 @@ impl Verifier for TestVerifier {
         (!sigs.is_empty()).then(|| hash_aggregate(sigs))
     }
 
-    fn verify_aggregate(&self, set: &ValidatorSet, signers: &[ValidatorIndex], msg: &[u8], agg: &SignatureBytes) -> bool {
+    fn verify_aggregate(
+        &self,
+        set: &ValidatorSet,
+        signers: &[ValidatorIndex],
+        msg: &[u8],
+        agg: &SignatureBytes,
+    ) -> bool {
         let mut sigs = Vec::with_capacity(signers.len());
         for &i in signers {
             match self.expected(set, i, msg) {

@@ -72,7 +72,11 @@ impl ValidatorSet {
     /// time a BLS signature is checked against the set; use
     /// [`ValidatorSet::new_with_proofs`] for sets coming from genesis or the
     /// staking contract, where proofs of possession must be checked.
-    pub fn new(validators: Vec<Validator>, epoch: u64, first_height: Height) -> Result<Self, SetError> {
+    pub fn new(
+        validators: Vec<Validator>,
+        epoch: u64,
+        first_height: Height,
+    ) -> Result<Self, SetError> {
         if validators.is_empty() {
             return Err(SetError::Empty);
         }
@@ -115,11 +119,17 @@ impl ValidatorSet {
     ) -> Result<Self, SetError> {
         let mut keys = Vec::with_capacity(entries.len());
         for (index, (v, pop)) in entries.iter().enumerate() {
-            let key = bls::validate_public_key(&v.public_key).map_err(|error| SetError::Key { index, error })?;
-            bls::verify_proof_of_possession(&key, pop).map_err(|error| SetError::Key { index, error })?;
+            let key = bls::validate_public_key(&v.public_key)
+                .map_err(|error| SetError::Key { index, error })?;
+            bls::verify_proof_of_possession(&key, pop)
+                .map_err(|error| SetError::Key { index, error })?;
             keys.push(key);
         }
-        let set = Self::new(entries.into_iter().map(|(v, _)| v).collect(), epoch, first_height)?;
+        let set = Self::new(
+            entries.into_iter().map(|(v, _)| v).collect(),
+            epoch,
+            first_height,
+        )?;
         let _ = set.bls_keys.set(Ok(keys));
         Ok(set)
     }
@@ -161,7 +171,10 @@ impl ValidatorSet {
 
     /// Index of the validator with this key.
     pub fn index_of(&self, key: &PublicKeyBytes) -> Option<ValidatorIndex> {
-        self.validators.iter().position(|v| &v.public_key == key).map(|i| i as u32)
+        self.validators
+            .iter()
+            .position(|v| &v.public_key == key)
+            .map(|i| i as u32)
     }
 
     /// Whether `power` is more than two thirds of the total.
@@ -176,7 +189,10 @@ impl ValidatorSet {
                 self.validators
                     .iter()
                     .enumerate()
-                    .map(|(index, v)| bls::validate_public_key(&v.public_key).map_err(|error| SetError::Key { index, error }))
+                    .map(|(index, v)| {
+                        bls::validate_public_key(&v.public_key)
+                            .map_err(|error| SetError::Key { index, error })
+                    })
                     .collect()
             })
             .as_ref()
@@ -230,7 +246,12 @@ impl StaticProvider {
 impl ValidatorSetProvider for StaticProvider {
     fn validator_set(&self, height: Height) -> Option<Arc<ValidatorSet>> {
         let e = self.epoch_of(height) as usize;
-        Some(self.sets.get(e).unwrap_or_else(|| self.sets.last().expect("non-empty")).clone())
+        Some(
+            self.sets
+                .get(e)
+                .unwrap_or_else(|| self.sets.last().expect("non-empty"))
+                .clone(),
+        )
     }
 }
 
@@ -240,29 +261,48 @@ mod tests {
     use crate::bls::BlsSecretKey;
 
     fn val(i: u8, key: PublicKeyBytes) -> Validator {
-        Validator { address: Address::repeat_byte(i), public_key: key, power: 10 }
+        Validator {
+            address: Address::repeat_byte(i),
+            public_key: key,
+            power: 10,
+        }
     }
 
     #[test]
     fn proofs_checked_and_keys_unique() {
-        let sks: Vec<_> = (1..=3u8).map(|i| BlsSecretKey::from_ikm(&[i; 32]).unwrap()).collect();
-        let entries: Vec<_> = sks.iter().enumerate().map(|(i, k)| (val(i as u8, k.public_key()), k.proof_of_possession())).collect();
+        let sks: Vec<_> = (1..=3u8)
+            .map(|i| BlsSecretKey::from_ikm(&[i; 32]).unwrap())
+            .collect();
+        let entries: Vec<_> = sks
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (val(i as u8, k.public_key()), k.proof_of_possession()))
+            .collect();
         let set = ValidatorSet::new_with_proofs(entries.clone(), 0, 1).unwrap();
         assert_eq!(set.bls_keys().unwrap().len(), 3);
         // Wrong PoP.
         let mut bad = entries.clone();
         bad[1].1 = sks[0].proof_of_possession();
-        assert!(matches!(ValidatorSet::new_with_proofs(bad, 0, 1), Err(SetError::Key { index: 1, .. })));
+        assert!(matches!(
+            ValidatorSet::new_with_proofs(bad, 0, 1),
+            Err(SetError::Key { index: 1, .. })
+        ));
         // Duplicate key.
         let mut dup = entries.clone();
         dup[2].0.public_key = sks[0].public_key();
         dup[2].1 = sks[0].proof_of_possession();
-        assert_eq!(ValidatorSet::new_with_proofs(dup, 0, 1).unwrap_err(), SetError::DuplicateKey(2));
+        assert_eq!(
+            ValidatorSet::new_with_proofs(dup, 0, 1).unwrap_err(),
+            SetError::DuplicateKey(2)
+        );
         // Infinity key.
         let mut inf = [0u8; 48];
         inf[0] = 0xc0;
         let mut infs = entries;
         infs[0].0.public_key = PublicKeyBytes::from(inf);
-        assert!(matches!(ValidatorSet::new_with_proofs(infs, 0, 1), Err(SetError::Key { index: 0, .. })));
+        assert!(matches!(
+            ValidatorSet::new_with_proofs(infs, 0, 1),
+            Err(SetError::Key { index: 0, .. })
+        ));
     }
 }

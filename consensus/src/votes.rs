@@ -33,7 +33,11 @@ pub struct Tally {
 
 impl Tally {
     fn new(n: usize) -> Self {
-        Self { votes: vec![Vec::new(); n], by_value: Vec::new(), total: 0 }
+        Self {
+            votes: vec![Vec::new(); n],
+            by_value: Vec::new(),
+            total: 0,
+        }
     }
 
     /// Power of distinct validators that voted at all.
@@ -43,7 +47,10 @@ impl Tally {
 
     /// Power that voted for `value`.
     pub fn power_for(&self, value: Option<BlockId>) -> u128 {
-        self.by_value.iter().find(|(v, _)| *v == value).map_or(0, |(_, p)| *p)
+        self.by_value
+            .iter()
+            .find(|(v, _)| *v == value)
+            .map_or(0, |(_, p)| *p)
     }
 
     /// Values with their power.
@@ -53,7 +60,9 @@ impl Tally {
 
     /// Votes for `value`, ascending by validator.
     pub fn votes_for(&self, value: Option<BlockId>) -> impl Iterator<Item = &SignedVote> + '_ {
-        self.votes.iter().filter_map(move |vs| vs.iter().find(|v| v.vote.block == value))
+        self.votes
+            .iter()
+            .filter_map(move |vs| vs.iter().find(|v| v.vote.block == value))
     }
 
     /// The first vote of one validator.
@@ -63,12 +72,16 @@ impl Tally {
 
     /// Whether this exact vote is already held.
     pub fn contains(&self, vote: &SignedVote) -> bool {
-        self.votes.get(vote.vote.validator as usize).is_some_and(|vs| vs.contains(vote))
+        self.votes
+            .get(vote.vote.validator as usize)
+            .is_some_and(|vs| vs.contains(vote))
     }
 
     /// Whether the validator already filled its value slots.
     pub fn is_full(&self, index: ValidatorIndex) -> bool {
-        self.votes.get(index as usize).is_some_and(|vs| vs.len() >= MAX_VALUES_PER_VALIDATOR)
+        self.votes
+            .get(index as usize)
+            .is_some_and(|vs| vs.len() >= MAX_VALUES_PER_VALIDATOR)
     }
 
     fn credit(&mut self, value: Option<BlockId>, power: u128) {
@@ -92,7 +105,12 @@ pub struct RoundVotes {
 
 impl RoundVotes {
     fn new(n: usize) -> Self {
-        Self { prevotes: Tally::new(n), precommits: Tally::new(n), senders: vec![false; n], sender_power: 0 }
+        Self {
+            prevotes: Tally::new(n),
+            precommits: Tally::new(n),
+            senders: vec![false; n],
+            sender_power: 0,
+        }
     }
 
     /// Power of distinct validators that sent any message in this round.
@@ -123,12 +141,18 @@ pub struct HeightVotes {
 impl HeightVotes {
     /// Empty keeper for a set with these powers.
     pub fn new(powers: Vec<u64>, epoch: u64) -> Self {
-        Self { powers, epoch, rounds: BTreeMap::new() }
+        Self {
+            powers,
+            epoch,
+            rounds: BTreeMap::new(),
+        }
     }
 
     fn round_mut(&mut self, round: Round) -> &mut RoundVotes {
         let n = self.powers.len();
-        self.rounds.entry(round).or_insert_with(|| RoundVotes::new(n))
+        self.rounds
+            .entry(round)
+            .or_insert_with(|| RoundVotes::new(n))
     }
 
     /// Records that `sender` sent something in `round` (votes do this
@@ -165,7 +189,11 @@ impl HeightVotes {
                     tally.votes[idx as usize].push(vote.clone());
                     tally.credit(value, power);
                 }
-                AddVote::Equivocation(Box::new(Evidence::DuplicateVote { epoch, first: Box::new(first), second: Box::new(vote) }))
+                AddVote::Equivocation(Box::new(Evidence::DuplicateVote {
+                    epoch,
+                    first: Box::new(first),
+                    second: Box::new(vote),
+                }))
             }
             None => {
                 tally.votes[idx as usize].push(vote);
@@ -195,7 +223,13 @@ mod tests {
 
     fn v(idx: u32, block: Option<u8>) -> SignedVote {
         SignedVote {
-            vote: Vote { vote_type: VoteType::Prevote, height: 1, round: 0, block: block.map(B256::repeat_byte), validator: idx },
+            vote: Vote {
+                vote_type: VoteType::Prevote,
+                height: 1,
+                round: 0,
+                block: block.map(B256::repeat_byte),
+                validator: idx,
+            },
             signature: Default::default(),
         }
     }

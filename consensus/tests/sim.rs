@@ -10,7 +10,10 @@ use bttd_consensus::sim::{self, SimConfig, SimReport, Violation, scenarios};
 use std::time::Instant;
 
 fn seeds(default: u64) -> u64 {
-    std::env::var("BTTD_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("BTTD_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 #[derive(Default, Debug)]
@@ -24,7 +27,13 @@ struct Totals {
 
 /// Runs `count` seeds on `threads` threads; panics on the first violation
 /// with the seed that reproduces it.
-fn run_many(name: &str, build: fn(u64) -> SimConfig, start: u64, count: u64, threads: u64) -> Totals {
+fn run_many(
+    name: &str,
+    build: fn(u64) -> SimConfig,
+    start: u64,
+    count: u64,
+    threads: u64,
+) -> Totals {
     let t0 = Instant::now();
     let totals = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
@@ -34,7 +43,12 @@ fn run_many(name: &str, build: fn(u64) -> SimConfig, start: u64, count: u64, thr
                     let mut seed = start + t;
                     while seed < start + count {
                         let r = sim::run(&build(seed));
-                        assert!(r.violations.is_empty(), "{name} seed {seed}: {:?}\n{:#?}", r.violations, r.states);
+                        assert!(
+                            r.violations.is_empty(),
+                            "{name} seed {seed}: {:?}\n{:#?}",
+                            r.violations,
+                            r.states
+                        );
                         tot.runs += 1;
                         tot.events += r.events;
                         tot.evidence += r.evidence;
@@ -46,13 +60,16 @@ fn run_many(name: &str, build: fn(u64) -> SimConfig, start: u64, count: u64, thr
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("worker")).fold(Totals::default(), |a, b| Totals {
-            runs: a.runs + b.runs,
-            events: a.events + b.events,
-            evidence: a.evidence + b.evidence,
-            rejected: a.rejected + b.rejected,
-            max_height: a.max_height.max(b.max_height),
-        })
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker"))
+            .fold(Totals::default(), |a, b| Totals {
+                runs: a.runs + b.runs,
+                events: a.events + b.events,
+                evidence: a.evidence + b.evidence,
+                rejected: a.rejected + b.rejected,
+                max_height: a.max_height.max(b.max_height),
+            })
     });
     eprintln!("{name}: {totals:?} in {:.2?}", t0.elapsed());
     totals
@@ -60,7 +77,13 @@ fn run_many(name: &str, build: fn(u64) -> SimConfig, start: u64, count: u64, thr
 
 #[test]
 fn partition_and_heal() {
-    run_many("partition_heal", scenarios::partition_heal, 0, seeds(1000), 1);
+    run_many(
+        "partition_heal",
+        scenarios::partition_heal,
+        0,
+        seeds(1000),
+        1,
+    );
 }
 
 #[test]
@@ -76,8 +99,14 @@ fn loss_and_reordering() {
 #[test]
 fn byzantine_equivocators_under_one_third() {
     let t = run_many("equivocators", scenarios::equivocators, 0, seeds(1000), 1);
-    assert!(t.evidence > 0, "twins must be caught equivocating in some runs");
-    assert!(t.rejected > 0, "bad signatures must be refused in some runs");
+    assert!(
+        t.evidence > 0,
+        "twins must be caught equivocating in some runs"
+    );
+    assert!(
+        t.rejected > 0,
+        "bad signatures must be refused in some runs"
+    );
 }
 
 #[test]
@@ -91,7 +120,9 @@ fn split_brain_over_one_third_is_reported() {
     for seed in 0..seeds(1000).min(50) {
         let r: SimReport = sim::run(&scenarios::split_brain(seed));
         assert!(
-            r.violations.iter().any(|v| matches!(v, Violation::Agreement { .. })),
+            r.violations
+                .iter()
+                .any(|v| matches!(v, Violation::Agreement { .. })),
             "seed {seed}: the checker must see the fork, got {:?}",
             r.violations
         );
@@ -100,7 +131,11 @@ fn split_brain_over_one_third_is_reported() {
 
 #[test]
 fn same_seed_same_trace() {
-    for build in [scenarios::partition_heal, scenarios::crash_restart, scenarios::equivocators] {
+    for build in [
+        scenarios::partition_heal,
+        scenarios::crash_restart,
+        scenarios::equivocators,
+    ] {
         let a = sim::run(&build(7));
         let b = sim::run(&build(7));
         let c = sim::run(&build(8));
@@ -117,7 +152,10 @@ fn soak() {
     let threads = std::thread::available_parallelism().map_or(2, |p| p.get() as u64);
     let t0 = Instant::now();
     for (name, build) in [
-        ("partition_heal", scenarios::partition_heal as fn(u64) -> SimConfig),
+        (
+            "partition_heal",
+            scenarios::partition_heal as fn(u64) -> SimConfig,
+        ),
         ("crash_restart", scenarios::crash_restart),
         ("loss_reorder", scenarios::loss_reorder),
         ("equivocators", scenarios::equivocators),
@@ -128,7 +166,11 @@ fn soak() {
         // Start above the CI seeds so the soak explores new schedules.
         run_many(name, build, 1_000_000, n, threads);
     }
-    eprintln!("soak: {} seeds x 4 scenarios, no violation, {:.1?}", n, t0.elapsed());
+    eprintln!(
+        "soak: {} seeds x 4 scenarios, no violation, {:.1?}",
+        n,
+        t0.elapsed()
+    );
 }
 
 /// Replays one seed verbosely: `BTTD_SIM_DEBUG=partition_heal:177 cargo test

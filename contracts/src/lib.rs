@@ -15,7 +15,9 @@ use serde::Deserialize;
 /// Re-exported from `alloy-eips` so every bttd crate and alloy agree byte for byte; a test
 /// below pins the values to the EIP text.
 pub mod eip2935 {
-    pub use alloy_eips::eip2935::{HISTORY_SERVE_WINDOW, HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
+    pub use alloy_eips::eip2935::{
+        HISTORY_SERVE_WINDOW, HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE,
+    };
 }
 pub use eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
 
@@ -68,8 +70,9 @@ pub const TEST_TOKEN_JSON: &str = include_str!("../artifacts/TestToken.json");
 /// The TestToken ERC-20 used by end-to-end tests (constructor: `(string name, string symbol,
 /// uint256 initialSupply)`, mints the supply to the deployer).
 pub fn test_token() -> &'static Artifact {
-    static A: LazyLock<Artifact> =
-        LazyLock::new(|| Artifact::from_json(TEST_TOKEN_JSON).expect("embedded TestToken artifact is valid"));
+    static A: LazyLock<Artifact> = LazyLock::new(|| {
+        Artifact::from_json(TEST_TOKEN_JSON).expect("embedded TestToken artifact is valid")
+    });
     &A
 }
 
@@ -83,8 +86,9 @@ pub const MULTICALL3_ADDRESS: alloy_primitives::Address =
 /// bttd's Multicall3 (`src/Multicall3.sol`, the well-known Multicall3 ABI), predeployed at
 /// [`MULTICALL3_ADDRESS`] on the devnet.
 pub fn multicall3() -> &'static Artifact {
-    static A: LazyLock<Artifact> =
-        LazyLock::new(|| Artifact::from_json(MULTICALL3_JSON).expect("embedded Multicall3 artifact is valid"));
+    static A: LazyLock<Artifact> = LazyLock::new(|| {
+        Artifact::from_json(MULTICALL3_JSON).expect("embedded Multicall3 artifact is valid")
+    });
     &A
 }
 
@@ -159,7 +163,11 @@ mod tests {
         assert!(a.solc_version.starts_with("0.8."), "{}", a.solc_version);
         assert!(!a.bytecode.is_empty() && !a.deployed.is_empty());
         // The creation code embeds the runtime code.
-        assert!(a.bytecode.windows(a.deployed.len()).any(|w| w == &a.deployed[..]));
+        assert!(
+            a.bytecode
+                .windows(a.deployed.len())
+                .any(|w| w == &a.deployed[..])
+        );
         assert_eq!(TestToken::BYTECODE, a.bytecode);
         assert_eq!(TestToken::DEPLOYED_BYTECODE, a.deployed);
         assert!(a.abi_json.starts_with('['));
@@ -175,7 +183,9 @@ mod tests {
         assert_eq!(TestToken::balanceOfCall::SELECTOR, hex!("70a08231"));
         assert_eq!(
             TestToken::Transfer::SIGNATURE_HASH,
-            alloy_primitives::b256!("ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")
+            alloy_primitives::b256!(
+                "ddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
+            )
         );
         assert_eq!(
             TestToken::InsufficientAllowance::SIGNATURE,
@@ -215,7 +225,11 @@ mod tests {
             assert_eq!(ours, canonical);
         }
         let abi: serde_json::Value = serde_json::from_str(&multicall3().abi_json).unwrap();
-        assert_eq!(abi.as_array().unwrap().len(), selectors.len(), "no extra ABI entries");
+        assert_eq!(
+            abi.as_array().unwrap().len(),
+            selectors.len(),
+            "no extra ABI entries"
+        );
         assert_eq!(Multicall3::DEPLOYED_BYTECODE, multicall3().deployed);
         assert_eq!(by_name("Multicall3"), Some(multicall3()));
     }
@@ -223,7 +237,10 @@ mod tests {
     #[test]
     fn eip2935_matches_the_eip_text() {
         // EIP-2935 (final, Prague): address and runtime code, copied from the EIP.
-        assert_eq!(HISTORY_STORAGE_ADDRESS, address!("0x0000F90827F1C53a10cb7A02335B175320002935"));
+        assert_eq!(
+            HISTORY_STORAGE_ADDRESS,
+            address!("0x0000F90827F1C53a10cb7A02335B175320002935")
+        );
         assert_eq!(
             HISTORY_STORAGE_CODE[..],
             hex!(

@@ -61,14 +61,22 @@ pub fn dev_accounts(count: u32) -> Result<Vec<DevAccount>, GenesisError> {
                 .phrase(DEV_MNEMONIC)
                 .index(index)
                 .and_then(|b| b.build())
-                .map_err(|e| GenesisError::DevAccount { index, reason: e.to_string() })?;
-            Ok(DevAccount { address: signer.address(), private_key: signer.to_bytes() })
+                .map_err(|e| GenesisError::DevAccount {
+                    index,
+                    reason: e.to_string(),
+                })?;
+            Ok(DevAccount {
+                address: signer.address(),
+                private_key: signer.to_bytes(),
+            })
         })
         .collect()
 }
 
 /// The devnet chain spec and its funded accounts.
-pub fn devnet_genesis(options: &DevnetOptions) -> Result<(ChainSpec, Vec<DevAccount>), GenesisError> {
+pub fn devnet_genesis(
+    options: &DevnetOptions,
+) -> Result<(ChainSpec, Vec<DevAccount>), GenesisError> {
     let accounts = dev_accounts(options.accounts)?;
     let balance = U256::from(options.balance_btt) * U256::from(WEI_PER_BTT);
     let mut genesis = Genesis::default();
@@ -97,17 +105,35 @@ pub fn devnet_genesis(options: &DevnetOptions) -> Result<(ChainSpec, Vec<DevAcco
     genesis.timestamp = options.timestamp;
     genesis.base_fee_per_gas = Some(options.params.min_base_fee as u128);
     for account in &accounts {
-        genesis.alloc.insert(account.address, GenesisAccount { balance, ..Default::default() });
+        genesis.alloc.insert(
+            account.address,
+            GenesisAccount {
+                balance,
+                ..Default::default()
+            },
+        );
     }
     genesis.alloc.insert(
         HISTORY_STORAGE_ADDRESS,
-        GenesisAccount { nonce: Some(1), code: Some(HISTORY_STORAGE_CODE.clone()), ..Default::default() },
+        GenesisAccount {
+            nonce: Some(1),
+            code: Some(HISTORY_STORAGE_CODE.clone()),
+            ..Default::default()
+        },
     );
-    let multicall3 = crate::run_creation_code("Multicall3", bttd_contracts::multicall3().bytecode.clone())?;
-    genesis.alloc.insert(bttd_contracts::MULTICALL3_ADDRESS, multicall3.into_genesis_account(U256::ZERO));
+    let multicall3 =
+        crate::run_creation_code("Multicall3", bttd_contracts::multicall3().bytecode.clone())?;
+    genesis.alloc.insert(
+        bttd_contracts::MULTICALL3_ADDRESS,
+        multicall3.into_genesis_account(U256::ZERO),
+    );
     genesis.alloc.insert(
         CREATE2_DEPLOYER_ADDRESS,
-        GenesisAccount { nonce: Some(1), code: Some(Bytes::from_static(&CREATE2_DEPLOYER_CODE)), ..Default::default() },
+        GenesisAccount {
+            nonce: Some(1),
+            code: Some(Bytes::from_static(&CREATE2_DEPLOYER_CODE)),
+            ..Default::default()
+        },
     );
     Ok((ChainSpec::new(genesis, options.params.clone())?, accounts))
 }
@@ -120,8 +146,14 @@ mod tests {
     #[test]
     fn dev_accounts_match_anvil() {
         let accounts = dev_accounts(2).unwrap();
-        assert_eq!(accounts[0].address, address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
-        assert_eq!(accounts[1].address, address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8"));
+        assert_eq!(
+            accounts[0].address,
+            address!("0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266")
+        );
+        assert_eq!(
+            accounts[1].address,
+            address!("0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+        );
     }
 
     #[test]
@@ -139,9 +171,15 @@ mod tests {
         let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
         let alloc = &spec.genesis.alloc;
         let multicall3 = &alloc[&bttd_contracts::MULTICALL3_ADDRESS];
-        assert_eq!(multicall3.code.as_ref(), Some(&bttd_contracts::multicall3().deployed));
+        assert_eq!(
+            multicall3.code.as_ref(),
+            Some(&bttd_contracts::multicall3().deployed)
+        );
         let deployer = &alloc[&CREATE2_DEPLOYER_ADDRESS];
-        assert_eq!(deployer.code.as_ref().map(|c| &c[..]), Some(&CREATE2_DEPLOYER_CODE[..]));
+        assert_eq!(
+            deployer.code.as_ref().map(|c| &c[..]),
+            Some(&CREATE2_DEPLOYER_CODE[..])
+        );
     }
 
     #[test]
@@ -150,6 +188,9 @@ mod tests {
         let mut genesis = spec.genesis.clone();
         genesis.config.extra_fields = Default::default();
         let json = serde_json::to_string(&genesis).unwrap();
-        assert!(matches!(ChainSpec::from_json(&json), Err(GenesisError::MissingParams)));
+        assert!(matches!(
+            ChainSpec::from_json(&json),
+            Err(GenesisError::MissingParams)
+        ));
     }
 }

@@ -6,6 +6,9 @@ mod devnet;
 mod spec;
 mod system_contract;
 
-pub use devnet::{CREATE2_DEPLOYER_ADDRESS, CREATE2_DEPLOYER_CODE, DEVNET_CHAIN_ID, DEV_MNEMONIC, DevAccount, DevnetOptions, dev_accounts, devnet_genesis};
+pub use devnet::{
+    CREATE2_DEPLOYER_ADDRESS, CREATE2_DEPLOYER_CODE, DEV_MNEMONIC, DEVNET_CHAIN_ID, DevAccount,
+    DevnetOptions, dev_accounts, devnet_genesis,
+};
 pub use spec::{BttdParams, ChainSpec, GenesisError};
 pub use system_contract::{DeployedContract, run_creation_code};

@@ -17,7 +17,10 @@ pub const DEFAULT_FEE_POOL: Address = address!("0x000000000000000000000000000000
 #[derive(Debug, thiserror::Error)]
 pub enum GenesisError {
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("genesis json: {0}")]
     Json(#[from] serde_json::Error),
     #[error("genesis config has no `{PARAMS_KEY}` section")]
@@ -42,7 +45,10 @@ pub struct BttdParams {
 
 impl Default for BttdParams {
     fn default() -> Self {
-        Self { min_base_fee: 1_000_000_000, fee_pool: DEFAULT_FEE_POOL }
+        Self {
+            min_base_fee: 1_000_000_000,
+            fee_pool: DEFAULT_FEE_POOL,
+        }
     }
 }
 
@@ -55,7 +61,10 @@ pub struct ChainSpec {
 
 impl ChainSpec {
     pub fn new(mut genesis: Genesis, params: BttdParams) -> Result<Self, GenesisError> {
-        genesis.config.extra_fields.insert_value(PARAMS_KEY.to_string(), &params)?;
+        genesis
+            .config
+            .extra_fields
+            .insert_value(PARAMS_KEY.to_string(), &params)?;
         let spec = Self { genesis, params };
         spec.validate()?;
         Ok(spec)
@@ -74,8 +83,10 @@ impl ChainSpec {
     }
 
     pub fn load(path: &Path) -> Result<Self, GenesisError> {
-        let json = std::fs::read_to_string(path)
-            .map_err(|source| GenesisError::Io { path: path.display().to_string(), source })?;
+        let json = std::fs::read_to_string(path).map_err(|source| GenesisError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_json(&json)
     }
 
@@ -84,8 +95,10 @@ impl ChainSpec {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), GenesisError> {
-        std::fs::write(path, self.to_json())
-            .map_err(|source| GenesisError::Io { path: path.display().to_string(), source })
+        std::fs::write(path, self.to_json()).map_err(|source| GenesisError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     fn validate(&self) -> Result<(), GenesisError> {
@@ -94,10 +107,15 @@ impl ChainSpec {
             return Err(GenesisError::Invalid("chainId must not be 0".into()));
         }
         if g.gas_limit < 5_000_000 {
-            return Err(GenesisError::Invalid(format!("gasLimit {} is below 5,000,000", g.gas_limit)));
+            return Err(GenesisError::Invalid(format!(
+                "gasLimit {} is below 5,000,000",
+                g.gas_limit
+            )));
         }
         if self.params.min_base_fee == 0 {
-            return Err(GenesisError::Invalid("minBaseFee must be at least 1 wei".into()));
+            return Err(GenesisError::Invalid(
+                "minBaseFee must be at least 1 wei".into(),
+            ));
         }
         Ok(())
     }

@@ -34,8 +34,14 @@ impl DeployedContract {
 
 /// Runs `creation_code` (constructor arguments appended) from the system address and returns
 /// what it deployed. `name` only labels errors.
-pub fn run_creation_code(name: &str, creation_code: Bytes) -> Result<DeployedContract, GenesisError> {
-    let fail = |reason: String| GenesisError::Creation { name: name.to_string(), reason };
+pub fn run_creation_code(
+    name: &str,
+    creation_code: Bytes,
+) -> Result<DeployedContract, GenesisError> {
+    let fail = |reason: String| GenesisError::Creation {
+        name: name.to_string(),
+        reason,
+    };
     let mut db = CacheDB::new(EmptyDB::default());
     let mut evm = Context::mainnet()
         .with_db(&mut db)
@@ -46,15 +52,33 @@ pub fn run_creation_code(name: &str, creation_code: Bytes) -> Result<DeployedCon
             cfg.disable_block_gas_limit = true;
         })
         .build_mainnet();
-    let tx = TxEnv { caller: SYSTEM_ADDRESS, kind: TxKind::Create, data: creation_code, gas_limit: 100_000_000, ..Default::default() };
+    let tx = TxEnv {
+        caller: SYSTEM_ADDRESS,
+        kind: TxKind::Create,
+        data: creation_code,
+        gas_limit: 100_000_000,
+        ..Default::default()
+    };
     let result = evm.transact_commit(tx).map_err(|e| fail(e.to_string()))?;
     let address: Address = match result {
-        ExecutionResult::Success { output: Output::Create(_, Some(address)), .. } => address,
+        ExecutionResult::Success {
+            output: Output::Create(_, Some(address)),
+            ..
+        } => address,
         other => return Err(fail(format!("constructor did not deploy: {other:?}"))),
     };
     drop(evm);
-    let account = db.cache.accounts.get(&address).ok_or_else(|| fail("created account missing".into()))?;
-    let code = account.info.code.as_ref().map(|c| c.original_bytes()).unwrap_or_default();
+    let account = db
+        .cache
+        .accounts
+        .get(&address)
+        .ok_or_else(|| fail("created account missing".into()))?;
+    let code = account
+        .info
+        .code
+        .as_ref()
+        .map(|c| c.original_bytes())
+        .unwrap_or_default();
     let storage = account
         .storage
         .iter()
@@ -79,7 +103,10 @@ mod tests {
         creation.extend_from_slice(&runtime);
         let deployed = run_creation_code("test", Bytes::from(creation)).unwrap();
         assert_eq!(deployed.code.as_ref(), &runtime);
-        assert_eq!(deployed.storage.get(&B256::ZERO), Some(&B256::from(U256::from(42))));
+        assert_eq!(
+            deployed.storage.get(&B256::ZERO),
+            Some(&B256::from(U256::from(42)))
+        );
     }
 
     #[test]

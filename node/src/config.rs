@@ -13,11 +13,21 @@ use crate::mempool::PoolConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("parsing {path}: {source}")]
-    Parse { path: String, source: Box<toml::de::Error> },
+    Parse {
+        path: String,
+        source: Box<toml::de::Error>,
+    },
     #[error("invalid duration {value:?} for {key}: {reason}")]
-    Duration { key: &'static str, value: String, reason: String },
+    Duration {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("missing {0}: give it as a flag or in the config file")]
     Missing(&'static str),
 }
@@ -61,7 +71,11 @@ pub struct PoolSection {
 impl Default for PoolSection {
     fn default() -> Self {
         let d = PoolConfig::default();
-        Self { max_per_sender: d.max_per_sender, max_total: d.max_total, price_bump_percent: d.price_bump_percent }
+        Self {
+            max_per_sender: d.max_per_sender,
+            max_total: d.max_total,
+            price_bump_percent: d.price_bump_percent,
+        }
     }
 }
 
@@ -99,10 +113,14 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        toml::from_str(&text)
-            .map_err(|source| ConfigError::Parse { path: path.display().to_string(), source: Box::new(source) })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.display().to_string(),
+            source: Box::new(source),
+        })
     }
 
     pub fn block_time(&self) -> Result<Duration, ConfigError> {
@@ -118,7 +136,11 @@ pub fn parse_duration(key: &'static str, value: &str) -> Result<Duration, Config
         reason: e.to_string(),
     })?;
     if duration < Duration::from_millis(10) {
-        return Err(ConfigError::Duration { key, value: value.to_string(), reason: "must be at least 10ms".into() });
+        return Err(ConfigError::Duration {
+            key,
+            value: value.to_string(),
+            reason: "must be at least 10ms".into(),
+        });
     }
     Ok(duration)
 }

@@ -43,7 +43,9 @@ pub struct NodeContext {
 
 impl std::fmt::Debug for NodeContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeContext").field("chain", &self.chain).finish_non_exhaustive()
+        f.debug_struct("NodeContext")
+            .field("chain", &self.chain)
+            .finish_non_exhaustive()
     }
 }
 
@@ -74,7 +76,12 @@ impl NodeContext {
             blocks: broadcast::channel(1024).0,
             pending_txs: broadcast::channel(16 * 1024).0,
             tx_arrived: Notify::new(),
-            client_version: format!("bttd/v{}/{}-{}", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH),
+            client_version: format!(
+                "bttd/v{}/{}-{}",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            ),
         }
     }
 
@@ -90,12 +97,19 @@ impl NodeContext {
         let hash = tx.hash();
         let outcome = {
             let mut pool = self.pool.lock();
-            pool.add(tx, &HeadAccounts(&self.chain), self.chain.config().min_base_fee)?
+            pool.add(
+                tx,
+                &HeadAccounts(&self.chain),
+                self.chain.config().min_base_fee,
+            )?
         };
         tracing::debug!(target: "bttd::pool", %hash, ?outcome, "transaction pooled");
         metrics::counter!("bttd_pool_added_total").increment(1);
         let _ = self.pending_txs.send(hash);
-        if matches!(outcome, AddOutcome::Pending | AddOutcome::Replaced { pending: true, .. }) {
+        if matches!(
+            outcome,
+            AddOutcome::Pending | AddOutcome::Replaced { pending: true, .. }
+        ) {
             self.tx_arrived.notify_one();
         }
         Ok(hash)
@@ -103,7 +117,12 @@ impl NodeContext {
 
     /// Pool bookkeeping after a block: drops what was mined or became invalid, and tells
     /// subscribers about the block.
-    pub fn on_block_committed(&self, block: SealedBlock, receipts: Vec<ReceiptEnvelope>, rejected: &[(B256, String)]) {
+    pub fn on_block_committed(
+        &self,
+        block: SealedBlock,
+        receipts: Vec<ReceiptEnvelope>,
+        rejected: &[(B256, String)],
+    ) {
         {
             let mut pool = self.pool.lock();
             if !rejected.is_empty() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
-use bttd_genesis::{ChainSpec, DevnetOptions, devnet_genesis, dev_accounts};
+use bttd_genesis::{ChainSpec, DevnetOptions, dev_accounts, devnet_genesis};
 use bttd_node::config::{NodeConfig, parse_duration};
 use bttd_node::producer::ProducerConfig;
 use bttd_node::rpc::RpcConfig;
@@ -16,7 +16,11 @@ use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
 #[derive(Debug, Parser)]
-#[command(name = "bttd", version, about = "Validator and full node for a BTTC-style proof-of-stake sidechain")]
+#[command(
+    name = "bttd",
+    version,
+    about = "Validator and full node for a BTTC-style proof-of-stake sidechain"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -115,14 +119,26 @@ fn init_tracing(filter: &str) {
 /// The devnet's block producer address (its priority fees go here). Not a dev account, so
 /// fee accounting in tests stays unambiguous.
 fn devnet_coinbase() -> Address {
-    PrivateKeySigner::from_bytes(&keccak256("bttd devnet validator 0")).expect("a keccak output is a valid key").address()
+    PrivateKeySigner::from_bytes(&keccak256("bttd devnet validator 0"))
+        .expect("a keccak output is a valid key")
+        .address()
 }
 
 fn main() -> eyre::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Genesis(GenesisCommand::Devnet { out, chain_id, accounts, balance }) => {
-            let options = DevnetOptions { chain_id, accounts, balance_btt: balance, ..Default::default() };
+        Command::Genesis(GenesisCommand::Devnet {
+            out,
+            chain_id,
+            accounts,
+            balance,
+        }) => {
+            let options = DevnetOptions {
+                chain_id,
+                accounts,
+                balance_btt: balance,
+                ..Default::default()
+            };
             let (spec, _) = devnet_genesis(&options)?;
             match out {
                 Some(path) => spec.write(&path)?,
@@ -147,7 +163,10 @@ fn main() -> eyre::Result<()> {
 }
 
 fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().wrap_err("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .wrap_err("starting the async runtime")
 }
 
 fn apply_flags(config: &mut NodeConfig, args: NodeArgs) {
@@ -179,13 +198,24 @@ fn rpc_config(section: &bttd_node::config::RpcSection) -> RpcConfig {
 }
 
 async fn node(config: NodeConfig) -> eyre::Result<()> {
-    let Some(datadir) = config.datadir.clone() else { bail!("missing --datadir (or `datadir` in the config file)") };
-    let Some(genesis) = config.genesis.clone() else { bail!("missing --genesis (or `genesis` in the config file)") };
+    let Some(datadir) = config.datadir.clone() else {
+        bail!("missing --datadir (or `datadir` in the config file)")
+    };
+    let Some(genesis) = config.genesis.clone() else {
+        bail!("missing --genesis (or `genesis` in the config file)")
+    };
     let spec = ChainSpec::load(&genesis)?;
     let settings = NodeSettings {
         datadir,
         spec,
-        rpc: RpcConfig { dev_accounts: if config.dev_accounts { dev_keys(10)? } else { Vec::new() }, ..rpc_config(&config.rpc) },
+        rpc: RpcConfig {
+            dev_accounts: if config.dev_accounts {
+                dev_keys(10)?
+            } else {
+                Vec::new()
+            },
+            ..rpc_config(&config.rpc)
+        },
         metrics: config.metrics,
         producer: ProducerConfig {
             block_time: config.block_time()?,
@@ -208,7 +238,8 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
             (temp.path().to_path_buf(), Some(temp))
         }
     };
-    std::fs::create_dir_all(&datadir).wrap_err_with(|| format!("creating {}", datadir.display()))?;
+    std::fs::create_dir_all(&datadir)
+        .wrap_err_with(|| format!("creating {}", datadir.display()))?;
     let spec = devnet_spec(&datadir, &args)?;
     let chain_id = spec.genesis.config.chain_id;
     let rpc = RpcConfig {
@@ -221,7 +252,10 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         spec,
         rpc,
         metrics: args.metrics,
-        producer: ProducerConfig { block_time: parse_duration("block-time", &args.block_time)?, beneficiary: devnet_coinbase() },
+        producer: ProducerConfig {
+            block_time: parse_duration("block-time", &args.block_time)?,
+            beneficiary: devnet_coinbase(),
+        },
         pool: Default::default(),
     };
     let node = launch(settings).await?;
@@ -252,10 +286,18 @@ fn devnet_spec(datadir: &Path, args: &DevnetArgs) -> eyre::Result<ChainSpec> {
 
 /// The private keys of the first `count` dev accounts, for the RPC to sign with.
 fn dev_keys(count: u32) -> eyre::Result<Vec<B256>> {
-    Ok(dev_accounts(count)?.into_iter().map(|account| account.private_key).collect())
+    Ok(dev_accounts(count)?
+        .into_iter()
+        .map(|account| account.private_key)
+        .collect())
 }
 
-fn print_banner(args: &DevnetArgs, chain_id: u64, datadir: &Path, node: &bttd_node::run::RunningNode) -> eyre::Result<()> {
+fn print_banner(
+    args: &DevnetArgs,
+    chain_id: u64,
+    datadir: &Path,
+    node: &bttd_node::run::RunningNode,
+) -> eyre::Result<()> {
     let accounts = dev_accounts(args.accounts)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "\nbttd devnet {}\n", env!("CARGO_PKG_VERSION"))?;

@@ -18,14 +18,23 @@ pub enum MetricsError {
     #[error("installing the metrics recorder: {0}")]
     Recorder(String),
     #[error("binding metrics address {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Installs the global Prometheus recorder and serves it; returns the bound address.
 pub async fn serve(addr: SocketAddr, chain: Arc<Chain>) -> Result<SocketAddr, MetricsError> {
-    let handle = PrometheusBuilder::new().install_recorder().map_err(|e| MetricsError::Recorder(e.to_string()))?;
-    let listener = TcpListener::bind(addr).await.map_err(|source| MetricsError::Bind { addr, source })?;
-    let local = listener.local_addr().map_err(|source| MetricsError::Bind { addr, source })?;
+    let handle = PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| MetricsError::Recorder(e.to_string()))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| MetricsError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| MetricsError::Bind { addr, source })?;
     tracing::info!(target: "bttd::metrics", %local, "serving /metrics and /health");
     tokio::spawn(accept_loop(listener, handle, chain));
     Ok(local)
@@ -33,7 +42,9 @@ pub async fn serve(addr: SocketAddr, chain: Arc<Chain>) -> Result<SocketAddr, Me
 
 async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, chain: Arc<Chain>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let handle = handle.clone();
         let chain = chain.clone();
         tokio::spawn(async move {
@@ -41,14 +52,21 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, chain: Arc
                 let response = respond(&req, &handle, &chain);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(target: "bttd::metrics", error = %e, "connection ended");
             }
         });
     }
 }
 
-fn respond(req: &Request<Incoming>, handle: &PrometheusHandle, chain: &Chain) -> Response<Full<Bytes>> {
+fn respond(
+    req: &Request<Incoming>,
+    handle: &PrometheusHandle,
+    chain: &Chain,
+) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
         "/health" => {
@@ -60,7 +78,11 @@ fn respond(req: &Request<Incoming>, handle: &PrometheusHandle, chain: &Chain) ->
             });
             (StatusCode::OK, "application/json", body.to_string())
         }
-        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: try /metrics or /health\n".to_string()),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /health\n".to_string(),
+        ),
     };
     Response::builder()
         .status(status)

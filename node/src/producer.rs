@@ -18,14 +18,24 @@ pub struct ProducerConfig {
 }
 
 fn now_seconds() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 /// Produces blocks until `shutdown` turns true. A block in progress is finished and committed
 /// before the loop ends, so a clean stop never leaves a half-built block behind (and a crash
 /// cannot: the commit is one atomic batch).
-pub async fn run(ctx: Arc<NodeContext>, config: ProducerConfig, mut shutdown: watch::Receiver<bool>) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + config.block_time, config.block_time);
+pub async fn run(
+    ctx: Arc<NodeContext>,
+    config: ProducerConfig,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.block_time,
+        config.block_time,
+    );
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -40,15 +50,22 @@ pub async fn run(ctx: Arc<NodeContext>, config: ProducerConfig, mut shutdown: wa
         let result = tokio::task::spawn_blocking(move || produce_one(&ctx2, beneficiary)).await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(target: "bttd::producer", error = %e, "block production failed"),
-            Err(e) => tracing::error!(target: "bttd::producer", error = %e, "block production panicked"),
+            Ok(Err(e)) => {
+                tracing::error!(target: "bttd::producer", error = %e, "block production failed")
+            }
+            Err(e) => {
+                tracing::error!(target: "bttd::producer", error = %e, "block production panicked")
+            }
         }
     }
     tracing::info!(target: "bttd::producer", "producer stopped");
 }
 
 /// Builds, commits and announces one block.
-pub fn produce_one(ctx: &NodeContext, beneficiary: Address) -> Result<(), bttd_runtime::ChainError> {
+pub fn produce_one(
+    ctx: &NodeContext,
+    beneficiary: Address,
+) -> Result<(), bttd_runtime::ChainError> {
     let started = std::time::Instant::now();
     let block_ctx = ctx.chain.next_block_context(now_seconds(), beneficiary);
     let candidates: Vec<_> = {
@@ -61,7 +78,9 @@ pub fn produce_one(ctx: &NodeContext, beneficiary: Address) -> Result<(), bttd_r
             })
             .collect()
     };
-    let executed = ctx.chain.build(block_ctx.timestamp, beneficiary, candidates)?;
+    let executed = ctx
+        .chain
+        .build(block_ctx.timestamp, beneficiary, candidates)?;
     let rejected = executed.rejected.clone();
     let receipts = executed.receipts.clone();
     let block = ctx.chain.commit(executed)?;

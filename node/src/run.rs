@@ -20,7 +20,10 @@ use crate::rpc::{self, RpcConfig, RpcHandle};
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("creating datadir {path}: {source}")]
-    Datadir { path: String, source: std::io::Error },
+    Datadir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("opening the database: {0}")]
     Storage(#[from] bttd_runtime::storage::StorageError),
     #[error("opening the chain: {0}")]
@@ -53,16 +56,24 @@ pub struct RunningNode {
 
 impl std::fmt::Debug for RunningNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RunningNode").field("rpc", &self.rpc.local_addr()).finish_non_exhaustive()
+        f.debug_struct("RunningNode")
+            .field("rpc", &self.rpc.local_addr())
+            .finish_non_exhaustive()
     }
 }
 
 pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     let db_path = settings.datadir.join("db");
-    std::fs::create_dir_all(&db_path)
-        .map_err(|source| NodeError::Datadir { path: db_path.display().to_string(), source })?;
+    std::fs::create_dir_all(&db_path).map_err(|source| NodeError::Datadir {
+        path: db_path.display().to_string(),
+        source,
+    })?;
     let store = Arc::new(RocksStore::open(&db_path)?);
-    let chain = Arc::new(Chain::open(store, settings.spec.chain_config(), &settings.spec.genesis)?);
+    let chain = Arc::new(Chain::open(
+        store,
+        settings.spec.chain_config(),
+        &settings.spec.genesis,
+    )?);
     let head = chain.head();
     tracing::info!(target: "bttd::node", chain_id = chain.config().chain_id, genesis = %chain.genesis_hash(), head = head.number, "chain ready");
 
@@ -71,10 +82,18 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
         None => None,
     };
     let ctx = Arc::new(NodeContext::new(chain, Pool::new(settings.pool)));
-    let rpc = rpc::start(ctx.clone(), settings.rpc).await.map_err(|e| NodeError::Rpc(e.to_string()))?;
+    let rpc = rpc::start(ctx.clone(), settings.rpc)
+        .await
+        .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let producer = tokio::spawn(producer::run(ctx.clone(), settings.producer, shutdown_rx));
-    Ok(RunningNode { ctx, rpc, metrics_addr, shutdown, producer })
+    Ok(RunningNode {
+        ctx,
+        rpc,
+        metrics_addr,
+        shutdown,
+        producer,
+    })
 }
 
 impl RunningNode {

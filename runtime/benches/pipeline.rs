@@ -26,7 +26,10 @@ const CHAIN_ID: u64 = 1337;
 const GWEI: u128 = 1_000_000_000;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn account(i: usize) -> Address {
@@ -37,23 +40,44 @@ fn main() {
     let accounts = env("BTTD_BENCH_ACCOUNTS", 1_000_000);
     let per_block = env("BTTD_BENCH_TXS", 1_000);
     let blocks = env("BTTD_BENCH_BLOCKS", 5);
-    let senders: Vec<PrivateKeySigner> =
-        (0..per_block).map(|i| PrivateKeySigner::from_bytes(&keccak256(format!("sender {i}"))).unwrap()).collect();
+    let senders: Vec<PrivateKeySigner> = (0..per_block)
+        .map(|i| PrivateKeySigner::from_bytes(&keccak256(format!("sender {i}"))).unwrap())
+        .collect();
 
-    let mut genesis = Genesis { gas_limit: 1_000_000_000, ..Default::default() };
+    let mut genesis = Genesis {
+        gas_limit: 1_000_000_000,
+        ..Default::default()
+    };
     genesis.config.chain_id = CHAIN_ID;
-    let funded = GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() };
+    let funded = GenesisAccount {
+        balance: U256::from(10u128.pow(24)),
+        ..Default::default()
+    };
     for i in 0..accounts {
         genesis.alloc.insert(account(i), funded.clone());
     }
     for s in &senders {
         genesis.alloc.insert(s.address(), funded.clone());
     }
-    let config = ChainConfig { chain_id: CHAIN_ID, min_base_fee: GWEI as u64, fee_pool: Address::with_last_byte(0xfe), block_gas_limit: 1_000_000_000 };
+    let config = ChainConfig {
+        chain_id: CHAIN_ID,
+        min_base_fee: GWEI as u64,
+        fee_pool: Address::with_last_byte(0xfe),
+        block_gas_limit: 1_000_000_000,
+    };
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let chain = Chain::open(Arc::new(RocksStore::open(dir.path()).unwrap()), config, &genesis).unwrap();
-    println!("genesis: {} accounts in {:.1?}", genesis.alloc.len(), started.elapsed());
+    let chain = Chain::open(
+        Arc::new(RocksStore::open(dir.path()).unwrap()),
+        config,
+        &genesis,
+    )
+    .unwrap();
+    println!(
+        "genesis: {} accounts in {:.1?}",
+        genesis.alloc.len(),
+        started.elapsed()
+    );
 
     // Each block: every sender pays a random existing account.
     let raw_blocks: Vec<Vec<Vec<u8>>> = (0..blocks)
@@ -85,13 +109,23 @@ fn main() {
     let mut gas = 0u64;
     for (b, raws) in raw_blocks.iter().enumerate() {
         let t = Instant::now();
-        let txs: Vec<RecoveredTx> = raws.iter().map(|r| RecoveredTx::decode(r, CHAIN_ID, 1_000_000_000).unwrap()).collect();
+        let txs: Vec<RecoveredTx> = raws
+            .iter()
+            .map(|r| RecoveredTx::decode(r, CHAIN_ID, 1_000_000_000).unwrap())
+            .collect();
         recover += t.elapsed();
 
         // Bare revm: the same transactions over an in-memory database holding what they touch.
         let mut db = CacheDB::new(EmptyDB::default());
         for tx in &txs {
-            db.insert_account_info(tx.sender(), AccountInfo { balance: U256::from(10u128.pow(24)), nonce: b as u64, ..AccountInfo::default() });
+            db.insert_account_info(
+                tx.sender(),
+                AccountInfo {
+                    balance: U256::from(10u128.pow(24)),
+                    nonce: b as u64,
+                    ..AccountInfo::default()
+                },
+            );
         }
         let mut evm = Context::mainnet()
             .with_db(&mut db)
@@ -109,8 +143,14 @@ fn main() {
         drop(evm);
 
         let t = Instant::now();
-        let executed = chain.build(b as u64 + 1, Address::with_last_byte(0xaa), txs).unwrap();
-        assert!(executed.rejected.is_empty(), "{:?}", executed.rejected.first());
+        let executed = chain
+            .build(b as u64 + 1, Address::with_last_byte(0xaa), txs)
+            .unwrap();
+        assert!(
+            executed.rejected.is_empty(),
+            "{:?}",
+            executed.rejected.first()
+        );
         let block = chain.commit(executed).unwrap();
         pipeline += t.elapsed();
         gas += block.header.gas_used;

@@ -16,7 +16,9 @@ use revm::database::states::{PlainStorageChangeset, StateChangeset};
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::AccountInfo;
 
-use crate::block::{BlockReceipts, Body, SealedBlock, SealedHeader, next_base_fee, next_mix_hash, seal};
+use crate::block::{
+    BlockReceipts, Body, SealedBlock, SealedHeader, next_base_fee, next_mix_hash, seal,
+};
 use crate::config::ChainConfig;
 use crate::executor::{BlockContext, ExecutionError, Mode, execute_block};
 use crate::state::{self, StateError, StateView};
@@ -38,7 +40,12 @@ pub enum ChainError {
     #[error("block {number} does not extend the head {head}")]
     NotOnHead { number: u64, head: B256 },
     #[error("invalid block {number}: {field} is {got}, expected {want}")]
-    InvalidHeader { number: u64, field: &'static str, got: String, want: String },
+    InvalidHeader {
+        number: u64,
+        field: &'static str,
+        got: String,
+        want: String,
+    },
     #[error("corrupt {what}: {reason}")]
     Corrupt { what: &'static str, reason: String },
 }
@@ -74,7 +81,10 @@ pub struct Chain {
 
 impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Chain").field("config", &self.config).field("head", &self.head.read().hash()).finish()
+        f.debug_struct("Chain")
+            .field("config", &self.config)
+            .field("head", &self.head.read().hash())
+            .finish()
     }
 }
 
@@ -85,7 +95,10 @@ fn rlp_bytes(value: &impl Encodable) -> Vec<u8> {
 }
 
 fn decode<T: Decodable>(what: &'static str, bytes: &[u8]) -> Result<T, ChainError> {
-    T::decode(&mut &bytes[..]).map_err(|e| ChainError::Corrupt { what, reason: e.to_string() })
+    T::decode(&mut &bytes[..]).map_err(|e| ChainError::Corrupt {
+        what,
+        reason: e.to_string(),
+    })
 }
 
 /// The state changes that create the genesis allocation.
@@ -115,11 +128,18 @@ fn genesis_changes(genesis: &Genesis) -> StateChangeset {
             storage.push(PlainStorageChangeset {
                 address: *address,
                 wipe_storage: false,
-                storage: slots.iter().map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0))).collect(),
+                storage: slots
+                    .iter()
+                    .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
+                    .collect(),
             });
         }
     }
-    StateChangeset { accounts, storage, contracts }
+    StateChangeset {
+        accounts,
+        storage,
+        contracts,
+    }
 }
 
 /// The fields every bttd header has the same value in (docs/block-format.md): no ommers, no
@@ -149,7 +169,12 @@ pub fn genesis_header(genesis: &Genesis, config: &ChainConfig, state_root: B256)
         timestamp: genesis.timestamp,
         extra_data: genesis.extra_data.clone(),
         mix_hash: genesis.mix_hash,
-        base_fee_per_gas: Some(genesis.base_fee_per_gas.map_or(config.min_base_fee, |f| f as u64).max(config.min_base_fee)),
+        base_fee_per_gas: Some(
+            genesis
+                .base_fee_per_gas
+                .map_or(config.min_base_fee, |f| f as u64)
+                .max(config.min_base_fee),
+        ),
         ..fixed_header_fields()
     }
 }
@@ -157,7 +182,11 @@ pub fn genesis_header(genesis: &Genesis, config: &ChainConfig, state_root: B256)
 impl Chain {
     /// Opens the chain in `store`, writing genesis if the store is empty, and refusing a store
     /// that holds a different chain.
-    pub fn open(store: Arc<dyn KvStore>, config: ChainConfig, genesis: &Genesis) -> Result<Self, ChainError> {
+    pub fn open(
+        store: Arc<dyn KvStore>,
+        config: ChainConfig,
+        genesis: &Genesis,
+    ) -> Result<Self, ChainError> {
         match store.get(Column::Meta, HEAD_KEY)? {
             Some(head_hash) => {
                 let head_hash = B256::from_slice(&head_hash);
@@ -167,27 +196,53 @@ impl Chain {
                 })?;
                 let expected = Self::compute_genesis_hash(genesis, &config)?;
                 if stored_genesis != expected {
-                    return Err(ChainError::GenesisMismatch { stored: stored_genesis, expected });
+                    return Err(ChainError::GenesisMismatch {
+                        stored: stored_genesis,
+                        expected,
+                    });
                 }
-                let head = read_header(&*store, head_hash)?
-                    .ok_or(ChainError::Corrupt { what: "head", reason: format!("header {head_hash} missing") })?;
+                let head = read_header(&*store, head_hash)?.ok_or(ChainError::Corrupt {
+                    what: "head",
+                    reason: format!("header {head_hash} missing"),
+                })?;
                 tracing::info!(target: "bttd::chain", number = head.number, hash = %head.hash(), "opened chain");
-                Ok(Self { store, config, genesis_hash: stored_genesis, head: RwLock::new(head), commit_lock: Mutex::new(()) })
+                Ok(Self {
+                    store,
+                    config,
+                    genesis_hash: stored_genesis,
+                    head: RwLock::new(head),
+                    commit_lock: Mutex::new(()),
+                })
             }
             None => {
                 let mut batch = WriteBatch::default();
-                let root = state::apply_changes(&*store, genesis_changes(genesis), &mut batch, None)?;
+                let root =
+                    state::apply_changes(&*store, genesis_changes(genesis), &mut batch, None)?;
                 let header = seal(genesis_header(genesis, &config, root));
-                write_block_data(&mut batch, &header, &Body::default(), &BlockReceipts::default());
+                write_block_data(
+                    &mut batch,
+                    &header,
+                    &Body::default(),
+                    &BlockReceipts::default(),
+                );
                 store.write(batch)?;
                 tracing::info!(target: "bttd::chain", hash = %header.hash(), state_root = %root, "wrote genesis");
-                Ok(Self { store, genesis_hash: header.hash(), config, head: RwLock::new(header), commit_lock: Mutex::new(()) })
+                Ok(Self {
+                    store,
+                    genesis_hash: header.hash(),
+                    config,
+                    head: RwLock::new(header),
+                    commit_lock: Mutex::new(()),
+                })
             }
         }
     }
 
     /// The genesis block hash this genesis file produces (without touching any datadir).
-    pub fn compute_genesis_hash(genesis: &Genesis, config: &ChainConfig) -> Result<B256, ChainError> {
+    pub fn compute_genesis_hash(
+        genesis: &Genesis,
+        config: &ChainConfig,
+    ) -> Result<B256, ChainError> {
         let scratch = crate::storage::MemoryStore::new();
         let mut batch = WriteBatch::default();
         let root = state::apply_changes(&scratch, genesis_changes(genesis), &mut batch, None)?;
@@ -246,10 +301,18 @@ impl Chain {
         let head = self.head();
         let header = &block.header;
         if header.parent_hash != head.hash() || header.number != head.number + 1 {
-            return Err(ChainError::NotOnHead { number: header.number, head: head.hash() });
+            return Err(ChainError::NotOnHead {
+                number: header.number,
+                head: head.hash(),
+            });
         }
         if header.timestamp < head.timestamp {
-            return Err(invalid(header, "timestamp", header.timestamp, format!(">= {}", head.timestamp)));
+            return Err(invalid(
+                header,
+                "timestamp",
+                header.timestamp,
+                format!(">= {}", head.timestamp),
+            ));
         }
         let ctx = BlockContext {
             timestamp: header.timestamp,
@@ -261,8 +324,15 @@ impl Chain {
             .iter()
             .zip(&block.body.senders)
             .map(|(tx, _)| {
-                RecoveredTx::from_envelope(tx.clone(), self.config.chain_id, self.config.block_gas_limit)
-                    .map_err(|e| ExecutionError::InvalidTransaction { hash: *tx.tx_hash(), reason: e.to_string() })
+                RecoveredTx::from_envelope(
+                    tx.clone(),
+                    self.config.chain_id,
+                    self.config.block_gas_limit,
+                )
+                .map_err(|e| ExecutionError::InvalidTransaction {
+                    hash: *tx.tx_hash(),
+                    reason: e.to_string(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let executed = self.execute(&ctx, txs, Mode::Verify, header.extra_data.clone())?;
@@ -271,7 +341,11 @@ impl Chain {
             for (field, mine, theirs) in [
                 ("stateRoot", got.state_root, header.state_root),
                 ("receiptsRoot", got.receipts_root, header.receipts_root),
-                ("transactionsRoot", got.transactions_root, header.transactions_root),
+                (
+                    "transactionsRoot",
+                    got.transactions_root,
+                    header.transactions_root,
+                ),
             ] {
                 if mine != theirs {
                     return Err(invalid(header, field, theirs, mine));
@@ -291,12 +365,17 @@ impl Chain {
     ) -> Result<ExecutedBlock, ChainError> {
         let executed = execute_block(self.state(), &self.config, ctx, txs, mode)?;
         let mut batch = WriteBatch::default();
-        let state_root = state::apply_changes(&*self.store, executed.changes, &mut batch, Some(ctx.number))?;
+        let state_root =
+            state::apply_changes(&*self.store, executed.changes, &mut batch, Some(ctx.number))?;
         let logs_bloom = executed.receipts.iter().fold(Bloom::ZERO, |mut acc, r| {
             acc.accrue_bloom(&r.bloom());
             acc
         });
-        let envelopes: Vec<_> = executed.transactions.iter().map(|t| t.envelope().clone()).collect();
+        let envelopes: Vec<_> = executed
+            .transactions
+            .iter()
+            .map(|t| t.envelope().clone())
+            .collect();
         let header = Header {
             parent_hash: ctx.parent_hash,
             beneficiary: ctx.beneficiary,
@@ -314,23 +393,48 @@ impl Chain {
             ..fixed_header_fields()
         };
         let senders = executed.transactions.iter().map(|t| t.sender()).collect();
-        let block = SealedBlock { header: seal(header), body: Body { transactions: envelopes, senders } };
-        Ok(ExecutedBlock { block, receipts: executed.receipts, rejected: executed.rejected, batch })
+        let block = SealedBlock {
+            header: seal(header),
+            body: Body {
+                transactions: envelopes,
+                senders,
+            },
+        };
+        Ok(ExecutedBlock {
+            block,
+            receipts: executed.receipts,
+            rejected: executed.rejected,
+            batch,
+        })
     }
 
     /// Writes an executed block and moves the head to it, in one atomic batch.
     pub fn commit(&self, executed: ExecutedBlock) -> Result<SealedBlock, ChainError> {
         let _guard = self.commit_lock.lock();
         let head = self.head();
-        let ExecutedBlock { block, receipts, mut batch, .. } = executed;
+        let ExecutedBlock {
+            block,
+            receipts,
+            mut batch,
+            ..
+        } = executed;
         if block.header.parent_hash != head.hash() {
-            return Err(ChainError::NotOnHead { number: block.number(), head: head.hash() });
+            return Err(ChainError::NotOnHead {
+                number: block.number(),
+                head: head.hash(),
+            });
         }
-        write_block_data(&mut batch, &block.header, &block.body, &BlockReceipts { receipts });
+        write_block_data(
+            &mut batch,
+            &block.header,
+            &block.body,
+            &BlockReceipts { receipts },
+        );
         self.store.write(batch)?;
         *self.head.write() = block.header.clone();
         metrics::gauge!("bttd_chain_head").set(block.number() as f64);
-        metrics::counter!("bttd_chain_transactions_total").increment(block.body.transactions.len() as u64);
+        metrics::counter!("bttd_chain_transactions_total")
+            .increment(block.body.transactions.len() as u64);
         tracing::debug!(target: "bttd::chain", number = block.number(), hash = %block.hash(), txs = block.body.transactions.len(), "committed block");
         Ok(block)
     }
@@ -348,10 +452,15 @@ impl Chain {
         }
     }
     pub fn body(&self, hash: B256) -> Result<Option<Body>, ChainError> {
-        self.store.get(Column::Bodies, hash.as_slice())?.map(|b| decode("body", &b)).transpose()
+        self.store
+            .get(Column::Bodies, hash.as_slice())?
+            .map(|b| decode("body", &b))
+            .transpose()
     }
     pub fn block(&self, hash: B256) -> Result<Option<SealedBlock>, ChainError> {
-        let Some(header) = self.header(hash)? else { return Ok(None) };
+        let Some(header) = self.header(hash)? else {
+            return Ok(None);
+        };
         let body = self.body(hash)?.unwrap_or_default();
         Ok(Some(SealedBlock { header, body }))
     }
@@ -364,9 +473,14 @@ impl Chain {
             .map(|r| r.receipts))
     }
     pub fn transaction_location(&self, tx_hash: B256) -> Result<Option<TxLocation>, ChainError> {
-        let Some(bytes) = self.store.get(Column::TxIndex, tx_hash.as_slice())? else { return Ok(None) };
+        let Some(bytes) = self.store.get(Column::TxIndex, tx_hash.as_slice())? else {
+            return Ok(None);
+        };
         if bytes.len() != 12 {
-            return Err(ChainError::Corrupt { what: "tx index", reason: format!("{} bytes", bytes.len()) });
+            return Err(ChainError::Corrupt {
+                what: "tx index",
+                reason: format!("{} bytes", bytes.len()),
+            });
         }
         let block_number = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
         let index = u32::from_be_bytes(bytes[8..].try_into().expect("4 bytes")) as usize;
@@ -374,31 +488,58 @@ impl Chain {
             what: "tx index",
             reason: format!("block {block_number} not canonical"),
         })?;
-        Ok(Some(TxLocation { block_number, block_hash, index }))
+        Ok(Some(TxLocation {
+            block_number,
+            block_hash,
+            index,
+        }))
     }
 }
 
-fn invalid(header: &Header, field: &'static str, got: impl ToString, want: impl ToString) -> ChainError {
-    ChainError::InvalidHeader { number: header.number, field, got: got.to_string(), want: want.to_string() }
+fn invalid(
+    header: &Header,
+    field: &'static str,
+    got: impl ToString,
+    want: impl ToString,
+) -> ChainError {
+    ChainError::InvalidHeader {
+        number: header.number,
+        field,
+        got: got.to_string(),
+        want: want.to_string(),
+    }
 }
 
 fn read_hash(store: &dyn KvStore, number: u64) -> Result<Option<B256>, ChainError> {
-    Ok(store.get(Column::NumberToHash, &number.to_be_bytes())?.map(|h| B256::from_slice(&h)))
+    Ok(store
+        .get(Column::NumberToHash, &number.to_be_bytes())?
+        .map(|h| B256::from_slice(&h)))
 }
 
 fn read_header(store: &dyn KvStore, hash: B256) -> Result<Option<SealedHeader>, ChainError> {
-    let Some(bytes) = store.get(Column::Headers, hash.as_slice())? else { return Ok(None) };
+    let Some(bytes) = store.get(Column::Headers, hash.as_slice())? else {
+        return Ok(None);
+    };
     let header: Header = decode("header", &bytes)?;
     Ok(Some(alloy_primitives::Sealed::new_unchecked(header, hash)))
 }
 
 /// Header, body, receipts, indices and the head pointer of one block.
-fn write_block_data(batch: &mut WriteBatch, header: &SealedHeader, body: &Body, receipts: &BlockReceipts) {
+fn write_block_data(
+    batch: &mut WriteBatch,
+    header: &SealedHeader,
+    body: &Body,
+    receipts: &BlockReceipts,
+) {
     let hash = header.hash();
     batch.put(Column::Headers, hash.as_slice(), rlp_bytes(header.inner()));
     batch.put(Column::Bodies, hash.as_slice(), rlp_bytes(body));
     batch.put(Column::Receipts, hash.as_slice(), rlp_bytes(receipts));
-    batch.put(Column::NumberToHash, header.number.to_be_bytes(), hash.as_slice());
+    batch.put(
+        Column::NumberToHash,
+        header.number.to_be_bytes(),
+        hash.as_slice(),
+    );
     for (index, tx) in body.transactions.iter().enumerate() {
         let mut location = header.number.to_be_bytes().to_vec();
         location.extend_from_slice(&(index as u32).to_be_bytes());

@@ -80,10 +80,12 @@ pub fn block_env(ctx: &BlockContext) -> BlockEnv {
         basefee: ctx.base_fee,
         difficulty: U256::ZERO,
         prevrandao: Some(ctx.prevrandao),
-        blob_excess_gas_and_price: Some(revm::context_interface::block::BlobExcessGasAndPrice::new(
-            0,
-            revm::primitives::eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
-        )),
+        blob_excess_gas_and_price: Some(
+            revm::context_interface::block::BlobExcessGasAndPrice::new(
+                0,
+                revm::primitives::eip4844::BLOB_BASE_FEE_UPDATE_FRACTION_PRAGUE,
+            ),
+        ),
         ..Default::default()
     }
 }
@@ -103,10 +105,17 @@ pub fn tx_env(tx: &RecoveredTx) -> TxEnv {
         nonce: tx.nonce(),
         chain_id: envelope.chain_id(),
         access_list: envelope.access_list().cloned().unwrap_or_default(),
-        gas_priority_fee: envelope.max_priority_fee_per_gas().filter(|_| !matches!(envelope, TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_))),
+        gas_priority_fee: envelope
+            .max_priority_fee_per_gas()
+            .filter(|_| !matches!(envelope, TxEnvelope::Legacy(_) | TxEnvelope::Eip2930(_))),
         authorization_list: envelope
             .authorization_list()
-            .map(|list| list.iter().cloned().map(revm::context::either::Either::Left).collect())
+            .map(|list| {
+                list.iter()
+                    .cloned()
+                    .map(revm::context::either::Either::Left)
+                    .collect()
+            })
             .unwrap_or_default(),
         ..Default::default()
     }
@@ -129,7 +138,10 @@ pub fn execute_block(
     txs: impl IntoIterator<Item = RecoveredTx>,
     mode: Mode,
 ) -> Result<Executed, ExecutionError> {
-    let mut state = State::builder().with_database_ref(view).with_bundle_update().build();
+    let mut state = State::builder()
+        .with_database_ref(view)
+        .with_bundle_update()
+        .build();
     let mut transactions = Vec::new();
     let mut receipts = Vec::new();
     let mut rejected = Vec::new();
@@ -144,8 +156,11 @@ pub fn execute_block(
 
         // EIP-2935: the parent hash goes into the history contract before any transaction.
         if ctx.number > 0 {
-            evm.system_call_commit(HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(ctx.parent_hash.as_slice()))
-                .map_err(|e| ExecutionError::Evm(format!("EIP-2935 system call: {e}")))?;
+            evm.system_call_commit(
+                HISTORY_STORAGE_ADDRESS,
+                Bytes::copy_from_slice(ctx.parent_hash.as_slice()),
+            )
+            .map_err(|e| ExecutionError::Evm(format!("EIP-2935 system call: {e}")))?;
         }
 
         for tx in txs {
@@ -165,7 +180,9 @@ pub fn execute_block(
                             rejected.push((hash, reason));
                             continue;
                         }
-                        Mode::Verify => return Err(ExecutionError::InvalidTransaction { hash, reason }),
+                        Mode::Verify => {
+                            return Err(ExecutionError::InvalidTransaction { hash, reason });
+                        }
                     }
                 }
                 Err(EVMError::Database(EvmDatabaseError::Database(e))) => return Err(e.into()),
@@ -196,17 +213,29 @@ pub fn execute_block(
     }
     state.merge_transitions(BundleRetention::PlainState);
     let changes = state.take_bundle().to_plain_state(OriginalValuesKnown::Yes);
-    Ok(Executed { transactions, receipts, gas_used, rejected, changes })
+    Ok(Executed {
+        transactions,
+        receipts,
+        gas_used,
+        rejected,
+        changes,
+    })
 }
 
 /// geth's wording for the failures a client can act on.
 pub fn invalid_reason(invalid: &InvalidTransaction, tx: &RecoveredTx) -> String {
     match invalid {
         InvalidTransaction::NonceTooLow { tx: got, state } => {
-            format!("nonce too low: address {}, tx: {got} state: {state}", tx.sender())
+            format!(
+                "nonce too low: address {}, tx: {got} state: {state}",
+                tx.sender()
+            )
         }
         InvalidTransaction::NonceTooHigh { tx: got, state } => {
-            format!("nonce too high: address {}, tx: {got} state: {state}", tx.sender())
+            format!(
+                "nonce too high: address {}, tx: {got} state: {state}",
+                tx.sender()
+            )
         }
         InvalidTransaction::LackOfFundForMaxFee { fee, balance } => format!(
             "insufficient funds for gas * price + value: address {} have {balance} want {fee}",

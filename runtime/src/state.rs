@@ -28,7 +28,11 @@ pub enum StateError {
     #[error(transparent)]
     Trie(#[from] TrieError),
     #[error("corrupt {what} for {key}: {reason}")]
-    Corrupt { what: &'static str, key: String, reason: String },
+    Corrupt {
+        what: &'static str,
+        key: String,
+        reason: String,
+    },
 }
 
 impl DBErrorMarker for StateError {}
@@ -42,8 +46,13 @@ pub fn storage_key(address: Address, slot: &B256) -> [u8; 52] {
 }
 
 /// Reads the flat account record (the same RLP the trie leaf holds).
-pub fn read_account(store: &dyn KvStore, address: Address) -> Result<Option<TrieAccount>, StateError> {
-    let Some(bytes) = store.get(Column::Accounts, address.as_slice())? else { return Ok(None) };
+pub fn read_account(
+    store: &dyn KvStore,
+    address: Address,
+) -> Result<Option<TrieAccount>, StateError> {
+    let Some(bytes) = store.get(Column::Accounts, address.as_slice())? else {
+        return Ok(None);
+    };
     decode_account(address, &bytes).map(Some)
 }
 
@@ -76,7 +85,10 @@ pub fn read_code(store: &dyn KvStore, code_hash: B256) -> Result<Bytes, StateErr
     if code_hash == KECCAK_EMPTY {
         return Ok(Bytes::new());
     }
-    Ok(store.get(Column::Code, code_hash.as_slice())?.map(Bytes::from).unwrap_or_default())
+    Ok(store
+        .get(Column::Code, code_hash.as_slice())?
+        .map(Bytes::from)
+        .unwrap_or_default())
 }
 
 /// A read-only view of the state after some block, for revm and RPC. The head is read from
@@ -112,7 +124,12 @@ fn storage_history_key(address: Address, slot: &B256, block: u64) -> [u8; 60] {
 
 /// The value recorded by the first change after `block` to the key `prefix` (`prefix ++ u64`
 /// keys), if any change happened after `block`.
-fn value_after(store: &dyn KvStore, column: Column, prefix: &[u8], block: u64) -> Result<Option<Vec<u8>>, StateError> {
+fn value_after(
+    store: &dyn KvStore,
+    column: Column,
+    prefix: &[u8],
+    block: u64,
+) -> Result<Option<Vec<u8>>, StateError> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&(block + 1).to_be_bytes());
     Ok(store
@@ -128,14 +145,22 @@ impl<'a> StateView<'a> {
     }
     /// The state after block `number` (which must not be above the head).
     pub fn at_block(store: &'a dyn KvStore, number: u64) -> Self {
-        Self { store, at: Some(number) }
+        Self {
+            store,
+            at: Some(number),
+        }
     }
     pub fn store(&self) -> &'a dyn KvStore {
         self.store
     }
     pub fn account(&self, address: Address) -> Result<Option<TrieAccount>, StateError> {
         if let Some(block) = self.at
-            && let Some(old) = value_after(self.store, Column::AccountHistory, address.as_slice(), block)?
+            && let Some(old) = value_after(
+                self.store,
+                Column::AccountHistory,
+                address.as_slice(),
+                block,
+            )?
         {
             if old.is_empty() {
                 return Ok(None);
@@ -145,7 +170,10 @@ impl<'a> StateView<'a> {
         read_account(self.store, address)
     }
     pub fn balance(&self, address: Address) -> Result<U256, StateError> {
-        Ok(self.account(address)?.map(|a| a.balance).unwrap_or_default())
+        Ok(self
+            .account(address)?
+            .map(|a| a.balance)
+            .unwrap_or_default())
     }
     pub fn nonce(&self, address: Address) -> Result<u64, StateError> {
         Ok(self.account(address)?.map(|a| a.nonce).unwrap_or_default())
@@ -158,7 +186,12 @@ impl<'a> StateView<'a> {
     }
     pub fn storage(&self, address: Address, slot: B256) -> Result<U256, StateError> {
         if let Some(block) = self.at
-            && let Some(old) = value_after(self.store, Column::StorageHistory, &storage_key(address, &slot), block)?
+            && let Some(old) = value_after(
+                self.store,
+                Column::StorageHistory,
+                &storage_key(address, &slot),
+                block,
+            )?
         {
             if old.is_empty() {
                 return Ok(U256::ZERO);
@@ -186,7 +219,11 @@ impl DatabaseRef for StateView<'_> {
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, StateError> {
         let code = read_code(self.store, code_hash)?;
-        Ok(if code.is_empty() { Bytecode::default() } else { Bytecode::new_raw(code) })
+        Ok(if code.is_empty() {
+            Bytecode::default()
+        } else {
+            Bytecode::new_raw(code)
+        })
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, StateError> {
@@ -228,7 +265,10 @@ impl NodeReader for StorageTrieNodes<'_> {
             return Ok(None);
         }
         self.store
-            .get(Column::StorageTrie, &storage_trie_key(&self.hashed_address, path))
+            .get(
+                Column::StorageTrie,
+                &storage_trie_key(&self.hashed_address, path),
+            )
             .map(|v| v.map(Bytes::from))
             .map_err(|e| TrieError::Storage(e.to_string()))
     }
@@ -246,8 +286,16 @@ pub fn account_proof(store: &dyn KvStore, address: Address) -> Result<Vec<Bytes>
 }
 
 /// Storage proof for `slot` of `address` at the head.
-pub fn storage_proof(store: &dyn KvStore, address: Address, slot: B256) -> Result<Vec<Bytes>, StateError> {
-    let reader = StorageTrieNodes { store, hashed_address: keccak256(address), wiped: false };
+pub fn storage_proof(
+    store: &dyn KvStore,
+    address: Address,
+    slot: B256,
+) -> Result<Vec<Bytes>, StateError> {
+    let reader = StorageTrieNodes {
+        store,
+        hashed_address: keccak256(address),
+        wiped: false,
+    };
     Ok(trie::proof(&reader, keccak256(slot))?)
 }
 
@@ -304,7 +352,11 @@ pub fn apply_changes(
         let previous = read_account(store, address)?;
         if let Some(block) = history_block {
             let old = previous.as_ref().map(rlp).unwrap_or_default();
-            batch.put(Column::AccountHistory, account_history_key(address, block).to_vec(), old);
+            batch.put(
+                Column::AccountHistory,
+                account_history_key(address, block).to_vec(),
+                old,
+            );
         }
         let info = match change.info {
             Some(info) => info,
@@ -326,7 +378,9 @@ pub fn apply_changes(
             continue;
         };
 
-        let mut storage_root = previous.as_ref().map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
+        let mut storage_root = previous
+            .as_ref()
+            .map_or(EMPTY_ROOT_HASH, |a| a.storage_root);
         let wiped = change.wipe_storage && storage_root != EMPTY_ROOT_HASH;
         if wiped {
             batch.delete_prefix(Column::Storage, address.as_slice());
@@ -339,9 +393,17 @@ pub fn apply_changes(
                 let slot = B256::from(slot);
                 let key = storage_key(address, &slot);
                 if let Some(block) = history_block {
-                    let old = if wiped { U256::ZERO } else { read_storage(store, address, slot)? };
+                    let old = if wiped {
+                        U256::ZERO
+                    } else {
+                        read_storage(store, address, slot)?
+                    };
                     let old = if old.is_zero() { Vec::new() } else { rlp(&old) };
-                    batch.put(Column::StorageHistory, storage_history_key(address, &slot, block).to_vec(), old);
+                    batch.put(
+                        Column::StorageHistory,
+                        storage_history_key(address, &slot, block).to_vec(),
+                        old,
+                    );
                 }
                 if value.is_zero() {
                     batch.delete(Column::Storage, key.to_vec());
@@ -352,7 +414,11 @@ pub fn apply_changes(
                     leaves.push((keccak256(slot), Some(Bytes::from(encoded))));
                 }
             }
-            let reader = StorageTrieNodes { store, hashed_address, wiped };
+            let reader = StorageTrieNodes {
+                store,
+                hashed_address,
+                wiped,
+            };
             let update = trie::update(&reader, leaves)?;
             for (path, node) in update.writes {
                 let key = storage_trie_key(&hashed_address, &path);
@@ -405,19 +471,45 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Upsert { account: u8, nonce: u64, balance: u64, code: bool },
-        Delete { account: u8 },
-        Store { account: u8, slot: u8, value: u8 },
+        Upsert {
+            account: u8,
+            nonce: u64,
+            balance: u64,
+            code: bool,
+        },
+        Delete {
+            account: u8,
+        },
+        Store {
+            account: u8,
+            slot: u8,
+            value: u8,
+        },
         /// Destroyed and re-created in the block: storage starts empty, then these slots.
-        Recreate { account: u8, slots: Vec<(u8, u8)> },
+        Recreate {
+            account: u8,
+            slots: Vec<(u8, u8)>,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (0u8..12, 0u64..4, 0u64..1000, any::<bool>()).prop_map(|(account, nonce, balance, code)| Op::Upsert { account, nonce, balance, code }),
+            (0u8..12, 0u64..4, 0u64..1000, any::<bool>()).prop_map(
+                |(account, nonce, balance, code)| Op::Upsert {
+                    account,
+                    nonce,
+                    balance,
+                    code
+                }
+            ),
             (0u8..12).prop_map(|account| Op::Delete { account }),
-            (0u8..12, 0u8..8, 0u8..4).prop_map(|(account, slot, value)| Op::Store { account, slot, value }),
-            (0u8..12, prop::collection::vec((0u8..8, 1u8..4), 0..3)).prop_map(|(account, slots)| Op::Recreate { account, slots }),
+            (0u8..12, 0u8..8, 0u8..4).prop_map(|(account, slot, value)| Op::Store {
+                account,
+                slot,
+                value
+            }),
+            (0u8..12, prop::collection::vec((0u8..8, 1u8..4), 0..3))
+                .prop_map(|(account, slots)| Op::Recreate { account, slots }),
         ]
     }
 
@@ -429,15 +521,34 @@ mod tests {
     impl Model {
         fn root(&self) -> B256 {
             state_root_unhashed(self.accounts.iter().map(|(address, (info, storage))| {
-                let storage_root = storage_root_unhashed(storage.iter().map(|(k, v)| (B256::from(*k), *v)));
-                (*address, TrieAccount { nonce: info.nonce, balance: info.balance, storage_root, code_hash: info.code_hash })
+                let storage_root =
+                    storage_root_unhashed(storage.iter().map(|(k, v)| (B256::from(*k), *v)));
+                (
+                    *address,
+                    TrieAccount {
+                        nonce: info.nonce,
+                        balance: info.balance,
+                        storage_root,
+                        code_hash: info.code_hash,
+                    },
+                )
             }))
         }
     }
 
     fn info(nonce: u64, balance: u64, code: bool) -> AccountInfo {
-        let code_hash = if code { keccak256([nonce as u8]) } else { KECCAK_EMPTY };
-        AccountInfo { nonce, balance: U256::from(balance), code_hash, code: None, account_id: None }
+        let code_hash = if code {
+            keccak256([nonce as u8])
+        } else {
+            KECCAK_EMPTY
+        };
+        AccountInfo {
+            nonce,
+            balance: U256::from(balance),
+            code_hash,
+            code: None,
+            account_id: None,
+        }
     }
 
     /// Applies one block's ops to the model and returns the change set revm would report.
@@ -447,7 +558,12 @@ mod tests {
         let mut slots: BTreeMap<Address, BTreeMap<U256, U256>> = BTreeMap::new();
         for op in ops {
             match op.clone() {
-                Op::Upsert { account, nonce, balance, code } => {
+                Op::Upsert {
+                    account,
+                    nonce,
+                    balance,
+                    code,
+                } => {
                     let address = Address::with_last_byte(account);
                     model.accounts.entry(address).or_default().0 = info(nonce, balance, code);
                     touched.insert(address, ());
@@ -460,35 +576,64 @@ mod tests {
                         slots.remove(&address);
                     }
                 }
-                Op::Store { account, slot, value } => {
+                Op::Store {
+                    account,
+                    slot,
+                    value,
+                } => {
                     let address = Address::with_last_byte(account);
-                    let entry = model.accounts.entry(address).or_insert_with(|| (info(1, 1, true), BTreeMap::new()));
+                    let entry = model
+                        .accounts
+                        .entry(address)
+                        .or_insert_with(|| (info(1, 1, true), BTreeMap::new()));
                     let (slot, value) = (U256::from(slot), U256::from(value));
-                    if value.is_zero() { entry.1.remove(&slot); } else { entry.1.insert(slot, value); }
+                    if value.is_zero() {
+                        entry.1.remove(&slot);
+                    } else {
+                        entry.1.insert(slot, value);
+                    }
                     touched.insert(address, ());
                     slots.entry(address).or_default().insert(slot, value);
                 }
-                Op::Recreate { account, slots: new } => {
+                Op::Recreate {
+                    account,
+                    slots: new,
+                } => {
                     let address = Address::with_last_byte(account);
-                    let storage: BTreeMap<_, _> = new.iter().map(|(s, v)| (U256::from(*s), U256::from(*v))).collect();
-                    model.accounts.insert(address, (info(1, 5, true), storage.clone()));
+                    let storage: BTreeMap<_, _> = new
+                        .iter()
+                        .map(|(s, v)| (U256::from(*s), U256::from(*v)))
+                        .collect();
+                    model
+                        .accounts
+                        .insert(address, (info(1, 5, true), storage.clone()));
                     touched.insert(address, ());
                     wiped.insert(address, true);
                     slots.insert(address, storage);
                 }
             }
         }
-        let accounts = touched.keys().map(|a| (*a, model.accounts.get(a).map(|(i, _)| i.clone()))).collect();
+        let accounts = touched
+            .keys()
+            .map(|a| (*a, model.accounts.get(a).map(|(i, _)| i.clone())))
+            .collect();
         let storage = touched
             .keys()
             .filter(|a| wiped.contains_key(*a) || slots.contains_key(*a))
             .map(|a| PlainStorageChangeset {
                 address: *a,
                 wipe_storage: wiped.contains_key(a),
-                storage: slots.get(a).map(|s| s.iter().map(|(k, v)| (*k, *v)).collect()).unwrap_or_default(),
+                storage: slots
+                    .get(a)
+                    .map(|s| s.iter().map(|(k, v)| (*k, *v)).collect())
+                    .unwrap_or_default(),
             })
             .collect();
-        StateChangeset { accounts, storage, contracts: Vec::new() }
+        StateChangeset {
+            accounts,
+            storage,
+            contracts: Vec::new(),
+        }
     }
 
     proptest! {

@@ -19,7 +19,12 @@ const PROPOSER: Address = address!("0x00000000000000000000000000000000000000aa")
 const GWEI: u128 = 1_000_000_000;
 
 fn config() -> ChainConfig {
-    ChainConfig { chain_id: CHAIN_ID, min_base_fee: GWEI as u64, fee_pool: FEE_POOL, block_gas_limit: 30_000_000 }
+    ChainConfig {
+        chain_id: CHAIN_ID,
+        min_base_fee: GWEI as u64,
+        fee_pool: FEE_POOL,
+        block_gas_limit: 30_000_000,
+    }
 }
 
 fn key(i: u8) -> PrivateKeySigner {
@@ -27,19 +32,35 @@ fn key(i: u8) -> PrivateKeySigner {
 }
 
 fn genesis(funded: &[Address]) -> Genesis {
-    let mut genesis = Genesis { gas_limit: 30_000_000, ..Default::default() };
+    let mut genesis = Genesis {
+        gas_limit: 30_000_000,
+        ..Default::default()
+    };
     genesis.config.chain_id = CHAIN_ID;
     for a in funded {
-        genesis.alloc.insert(*a, GenesisAccount { balance: U256::from(10u128.pow(24)), ..Default::default() });
+        genesis.alloc.insert(
+            *a,
+            GenesisAccount {
+                balance: U256::from(10u128.pow(24)),
+                ..Default::default()
+            },
+        );
     }
     genesis.alloc.insert(
         alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS,
-        GenesisAccount { nonce: Some(1), code: Some(alloy_eips::eip2935::HISTORY_STORAGE_CODE.clone()), ..Default::default() },
+        GenesisAccount {
+            nonce: Some(1),
+            code: Some(alloy_eips::eip2935::HISTORY_STORAGE_CODE.clone()),
+            ..Default::default()
+        },
     );
     genesis
 }
 
-fn signed<T: SignableTransaction<alloy_primitives::Signature>>(key: &PrivateKeySigner, tx: T) -> RecoveredTx
+fn signed<T: SignableTransaction<alloy_primitives::Signature>>(
+    key: &PrivateKeySigner,
+    tx: T,
+) -> RecoveredTx
 where
     alloy_consensus::Signed<T>: Into<TxEnvelope>,
 {
@@ -49,16 +70,19 @@ where
 }
 
 fn transfer(key: &PrivateKeySigner, nonce: u64, to: Address, value: u64, tip: u128) -> RecoveredTx {
-    signed(key, TxEip1559 {
-        chain_id: CHAIN_ID,
-        nonce,
-        gas_limit: 21_000,
-        max_fee_per_gas: 10 * GWEI,
-        max_priority_fee_per_gas: tip,
-        to: TxKind::Call(to),
-        value: U256::from(value),
-        ..Default::default()
-    })
+    signed(
+        key,
+        TxEip1559 {
+            chain_id: CHAIN_ID,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 10 * GWEI,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(to),
+            value: U256::from(value),
+            ..Default::default()
+        },
+    )
 }
 
 fn open(genesis: &Genesis) -> Chain {
@@ -71,7 +95,11 @@ fn transfers_pay_tip_to_proposer_and_base_fee_to_the_pool() {
     let genesis = genesis(&[a.address(), b.address()]);
     let chain = open(&genesis);
     let to = Address::with_last_byte(0x42);
-    let txs = vec![transfer(&a, 0, to, 5, GWEI), transfer(&b, 0, to, 7, 2 * GWEI), transfer(&a, 1, to, 11, GWEI)];
+    let txs = vec![
+        transfer(&a, 0, to, 5, GWEI),
+        transfer(&b, 0, to, 7, 2 * GWEI),
+        transfer(&a, 1, to, 11, GWEI),
+    ];
     let executed = chain.build(1, PROPOSER, txs).unwrap();
     assert!(executed.rejected.is_empty(), "{:?}", executed.rejected);
     let block = chain.commit(executed).unwrap();
@@ -81,12 +109,18 @@ fn transfers_pay_tip_to_proposer_and_base_fee_to_the_pool() {
     let state = chain.state();
     assert_eq!(state.balance(to).unwrap(), U256::from(23));
     assert_eq!(state.balance(FEE_POOL).unwrap(), U256::from(63_000 * base));
-    assert_eq!(state.balance(PROPOSER).unwrap(), U256::from(21_000 * (GWEI + 2 * GWEI + GWEI)));
+    assert_eq!(
+        state.balance(PROPOSER).unwrap(),
+        U256::from(21_000 * (GWEI + 2 * GWEI + GWEI))
+    );
     assert_eq!(state.nonce(a.address()).unwrap(), 2);
     let spent_a = U256::from(10u128.pow(24)) - state.balance(a.address()).unwrap();
     assert_eq!(spent_a, U256::from(16 + 2 * 21_000 * (base + GWEI)));
     // Nothing was burned: supply is conserved.
-    let total: U256 = [a.address(), b.address(), to, FEE_POOL, PROPOSER].iter().map(|x| state.balance(*x).unwrap()).sum();
+    let total: U256 = [a.address(), b.address(), to, FEE_POOL, PROPOSER]
+        .iter()
+        .map(|x| state.balance(*x).unwrap())
+        .sum();
     assert_eq!(total, U256::from(2 * 10u128.pow(24)));
 }
 
@@ -97,8 +131,18 @@ fn a_built_block_imports_on_another_node_with_the_same_hash() {
     let (producer, follower) = (open(&genesis), open(&genesis));
     assert_eq!(producer.genesis_hash(), follower.genesis_hash());
     for height in 1..=3u64 {
-        let txs = (0..5).map(|i| transfer(&a, (height - 1) * 5 + i, Address::with_last_byte(i as u8), 1, GWEI));
-        let block = producer.commit(producer.build(height, PROPOSER, txs).unwrap()).unwrap();
+        let txs = (0..5).map(|i| {
+            transfer(
+                &a,
+                (height - 1) * 5 + i,
+                Address::with_last_byte(i as u8),
+                1,
+                GWEI,
+            )
+        });
+        let block = producer
+            .commit(producer.build(height, PROPOSER, txs).unwrap())
+            .unwrap();
         let imported = follower.import(block.clone()).unwrap();
         assert_eq!(imported.block.hash(), block.hash());
         follower.commit(imported).unwrap();
@@ -106,7 +150,13 @@ fn a_built_block_imports_on_another_node_with_the_same_hash() {
     assert_eq!(producer.head().state_root, follower.head().state_root);
 
     // A tampered block is refused and changes nothing.
-    let mut bad = producer.commit(producer.build(4, PROPOSER, [transfer(&a, 15, PROPOSER, 1, GWEI)]).unwrap()).unwrap();
+    let mut bad = producer
+        .commit(
+            producer
+                .build(4, PROPOSER, [transfer(&a, 15, PROPOSER, 1, GWEI)])
+                .unwrap(),
+        )
+        .unwrap();
     let mut header = bad.header.clone().into_inner();
     header.state_root = alloy_primitives::B256::repeat_byte(1);
     bad.header = crate::block::seal(header);
@@ -123,19 +173,39 @@ fn state_is_readable_at_every_height() {
     let chain = open(&genesis);
     let to = Address::with_last_byte(0x77);
     for n in 0..4u64 {
-        chain.commit(chain.build(n + 1, PROPOSER, [transfer(&a, n, to, 100, GWEI)]).unwrap()).unwrap();
+        chain
+            .commit(
+                chain
+                    .build(n + 1, PROPOSER, [transfer(&a, n, to, 100, GWEI)])
+                    .unwrap(),
+            )
+            .unwrap();
     }
     for height in 0..=4u64 {
         let view = chain.state_at(height).unwrap();
-        assert_eq!(view.balance(to).unwrap(), U256::from(100 * height), "balance at {height}");
-        assert_eq!(view.nonce(a.address()).unwrap(), height, "nonce at {height}");
+        assert_eq!(
+            view.balance(to).unwrap(),
+            U256::from(100 * height),
+            "balance at {height}"
+        );
+        assert_eq!(
+            view.nonce(a.address()).unwrap(),
+            height,
+            "nonce at {height}"
+        );
     }
     assert!(chain.state_at(5).is_none());
     // EIP-2935: the history contract holds parent hashes.
     let parent_of_4 = chain.block_hash(3).unwrap().unwrap();
     // Block 4 stored its parent's hash at slot (4 - 1) % 8191.
     let slot = alloy_primitives::B256::from(U256::from(3u64));
-    assert_eq!(chain.state().storage(alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS, slot).unwrap(), U256::from_be_bytes(parent_of_4.0));
+    assert_eq!(
+        chain
+            .state()
+            .storage(alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS, slot)
+            .unwrap(),
+        U256::from_be_bytes(parent_of_4.0)
+    );
 }
 
 #[test]
@@ -148,67 +218,126 @@ fn contracts_storage_and_reverts_produce_receipts_and_roots() {
     let runtime = hex!("3615600c57600035600055005b600080fd");
     let mut creation = hex!("6011600c60003960116000f3").to_vec();
     creation.extend_from_slice(&runtime);
-    let deploy = signed(&a, TxLegacy {
-        chain_id: Some(CHAIN_ID),
-        nonce: 0,
-        gas_price: 2 * GWEI,
-        gas_limit: 200_000,
-        to: TxKind::Create,
-        value: U256::ZERO,
-        input: Bytes::from(creation),
-    });
+    let deploy = signed(
+        &a,
+        TxLegacy {
+            chain_id: Some(CHAIN_ID),
+            nonce: 0,
+            gas_price: 2 * GWEI,
+            gas_limit: 200_000,
+            to: TxKind::Create,
+            value: U256::ZERO,
+            input: Bytes::from(creation),
+        },
+    );
     let contract = a.address().create(0);
     let call = |nonce, data: Vec<u8>| {
-        signed(&a, TxEip1559 {
-            chain_id: CHAIN_ID,
-            nonce,
-            gas_limit: 100_000,
-            max_fee_per_gas: 10 * GWEI,
-            max_priority_fee_per_gas: GWEI,
-            to: TxKind::Call(contract),
-            input: Bytes::from(data),
-            ..Default::default()
-        })
+        signed(
+            &a,
+            TxEip1559 {
+                chain_id: CHAIN_ID,
+                nonce,
+                gas_limit: 100_000,
+                max_fee_per_gas: 10 * GWEI,
+                max_priority_fee_per_gas: GWEI,
+                to: TxKind::Call(contract),
+                input: Bytes::from(data),
+                ..Default::default()
+            },
+        )
     };
-    let executed = chain.build(1, PROPOSER, [deploy, call(1, U256::from(9).to_be_bytes_vec()), call(2, vec![])]).unwrap();
+    let executed = chain
+        .build(
+            1,
+            PROPOSER,
+            [
+                deploy,
+                call(1, U256::from(9).to_be_bytes_vec()),
+                call(2, vec![]),
+            ],
+        )
+        .unwrap();
     let receipts = executed.receipts.clone();
     let block = chain.commit(executed).unwrap();
     assert_eq!(block.body.transactions.len(), 3);
     assert!(receipts[0].status() && receipts[1].status());
     assert!(!receipts[2].status(), "the empty call reverts but is mined");
     assert_eq!(chain.state().code(contract).unwrap().as_ref(), &runtime);
-    assert_eq!(chain.state().storage(contract, Default::default()).unwrap(), U256::from(9));
-    assert_eq!(chain.state().storage(contract, Default::default()).unwrap(), U256::from(9));
+    assert_eq!(
+        chain.state().storage(contract, Default::default()).unwrap(),
+        U256::from(9)
+    );
+    assert_eq!(
+        chain.state().storage(contract, Default::default()).unwrap(),
+        U256::from(9)
+    );
     // Clearing the slot deletes it from state and trie; the root matches a fresh chain holding the same state.
-    let executed = chain.build(2, PROPOSER, [call(3, U256::ZERO.to_be_bytes_vec())]).unwrap();
+    let executed = chain
+        .build(2, PROPOSER, [call(3, U256::ZERO.to_be_bytes_vec())])
+        .unwrap();
     assert!(executed.rejected.is_empty(), "{:?}", executed.rejected);
     assert!(executed.receipts[0].status());
     chain.commit(executed).unwrap();
-    assert_eq!(chain.state().storage(contract, Default::default()).unwrap(), U256::ZERO);
-    assert_eq!(chain.state_at(1).unwrap().storage(contract, Default::default()).unwrap(), U256::from(9));
+    assert_eq!(
+        chain.state().storage(contract, Default::default()).unwrap(),
+        U256::ZERO
+    );
+    assert_eq!(
+        chain
+            .state_at(1)
+            .unwrap()
+            .storage(contract, Default::default())
+            .unwrap(),
+        U256::from(9)
+    );
 }
 
 #[test]
 fn stateless_checks_refuse_bad_transactions() {
     let a = key(1);
-    let tx = |chain_id| TxEip1559 { chain_id, gas_limit: 21_000, max_fee_per_gas: GWEI, to: TxKind::Call(Address::ZERO), ..Default::default() };
+    let tx = |chain_id| TxEip1559 {
+        chain_id,
+        gas_limit: 21_000,
+        max_fee_per_gas: GWEI,
+        to: TxKind::Call(Address::ZERO),
+        ..Default::default()
+    };
     let raw = |t: TxEip1559| {
         let sig = a.sign_hash_sync(&t.signature_hash()).unwrap();
         TxEnvelope::from(t.into_signed(sig)).encoded_2718()
     };
-    assert!(matches!(RecoveredTx::decode(&raw(tx(1)), CHAIN_ID, 30_000_000), Err(TxError::WrongChainId { have: 1, .. })));
-    assert!(matches!(RecoveredTx::decode(&[0x02, 0xc0], CHAIN_ID, 30_000_000), Err(TxError::Decode(_))));
+    assert!(matches!(
+        RecoveredTx::decode(&raw(tx(1)), CHAIN_ID, 30_000_000),
+        Err(TxError::WrongChainId { have: 1, .. })
+    ));
+    assert!(matches!(
+        RecoveredTx::decode(&[0x02, 0xc0], CHAIN_ID, 30_000_000),
+        Err(TxError::Decode(_))
+    ));
     let mut low_gas = tx(CHAIN_ID);
     low_gas.gas_limit = 20_000;
-    assert!(matches!(RecoveredTx::decode(&raw(low_gas), CHAIN_ID, 30_000_000), Err(TxError::IntrinsicGasTooLow { .. })));
+    assert!(matches!(
+        RecoveredTx::decode(&raw(low_gas), CHAIN_ID, 30_000_000),
+        Err(TxError::IntrinsicGasTooLow { .. })
+    ));
     let mut huge = tx(CHAIN_ID);
     huge.gas_limit = 40_000_000;
-    assert!(matches!(RecoveredTx::decode(&raw(huge), CHAIN_ID, 30_000_000), Err(TxError::GasLimitExceeded)));
+    assert!(matches!(
+        RecoveredTx::decode(&raw(huge), CHAIN_ID, 30_000_000),
+        Err(TxError::GasLimitExceeded)
+    ));
     // High s (EIP-2) is refused even though alloy would recover it.
     let t = tx(CHAIN_ID);
     let sig = a.sign_hash_sync(&t.signature_hash()).unwrap();
-    let n = U256::from_str_radix("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141", 16).unwrap();
+    let n = U256::from_str_radix(
+        "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141",
+        16,
+    )
+    .unwrap();
     let high = alloy_primitives::Signature::new(sig.r(), n - sig.s(), !sig.v());
     let bytes = TxEnvelope::from(t.into_signed(high)).encoded_2718();
-    assert!(matches!(RecoveredTx::decode(&bytes, CHAIN_ID, 30_000_000), Err(TxError::InvalidSignature)));
+    assert!(matches!(
+        RecoveredTx::decode(&bytes, CHAIN_ID, 30_000_000),
+        Err(TxError::InvalidSignature)
+    ));
 }

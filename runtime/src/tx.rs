@@ -34,7 +34,9 @@ pub enum TxError {
     GasLimitExceeded,
     #[error("max priority fee per gas higher than max fee per gas")]
     TipAboveFeeCap,
-    #[error("max fee per gas less than block base fee: maxFeePerGas: {max_fee}, baseFee: {base_fee}")]
+    #[error(
+        "max fee per gas less than block base fee: maxFeePerGas: {max_fee}, baseFee: {base_fee}"
+    )]
     FeeCapTooLow { max_fee: u128, base_fee: u64 },
     #[error("max initcode size exceeded: code size {size}, limit {limit}")]
     InitcodeTooLarge { size: usize, limit: usize },
@@ -55,7 +57,10 @@ impl RecoveredTx {
     /// `block_gas_limit` bounds the transaction's gas limit.
     pub fn decode(raw: &[u8], chain_id: u64, block_gas_limit: u64) -> Result<Self, TxError> {
         if raw.len() > MAX_TX_SIZE {
-            return Err(TxError::Oversized { size: raw.len(), limit: MAX_TX_SIZE });
+            return Err(TxError::Oversized {
+                size: raw.len(),
+                limit: MAX_TX_SIZE,
+            });
         }
         let mut buf = raw;
         let envelope =
@@ -77,7 +82,10 @@ impl RecoveredTx {
         }
         match envelope.chain_id() {
             Some(have) if have != chain_id => {
-                return Err(TxError::WrongChainId { have, want: chain_id });
+                return Err(TxError::WrongChainId {
+                    have,
+                    want: chain_id,
+                });
             }
             Some(_) => {}
             None => return Err(TxError::NotReplayProtected),
@@ -87,7 +95,9 @@ impl RecoveredTx {
         if envelope.signature().normalize_s().is_some() {
             return Err(TxError::InvalidSignature);
         }
-        let sender = envelope.recover_signer().map_err(|_| TxError::InvalidSignature)?;
+        let sender = envelope
+            .recover_signer()
+            .map_err(|_| TxError::InvalidSignature)?;
         if envelope.gas_limit() > block_gas_limit {
             return Err(TxError::GasLimitExceeded);
         }
@@ -106,11 +116,20 @@ impl RecoveredTx {
         }
         let intrinsic_gas = intrinsic_gas(&envelope);
         if envelope.gas_limit() < intrinsic_gas {
-            return Err(TxError::IntrinsicGasTooLow { gas: envelope.gas_limit(), needed: intrinsic_gas });
+            return Err(TxError::IntrinsicGasTooLow {
+                gas: envelope.gas_limit(),
+                needed: intrinsic_gas,
+            });
         }
         let hash = *envelope.tx_hash();
         let size = envelope.encode_2718_len();
-        Ok(Self { envelope, sender, hash, size, intrinsic_gas })
+        Ok(Self {
+            envelope,
+            sender,
+            hash,
+            size,
+            intrinsic_gas,
+        })
     }
 
     pub fn envelope(&self) -> &TxEnvelope {
@@ -153,7 +172,9 @@ impl RecoveredTx {
     }
     /// The tip cap: `gasPrice` for legacy and EIP-2930, `maxPriorityFeePerGas` otherwise.
     pub fn max_priority_fee_per_gas(&self) -> u128 {
-        self.envelope.max_priority_fee_per_gas().unwrap_or_else(|| self.envelope.max_fee_per_gas())
+        self.envelope
+            .max_priority_fee_per_gas()
+            .unwrap_or_else(|| self.envelope.max_fee_per_gas())
     }
     /// What the sender pays per gas at `base_fee` (None when the fee cap is below it).
     pub fn effective_gas_price(&self, base_fee: u64) -> Option<u128> {
@@ -163,7 +184,8 @@ impl RecoveredTx {
     }
     /// What the proposer earns per gas at `base_fee`.
     pub fn effective_tip(&self, base_fee: u64) -> Option<u128> {
-        self.effective_gas_price(base_fee).map(|p| p - base_fee as u128)
+        self.effective_gas_price(base_fee)
+            .map(|p| p - base_fee as u128)
     }
     /// The most this transaction can cost its sender: `gas * maxFee + value`, the amount
     /// geth requires up front ("insufficient funds for gas * price + value").
@@ -176,7 +198,10 @@ impl RecoveredTx {
 /// calldata floor.
 pub fn intrinsic_gas(tx: &TxEnvelope) -> u64 {
     let (accounts, slots) = tx.access_list().map_or((0, 0), |list| {
-        (list.len() as u64, list.iter().map(|item| item.storage_keys.len() as u64).sum())
+        (
+            list.len() as u64,
+            list.iter().map(|item| item.storage_keys.len() as u64).sum(),
+        )
     });
     let auths = tx.authorization_list().map_or(0, |list| list.len() as u64);
     let gas = calculate_initial_tx_gas(

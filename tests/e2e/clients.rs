@@ -11,7 +11,10 @@ use crate::support::{Devnet, js_dir, repo_root};
 fn run_script(node: &Devnet, script: &str, env: &[(&str, &str)]) -> Result<()> {
     let dir = js_dir();
     if !dir.join("node_modules").exists() {
-        bail!("{}/node_modules is missing: run ./scripts/setup", dir.display());
+        bail!(
+            "{}/node_modules is missing: run ./scripts/setup",
+            dir.display()
+        );
     }
     let output = Command::new("node")
         .arg(dir.join(script))
@@ -35,7 +38,11 @@ fn run_script(node: &Devnet, script: &str, env: &[(&str, &str)]) -> Result<()> {
 fn viem_deploys_an_erc20_and_checks_fees_calls_reverts_logs_and_subscriptions() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let node = Devnet::start(dir.path(), &["--block-time", "250ms"])?;
-    run_script(&node, "e2e-erc20.mjs", &[("FEE_POOL", "0x0000000000000000000000000000000000001000")])?;
+    run_script(
+        &node,
+        "e2e-erc20.mjs",
+        &[("FEE_POOL", "0x0000000000000000000000000000000000001000")],
+    )?;
     // The node is still healthy afterwards.
     node.block_number()?;
     Ok(())

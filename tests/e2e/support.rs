@@ -23,11 +23,18 @@ pub const DEV_KEYS: [&str; 3] = [
 ];
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A running `bttd devnet` process.
@@ -45,7 +52,10 @@ impl Devnet {
     pub fn start(datadir: &Path, extra: &[&str]) -> Result<Self> {
         let port = free_port();
         std::fs::create_dir_all(datadir)?;
-        let log = datadir.join(format!("bttd-{}.log", Instant::now().elapsed().as_nanos() + port as u128));
+        let log = datadir.join(format!(
+            "bttd-{}.log",
+            Instant::now().elapsed().as_nanos() + port as u128
+        ));
         let log_file = std::fs::File::create(&log)?;
         let mut child = Command::new(BTTD)
             .arg("devnet")
@@ -71,9 +81,13 @@ impl Devnet {
             rpc_url: String::new(),
             ws_url: format!("ws://127.0.0.1:{port}"),
             log,
-            http: reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
         };
-        let url = rx.recv_timeout(Duration::from_secs(60)).map_err(|_| eyre!("bttd printed no RPC URL\n{}", devnet.log_text()))?;
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| eyre!("bttd printed no RPC URL\n{}", devnet.log_text()))?;
         devnet.rpc_url = url;
         devnet.call("eth_chainId", json!([]))?;
         Ok(devnet)
@@ -94,7 +108,10 @@ impl Devnet {
     /// SIGTERM and wait for a clean exit; returns the exit status.
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
         let mut child = self.child.take().ok_or_else(|| eyre!("not running"))?;
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait()? {
@@ -110,11 +127,15 @@ impl Devnet {
 
     /// One JSON-RPC call; a JSON-RPC error becomes Err.
     pub fn call(&self, method: &str, params: Value) -> Result<Value> {
-        let response = self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
+        let response =
+            self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
         if let Some(error) = response.get("error") {
             bail!("{method} failed: {error}");
         }
-        response.get("result").cloned().ok_or_else(|| eyre!("{method}: no result in {response}"))
+        response
+            .get("result")
+            .cloned()
+            .ok_or_else(|| eyre!("{method}: no result in {response}"))
     }
 
     /// Posts any JSON body and returns the parsed response.
@@ -128,7 +149,9 @@ impl Devnet {
 
     pub fn balance(&self, address: Address) -> Result<U256> {
         let v = self.call("eth_getBalance", json!([address, "latest"]))?;
-        Ok(v.as_str().ok_or_else(|| eyre!("balance not a string"))?.parse()?)
+        Ok(v.as_str()
+            .ok_or_else(|| eyre!("balance not a string"))?
+            .parse()?)
     }
 
     pub fn nonce(&self, address: Address, tag: &str) -> Result<u64> {
@@ -136,7 +159,10 @@ impl Devnet {
     }
 
     pub fn send_raw(&self, raw: &[u8]) -> Result<B256> {
-        let v = self.call("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw))]))?;
+        let v = self.call(
+            "eth_sendRawTransaction",
+            json!([format!("0x{}", hex::encode(raw))]),
+        )?;
         Ok(serde_json::from_value(v)?)
     }
 
@@ -158,7 +184,11 @@ impl Drop for Devnet {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("---- bttd log ({}) ----\n{}", self.log.display(), self.log_text());
+            eprintln!(
+                "---- bttd log ({}) ----\n{}",
+                self.log.display(),
+                self.log_text()
+            );
         }
     }
 }
@@ -173,7 +203,15 @@ pub fn signer(index: usize) -> PrivateKeySigner {
 }
 
 /// A signed EIP-1559 value transfer.
-pub fn transfer_1559(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: Address, value: U256, max_fee: u128, tip: u128) -> Vec<u8> {
+pub fn transfer_1559(
+    key: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    max_fee: u128,
+    tip: u128,
+) -> Vec<u8> {
     let tx = TxEip1559 {
         chain_id,
         nonce,
@@ -187,7 +225,10 @@ pub fn transfer_1559(key: &PrivateKeySigner, chain_id: u64, nonce: u64, to: Addr
     sign(key, tx)
 }
 
-pub fn sign<T: SignableTransaction<alloy_primitives::Signature>>(key: &PrivateKeySigner, tx: T) -> Vec<u8>
+pub fn sign<T: SignableTransaction<alloy_primitives::Signature>>(
+    key: &PrivateKeySigner,
+    tx: T,
+) -> Vec<u8>
 where
     alloy_consensus::Signed<T>: Into<TxEnvelope>,
 {

@@ -81,14 +81,20 @@ impl Checker {
     /// An honest node decided `id` at `height` with a certificate check result.
     pub fn decided(&mut self, height: Height, id: BlockId, cert: Result<(), String>) {
         if let Err(error) = cert {
-            self.violations.push(Violation::Certificate { height, error });
+            self.violations
+                .push(Violation::Certificate { height, error });
         }
         if self.proposed.get(&id) != Some(&true) {
-            self.violations.push(Violation::Validity { height, block: id });
+            self.violations
+                .push(Violation::Validity { height, block: id });
         }
         match self.decisions.get(&height) {
             Some(&first) if first != id => {
-                self.violations.push(Violation::Agreement { height, first, second: id });
+                self.violations.push(Violation::Agreement {
+                    height,
+                    first,
+                    second: id,
+                });
             }
             Some(_) => {}
             None => {
@@ -99,10 +105,21 @@ impl Checker {
 
     /// An honest identity signed a message of `kind` (0 proposal, 1 prevote,
     /// 2 precommit) for `value`.
-    pub fn signed(&mut self, identity: usize, height: Height, round: Round, kind: u8, value: Option<BlockId>) {
+    pub fn signed(
+        &mut self,
+        identity: usize,
+        height: Height,
+        round: Round,
+        kind: u8,
+        value: Option<BlockId>,
+    ) {
         match self.signed.insert((identity, height, round, kind), value) {
             Some(prev) if prev != value => {
-                self.violations.push(Violation::HonestEquivocation { identity, height, round });
+                self.violations.push(Violation::HonestEquivocation {
+                    identity,
+                    height,
+                    round,
+                });
             }
             _ => {}
         }

@@ -20,22 +20,56 @@ pub(crate) enum NetMsg {
     Consensus(Message),
     /// "My next height is ...": the sim's stand-in for the node's status
     /// exchange, which is what starts block sync for a node left behind.
-    Status { height: Height },
-    SyncRequest { from: Height },
+    Status {
+        height: Height,
+    },
+    SyncRequest {
+        from: Height,
+    },
     SyncResponse(Vec<(Block, CommitCertificate)>),
 }
 
 /// Everything that can happen.
 #[derive(Clone, Debug)]
 pub(crate) enum Event {
-    Deliver { to: usize, from: usize, msg: NetMsg },
-    Timeout { node: usize, inc: u32, height: Height, round: Round, step: Step },
-    Built { node: usize, inc: u32, height: Height, round: Round, block: Block },
-    Verified { node: usize, inc: u32, id: BlockId, valid: bool },
-    Rebroadcast { node: usize, inc: u32 },
-    Crash { node: usize },
-    Restart { node: usize },
-    Partition { groups: Vec<u8> },
+    Deliver {
+        to: usize,
+        from: usize,
+        msg: NetMsg,
+    },
+    Timeout {
+        node: usize,
+        inc: u32,
+        height: Height,
+        round: Round,
+        step: Step,
+    },
+    Built {
+        node: usize,
+        inc: u32,
+        height: Height,
+        round: Round,
+        block: Block,
+    },
+    Verified {
+        node: usize,
+        inc: u32,
+        id: BlockId,
+        valid: bool,
+    },
+    Rebroadcast {
+        node: usize,
+        inc: u32,
+    },
+    Crash {
+        node: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    Partition {
+        groups: Vec<u8>,
+    },
     Heal,
     LivenessStart,
     LivenessDeadline,
@@ -76,7 +110,11 @@ pub(crate) struct Queue {
 impl Queue {
     pub(crate) fn at(&mut self, time: u64, event: Event) {
         self.seq += 1;
-        self.heap.push(Item { time, seq: self.seq, event });
+        self.heap.push(Item {
+            time,
+            seq: self.seq,
+            event,
+        });
     }
     pub(crate) fn after(&mut self, delay: u64, event: Event) {
         self.at(self.now + delay, event);
@@ -100,15 +138,38 @@ impl Network {
     }
 
     /// Queues delivery of `msg` from `from` to `to` as the link decides.
-    pub(crate) fn send(&self, q: &mut Queue, rng: &mut ChaCha8Rng, from: usize, to: usize, msg: NetMsg) {
+    pub(crate) fn send(
+        &self,
+        q: &mut Queue,
+        rng: &mut ChaCha8Rng,
+        from: usize,
+        to: usize,
+        msg: NetMsg,
+    ) {
         if !self.connected(from, to) || rng.random_bool(self.cfg.loss) {
             return;
         }
-        let copies = if rng.random_bool(self.cfg.duplicate) { 2 } else { 1 };
+        let copies = if rng.random_bool(self.cfg.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let jitter = self.cfg.jitter.as_micros() as u64;
-            let delay = self.cfg.latency.as_micros() as u64 + if jitter > 0 { rng.random_range(0..=jitter) } else { 0 };
-            q.after(delay, Event::Deliver { to, from, msg: msg.clone() });
+            let delay = self.cfg.latency.as_micros() as u64
+                + if jitter > 0 {
+                    rng.random_range(0..=jitter)
+                } else {
+                    0
+                };
+            q.after(
+                delay,
+                Event::Deliver {
+                    to,
+                    from,
+                    msg: msg.clone(),
+                },
+            );
         }
     }
 }

@@ -102,7 +102,9 @@ impl Sim {
                 rng.fill(&mut secret);
                 match cfg.scheme {
                     Scheme::Test => Key::Test(TestKey(secret)),
-                    Scheme::Bls => Key::Bls(BlsSecretKey::from_ikm(&secret).expect("32 bytes of ikm")),
+                    Scheme::Bls => {
+                        Key::Bls(BlsSecretKey::from_ikm(&secret).expect("32 bytes of ikm"))
+                    }
                 }
             })
             .collect();
@@ -125,12 +127,16 @@ impl Sim {
                     power,
                 };
                 let set = match &cfg.scheme {
-                    Scheme::Test => ValidatorSet::new(members.iter().map(validator).collect(), e as u64, first),
+                    Scheme::Test => {
+                        ValidatorSet::new(members.iter().map(validator).collect(), e as u64, first)
+                    }
                     Scheme::Bls => ValidatorSet::new_with_proofs(
                         members
                             .iter()
                             .map(|m| {
-                                let Key::Bls(k) = &keys[m.0] else { unreachable!() };
+                                let Key::Bls(k) = &keys[m.0] else {
+                                    unreachable!()
+                                };
                                 (validator(m), k.proof_of_possession())
                             })
                             .collect(),
@@ -156,7 +162,10 @@ impl Sim {
                 built: 0,
             })
             .collect();
-        let net = Network { cfg: cfg.net, groups: None };
+        let net = Network {
+            cfg: cfg.net,
+            groups: None,
+        };
         let mut trace = Sha256::new();
         trace.update(cfg.seed.to_be_bytes());
         Self {
@@ -229,7 +238,10 @@ impl Sim {
     fn start_node(&mut self, n: usize) {
         let node = &mut self.nodes[n];
         node.inc += 1;
-        let guard = SlashingGuard::new(*node.record.lock().expect("lock"), Box::new(SharedStore(node.record.clone())));
+        let guard = SlashingGuard::new(
+            *node.record.lock().expect("lock"),
+            Box::new(SharedStore(node.record.clone())),
+        );
         let mut config = Config::new(self.chain_id);
         config.timeouts = self.cfg.timeouts;
         let height = node.chain.len() as u64 + 1;
@@ -250,7 +262,9 @@ impl Sim {
     }
 
     fn apply(&mut self, n: usize, input: Input) {
-        let Some(m) = self.nodes[n].machine.as_mut() else { return };
+        let Some(m) = self.nodes[n].machine.as_mut() else {
+            return;
+        };
         let out = m.apply(input);
         if self.cfg.verbose {
             for o in &out {
@@ -267,24 +281,56 @@ impl Sim {
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Deliver { to, from, msg } => self.deliver(to, from, msg),
-            Event::Timeout { node, inc, height, round, step } if self.live(node, inc) => {
-                self.apply(node, Input::TimeoutFired { height, round, step })
-            }
-            Event::Built { node, inc, height, round, block } if self.live(node, inc) => {
-                self.apply(node, Input::ProposalBuilt { height, round, block })
-            }
-            Event::Verified { node, inc, id, valid } if self.live(node, inc) => {
-                self.apply(node, Input::BlockVerified { id, valid })
-            }
+            Event::Timeout {
+                node,
+                inc,
+                height,
+                round,
+                step,
+            } if self.live(node, inc) => self.apply(
+                node,
+                Input::TimeoutFired {
+                    height,
+                    round,
+                    step,
+                },
+            ),
+            Event::Built {
+                node,
+                inc,
+                height,
+                round,
+                block,
+            } if self.live(node, inc) => self.apply(
+                node,
+                Input::ProposalBuilt {
+                    height,
+                    round,
+                    block,
+                },
+            ),
+            Event::Verified {
+                node,
+                inc,
+                id,
+                valid,
+            } if self.live(node, inc) => self.apply(node, Input::BlockVerified { id, valid }),
             Event::Rebroadcast { node, inc } if self.live(node, inc) => {
                 self.apply(node, Input::Rebroadcast);
                 if self.nodes[node].behaviour != Behaviour::Silent {
                     let height = self.nodes[node].chain.len() as u64 + 1;
                     for to in (0..self.nodes.len()).filter(|&t| t != node) {
-                        self.net.send(&mut self.q, &mut self.rng, node, to, NetMsg::Status { height });
+                        self.net.send(
+                            &mut self.q,
+                            &mut self.rng,
+                            node,
+                            to,
+                            NetMsg::Status { height },
+                        );
                     }
                 }
-                self.q.after(us(self.cfg.rebroadcast), Event::Rebroadcast { node, inc });
+                self.q
+                    .after(us(self.cfg.rebroadcast), Event::Rebroadcast { node, inc });
             }
             Event::Crash { node } => {
                 self.nodes[node].machine = None;
@@ -329,7 +375,9 @@ impl Sim {
     }
 
     fn deliver(&mut self, to: usize, from: usize, msg: NetMsg) {
-        let Some(m) = self.nodes[to].machine.as_ref() else { return };
+        let Some(m) = self.nodes[to].machine.as_ref() else {
+            return;
+        };
         let my_height = m.height();
         match msg {
             NetMsg::Consensus(c) => {
@@ -355,7 +403,13 @@ impl Sim {
                 let start = (h as usize).saturating_sub(1);
                 if start < chain.len() {
                     let batch = chain[start..chain.len().min(start + SYNC_BATCH)].to_vec();
-                    self.net.send(&mut self.q, &mut self.rng, to, from, NetMsg::SyncResponse(batch));
+                    self.net.send(
+                        &mut self.q,
+                        &mut self.rng,
+                        to,
+                        from,
+                        NetMsg::SyncResponse(batch),
+                    );
                 }
             }
             NetMsg::SyncResponse(batch) => {
@@ -376,7 +430,13 @@ impl Sim {
             return;
         }
         node.last_sync = Some(now);
-        self.net.send(&mut self.q, &mut self.rng, n, peer, NetMsg::SyncRequest { from: height });
+        self.net.send(
+            &mut self.q,
+            &mut self.rng,
+            n,
+            peer,
+            NetMsg::SyncRequest { from: height },
+        );
     }
 
     fn outputs(&mut self, n: usize, out: Vec<Output>) {
@@ -384,18 +444,53 @@ impl Sim {
         for o in out {
             match o {
                 Output::Broadcast(msg) => self.broadcast(n, msg),
-                Output::ScheduleTimeout { height, round, step, duration } => {
-                    self.q.after(us(duration), Event::Timeout { node: n, inc, height, round, step });
+                Output::ScheduleTimeout {
+                    height,
+                    round,
+                    step,
+                    duration,
+                } => {
+                    self.q.after(
+                        us(duration),
+                        Event::Timeout {
+                            node: n,
+                            inc,
+                            height,
+                            round,
+                            step,
+                        },
+                    );
                 }
                 Output::BuildProposal { height, round } => {
                     let block = self.build_block(n, height, round, true);
-                    self.q.after(APP_DELAY_US, Event::Built { node: n, inc, height, round, block });
+                    self.q.after(
+                        APP_DELAY_US,
+                        Event::Built {
+                            node: n,
+                            inc,
+                            height,
+                            round,
+                            block,
+                        },
+                    );
                 }
                 Output::VerifyBlock { height, block } => {
                     let valid = block_is_valid(&block, height);
-                    self.q.after(APP_DELAY_US, Event::Verified { node: n, inc, id: block.id, valid });
+                    self.q.after(
+                        APP_DELAY_US,
+                        Event::Verified {
+                            node: n,
+                            inc,
+                            id: block.id,
+                            valid,
+                        },
+                    );
                 }
-                Output::Decided { height, block, certificate } => self.on_decided(n, height, block, certificate),
+                Output::Decided {
+                    height,
+                    block,
+                    certificate,
+                } => self.on_decided(n, height, block, certificate),
                 Output::Evidence(_) => {
                     if self.honest(n) {
                         self.evidence += 1;
@@ -413,10 +508,21 @@ impl Sim {
         }
     }
 
-    fn on_decided(&mut self, n: usize, height: Height, block: Block, certificate: CommitCertificate) {
+    fn on_decided(
+        &mut self,
+        n: usize,
+        height: Height,
+        block: Block,
+        certificate: CommitCertificate,
+    ) {
         if self.honest(n) {
-            let set = self.provider.validator_set(height).expect("static provider");
-            let check = certificate.verify(&self.chain_id, &set, self.verifier.as_ref()).map_err(|e| e.to_string());
+            let set = self
+                .provider
+                .validator_set(height)
+                .expect("static provider");
+            let check = certificate
+                .verify(&self.chain_id, &set, self.verifier.as_ref())
+                .map_err(|e| e.to_string());
             let check = if certificate.block_id == block.id && certificate.height == height {
                 check
             } else {
@@ -442,7 +548,10 @@ impl Sim {
         payload.extend_from_slice(&node.built.to_be_bytes());
         let id = B256::from_slice(&Sha256::digest(&payload));
         self.checker.proposed(id, valid);
-        Block { id, payload: Bytes::from(payload) }
+        Block {
+            id,
+            payload: Bytes::from(payload),
+        }
     }
 
     fn broadcast(&mut self, n: usize, msg: Message) {
@@ -450,14 +559,25 @@ impl Sim {
         if self.honest(n) {
             let (kind, value) = match &msg {
                 Message::Proposal(p) => (0, Some(p.proposal.block.id)),
-                Message::Vote(v) => (if v.vote.vote_type == VoteType::Prevote { 1 } else { 2 }, v.vote.block),
+                Message::Vote(v) => (
+                    if v.vote.vote_type == VoteType::Prevote {
+                        1
+                    } else {
+                        2
+                    },
+                    v.vote.block,
+                ),
             };
             // Only our own signatures: re-gossiped votes of others are not ours.
             // Only our own signatures: relayed messages of others are not ours.
-            let set = self.provider.validator_set(msg.height()).expect("static provider");
+            let set = self
+                .provider
+                .validator_set(msg.height())
+                .expect("static provider");
             let own = set.index_of(&self.pubkeys[identity]) == Some(msg.sender());
             if own {
-                self.checker.signed(identity, msg.height(), msg.round(), kind, value);
+                self.checker
+                    .signed(identity, msg.height(), msg.round(), kind, value);
             }
         }
         match self.nodes[n].behaviour {
@@ -481,7 +601,13 @@ impl Sim {
     fn send_all(&mut self, n: usize, msg: &Message) {
         for to in 0..self.nodes.len() {
             if to != n {
-                self.net.send(&mut self.q, &mut self.rng, n, to, NetMsg::Consensus(msg.clone()));
+                self.net.send(
+                    &mut self.q,
+                    &mut self.rng,
+                    n,
+                    to,
+                    NetMsg::Consensus(msg.clone()),
+                );
             }
         }
     }
@@ -493,24 +619,43 @@ impl Sim {
         let block = self.build_block(n, p.height, p.round, true);
         let second = Proposal { block, ..p.clone() };
         let set = self.provider.validator_set(p.height).expect("set");
-        let signature = self.keys[self.nodes[n].identity].signer().sign(&second.sign_bytes(&self.chain_id, set.epoch()));
-        let second = SignedProposal { proposal: second, signature };
+        let signature = self.keys[self.nodes[n].identity]
+            .signer()
+            .sign(&second.sign_bytes(&self.chain_id, set.epoch()));
+        let second = SignedProposal {
+            proposal: second,
+            signature,
+        };
         for to in 0..self.nodes.len() {
             if to != n {
                 let m = if to % 2 == 0 { &first } else { &second };
-                self.net.send(&mut self.q, &mut self.rng, n, to, NetMsg::Consensus(Message::Proposal(m.clone())));
+                self.net.send(
+                    &mut self.q,
+                    &mut self.rng,
+                    n,
+                    to,
+                    NetMsg::Consensus(Message::Proposal(m.clone())),
+                );
             }
         }
     }
 
     /// A vote claiming to be from another validator, with a garbage signature.
     fn forge_vote(&mut self, n: usize, msg: &Message) {
-        let Some(set) = self.provider.validator_set(msg.height()) else { return };
+        let Some(set) = self.provider.validator_set(msg.height()) else {
+            return;
+        };
         let victim = self.rng.random_range(0..set.len()) as u32;
         let mut sig = [0u8; 96];
         self.rng.fill(&mut sig[..]);
         let vote = SignedVote {
-            vote: Vote { vote_type: VoteType::Precommit, height: msg.height(), round: msg.round(), block: Some(B256::repeat_byte(0xee)), validator: victim },
+            vote: Vote {
+                vote_type: VoteType::Precommit,
+                height: msg.height(),
+                round: msg.round(),
+                block: Some(B256::repeat_byte(0xee)),
+                validator: victim,
+            },
             signature: FixedBytes(sig),
         };
         self.send_all(n, &Message::Vote(vote));
@@ -536,7 +681,13 @@ impl Sim {
                     NetMsg::SyncResponse(b) => t.update((b.len() as u64).to_be_bytes()),
                 }
             }
-            Event::Timeout { node, height, round, step, .. } => {
+            Event::Timeout {
+                node,
+                height,
+                round,
+                step,
+                ..
+            } => {
                 t.update([1, *node as u8, *step as u8]);
                 t.update(height.to_be_bytes());
                 t.update(round.to_be_bytes());
@@ -545,7 +696,9 @@ impl Sim {
                 t.update([2, *node as u8]);
                 t.update(block.id);
             }
-            Event::Verified { node, id, valid, .. } => {
+            Event::Verified {
+                node, id, valid, ..
+            } => {
                 t.update([3, *node as u8, *valid as u8]);
                 t.update(id);
             }
@@ -563,7 +716,11 @@ impl Sim {
     }
 
     fn report(mut self) -> SimReport {
-        let heights = self.nodes.iter().map(|n| n.chain.len() as u64 + 1).collect();
+        let heights = self
+            .nodes
+            .iter()
+            .map(|n| n.chain.len() as u64 + 1)
+            .collect();
         let trace_hash = B256::from_slice(&std::mem::take(&mut self.trace).finalize());
         SimReport {
             violations: std::mem::take(&mut self.checker.violations),
@@ -616,7 +773,9 @@ fn describe_msg(m: &Message) -> String {
             v.vote.vote_type,
             v.vote.height,
             v.vote.round,
-            v.vote.block.map_or("nil".to_string(), |b| b.to_string()[..8].to_string()),
+            v.vote
+                .block
+                .map_or("nil".to_string(), |b| b.to_string()[..8].to_string()),
             v.vote.validator
         ),
     }
@@ -624,8 +783,15 @@ fn describe_msg(m: &Message) -> String {
 
 fn describe(ev: &Event) -> String {
     match ev {
-        Event::Deliver { to, from, msg: NetMsg::Consensus(m) } => format!("deliver {from}->{to} {}", describe_msg(m)),
-        Event::Deliver { to, from, msg } => format!("deliver {from}->{to} {msg:?}").chars().take(120).collect(),
+        Event::Deliver {
+            to,
+            from,
+            msg: NetMsg::Consensus(m),
+        } => format!("deliver {from}->{to} {}", describe_msg(m)),
+        Event::Deliver { to, from, msg } => format!("deliver {from}->{to} {msg:?}")
+            .chars()
+            .take(120)
+            .collect(),
         other => format!("{other:?}").chars().take(160).collect(),
     }
 }

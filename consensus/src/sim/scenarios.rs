@@ -32,7 +32,11 @@ fn shape_rng(seed: u64) -> ChaCha8Rng {
 /// `n` validators plus one spare identity; epoch 1 re-weights, epoch 2 swaps a
 /// validator for the spare (which follows as an observer until then).
 fn changing_epochs(rng: &mut ChaCha8Rng, n: usize) -> Vec<Vec<(usize, u64)>> {
-    let powers = |rng: &mut ChaCha8Rng, ids: &[usize]| ids.iter().map(|&i| (i, rng.random_range(1..=10))).collect::<Vec<_>>();
+    let powers = |rng: &mut ChaCha8Rng, ids: &[usize]| {
+        ids.iter()
+            .map(|&i| (i, rng.random_range(1..=10)))
+            .collect::<Vec<_>>()
+    };
     let ids: Vec<usize> = (0..n).collect();
     let e0 = powers(rng, &ids);
     let e1 = powers(rng, &ids);
@@ -44,10 +48,22 @@ fn changing_epochs(rng: &mut ChaCha8Rng, n: usize) -> Vec<Vec<(usize, u64)>> {
 }
 
 fn honest_nodes(identities: usize) -> Vec<NodeSpec> {
-    (0..identities).map(|identity| NodeSpec { identity, behaviour: Behaviour::Honest }).collect()
+    (0..identities)
+        .map(|identity| NodeSpec {
+            identity,
+            behaviour: Behaviour::Honest,
+        })
+        .collect()
 }
 
-fn base(seed: u64, identities: usize, epochs: Vec<Vec<(usize, u64)>>, epoch_length: u64, nodes: Vec<NodeSpec>, net: NetConfig) -> SimConfig {
+fn base(
+    seed: u64,
+    identities: usize,
+    epochs: Vec<Vec<(usize, u64)>>,
+    epoch_length: u64,
+    nodes: Vec<NodeSpec>,
+    net: NetConfig,
+) -> SimConfig {
     SimConfig {
         seed,
         scheme: Scheme::Test,
@@ -66,7 +82,11 @@ fn base(seed: u64, identities: usize, epochs: Vec<Vec<(usize, u64)>>, epoch_leng
 }
 
 fn live(from: Duration, heights: u64, within: Duration) -> Option<Liveness> {
-    Some(Liveness { from, heights, within })
+    Some(Liveness {
+        from,
+        heights,
+        within,
+    })
 }
 
 fn net(rng: &mut ChaCha8Rng, max_jitter: u64, max_loss: f64) -> NetConfig {
@@ -84,12 +104,23 @@ pub fn partition_heal(seed: u64) -> SimConfig {
     let n = rng.random_range(4..=7);
     let epochs = changing_epochs(&mut rng, n);
     let net = net(&mut rng, 30, 0.02);
-    let mut cfg = base(seed, n + 1, epochs, rng.random_range(2..=4), honest_nodes(n + 1), net);
+    let mut cfg = base(
+        seed,
+        n + 1,
+        epochs,
+        rng.random_range(2..=4),
+        honest_nodes(n + 1),
+        net,
+    );
     let mut t = rng.random_range(0..=1500);
     for _ in 0..rng.random_range(1..=2) {
         let groups = (0..=n).map(|_| rng.random_range(0..=1u8)).collect();
         let heal = t + rng.random_range(300..=4000);
-        cfg.faults.push(Fault::Partition { at: ms(t), heal: ms(heal), groups });
+        cfg.faults.push(Fault::Partition {
+            at: ms(t),
+            heal: ms(heal),
+            groups,
+        });
         t = heal + rng.random_range(0..=1000);
     }
     cfg.liveness = live(ms(t), 3, ms(60_000));
@@ -103,14 +134,25 @@ pub fn crash_restart(seed: u64) -> SimConfig {
     let n = rng.random_range(4..=7);
     let epochs = changing_epochs(&mut rng, n);
     let net = net(&mut rng, 30, 0.02);
-    let mut cfg = base(seed, n + 1, epochs, rng.random_range(2..=4), honest_nodes(n + 1), net);
+    let mut cfg = base(
+        seed,
+        n + 1,
+        epochs,
+        rng.random_range(2..=4),
+        honest_nodes(n + 1),
+        net,
+    );
     let mut last = 0;
     for _ in 0..rng.random_range(1..=3) {
         let node = rng.random_range(0..=n);
         let at = rng.random_range(0..=3000);
         let restart = at + rng.random_range(50..=3000);
         last = last.max(restart);
-        cfg.faults.push(Fault::Crash { node, at: ms(at), restart: Some(ms(restart)) });
+        cfg.faults.push(Fault::Crash {
+            node,
+            at: ms(at),
+            restart: Some(ms(restart)),
+        });
     }
     cfg.liveness = live(ms(last), 3, ms(60_000));
     cfg
@@ -127,7 +169,14 @@ pub fn loss_reorder(seed: u64) -> SimConfig {
         loss: rng.random_range(0.05..=0.25),
         duplicate: rng.random_range(0.0..=0.10),
     };
-    let mut cfg = base(seed, n + 1, epochs, rng.random_range(2..=4), honest_nodes(n + 1), net);
+    let mut cfg = base(
+        seed,
+        n + 1,
+        epochs,
+        rng.random_range(2..=4),
+        honest_nodes(n + 1),
+        net,
+    );
     cfg.liveness = live(Duration::ZERO, 5, ms(120_000));
     cfg
 }
@@ -139,12 +188,17 @@ pub fn loss_reorder(seed: u64) -> SimConfig {
 pub fn equivocators(seed: u64) -> SimConfig {
     let mut rng = shape_rng(seed);
     let honest = rng.random_range(3..=5);
-    let mut members: Vec<(usize, u64)> = (0..honest).map(|i| (i, rng.random_range(1..=10))).collect();
+    let mut members: Vec<(usize, u64)> =
+        (0..honest).map(|i| (i, rng.random_range(1..=10))).collect();
     let h: u64 = members.iter().map(|m| m.1).sum();
     let b = (h - 1) / 2; // largest b with 3b < h + b
     let byz = if b >= 2 { rng.random_range(1..=2) } else { 1 };
     let first = if byz == 2 { rng.random_range(1..b) } else { b };
-    let byz_powers: Vec<u64> = if byz == 2 { vec![first, b - first] } else { vec![b] };
+    let byz_powers: Vec<u64> = if byz == 2 {
+        vec![first, b - first]
+    } else {
+        vec![b]
+    };
     let mut nodes = honest_nodes(honest);
     for (k, &p) in byz_powers.iter().enumerate() {
         let id = honest + k;
@@ -152,13 +206,24 @@ pub fn equivocators(seed: u64) -> SimConfig {
         let behaviour = if k == 0 {
             Behaviour::Twin
         } else {
-            *[Behaviour::Twin, Behaviour::ConflictingProposer, Behaviour::BadSignatures, Behaviour::Silent]
-                .choose(&mut rng)
-                .expect("non-empty")
+            *[
+                Behaviour::Twin,
+                Behaviour::ConflictingProposer,
+                Behaviour::BadSignatures,
+                Behaviour::Silent,
+            ]
+            .choose(&mut rng)
+            .expect("non-empty")
         };
-        nodes.push(NodeSpec { identity: id, behaviour });
+        nodes.push(NodeSpec {
+            identity: id,
+            behaviour,
+        });
         if behaviour == Behaviour::Twin {
-            nodes.push(NodeSpec { identity: id, behaviour });
+            nodes.push(NodeSpec {
+                identity: id,
+                behaviour,
+            });
         }
     }
     members.shuffle(&mut rng);
@@ -171,7 +236,11 @@ pub fn equivocators(seed: u64) -> SimConfig {
         let at = rng.random_range(0..=1000);
         let heal = at + rng.random_range(300..=3000);
         let groups = (0..node_count).map(|_| rng.random_range(0..=1u8)).collect();
-        cfg.faults.push(Fault::Partition { at: ms(at), heal: ms(heal), groups });
+        cfg.faults.push(Fault::Partition {
+            at: ms(at),
+            heal: ms(heal),
+            groups,
+        });
         from = ms(heal);
     }
     cfg.liveness = live(from, 4, ms(60_000));
@@ -187,16 +256,38 @@ pub fn split_brain(seed: u64) -> SimConfig {
     let mut rng = shape_rng(seed);
     let members = vec![(0, 1), (1, 1), (2, 1), (3, 1)];
     let nodes = vec![
-        NodeSpec { identity: 0, behaviour: Behaviour::Honest },
-        NodeSpec { identity: 1, behaviour: Behaviour::Honest },
-        NodeSpec { identity: 2, behaviour: Behaviour::Twin },
-        NodeSpec { identity: 2, behaviour: Behaviour::Twin },
-        NodeSpec { identity: 3, behaviour: Behaviour::Twin },
-        NodeSpec { identity: 3, behaviour: Behaviour::Twin },
+        NodeSpec {
+            identity: 0,
+            behaviour: Behaviour::Honest,
+        },
+        NodeSpec {
+            identity: 1,
+            behaviour: Behaviour::Honest,
+        },
+        NodeSpec {
+            identity: 2,
+            behaviour: Behaviour::Twin,
+        },
+        NodeSpec {
+            identity: 2,
+            behaviour: Behaviour::Twin,
+        },
+        NodeSpec {
+            identity: 3,
+            behaviour: Behaviour::Twin,
+        },
+        NodeSpec {
+            identity: 3,
+            behaviour: Behaviour::Twin,
+        },
     ];
     let net = net(&mut rng, 20, 0.0);
     let mut cfg = base(seed, 4, vec![members], 1_000, nodes, net);
-    cfg.faults.push(Fault::Partition { at: Duration::ZERO, heal: ms(3_600_000), groups: vec![0, 1, 0, 1, 0, 1] });
+    cfg.faults.push(Fault::Partition {
+        at: Duration::ZERO,
+        heal: ms(3_600_000),
+        groups: vec![0, 1, 0, 1, 0, 1],
+    });
     cfg.stop_at = ms(30_000);
     cfg
 }
@@ -211,7 +302,11 @@ pub fn real_bls(seed: u64) -> SimConfig {
     cfg.epochs = epochs;
     cfg.nodes = honest_nodes(5);
     cfg.scheme = Scheme::Bls;
-    cfg.faults = vec![Fault::Partition { at: ms(200), heal: ms(1200), groups: vec![0, 0, 1, 1, 0] }];
+    cfg.faults = vec![Fault::Partition {
+        at: ms(200),
+        heal: ms(1200),
+        groups: vec![0, 0, 1, 1, 0],
+    }];
     cfg.liveness = live(ms(1200), 4, ms(60_000));
     cfg
 }

@@ -59,14 +59,24 @@ impl<'a> BestTxs<'a> {
                 heap.push(head);
             }
         }
-        Self { pool, base_fee, heap, skipped: HashSet::new() }
+        Self {
+            pool,
+            base_fee,
+            heap,
+            skipped: HashSet::new(),
+        }
     }
 
     fn head(pool: &Pool, base_fee: u64, sender: Address, nonce: u64) -> Option<Head> {
         let ptx = pool.senders.get(&sender)?.txs.get(&nonce)?;
         // A fee cap below the base fee blocks this nonce and therefore every later one.
         let tip = ptx.tx.effective_tip(base_fee)?;
-        Some(Head { tip, seq: Reverse(ptx.seq), sender, nonce })
+        Some(Head {
+            tip,
+            seq: Reverse(ptx.seq),
+            sender,
+            nonce,
+        })
     }
 
     /// Stops yielding transactions of `sender`: the builder calls this when one of its
@@ -85,7 +95,14 @@ impl Iterator for BestTxs<'_> {
             if self.skipped.contains(&head.sender) {
                 continue;
             }
-            let tx = self.pool.senders.get(&head.sender)?.txs.get(&head.nonce)?.tx.clone();
+            let tx = self
+                .pool
+                .senders
+                .get(&head.sender)?
+                .txs
+                .get(&head.nonce)?
+                .tx
+                .clone();
             if let Some(next) = Self::head(self.pool, self.base_fee, head.sender, head.nonce + 1) {
                 self.heap.push(next);
             }

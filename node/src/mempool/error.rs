@@ -16,7 +16,11 @@ pub enum PoolError {
     NonceTooLow { next: u64, nonce: u64 },
     /// The nonce is so far ahead of the account that the gap would pin pool space indefinitely.
     #[error("nonce too high: next nonce {next}, tx nonce {nonce}, at most {max_ahead} ahead")]
-    NonceTooHigh { next: u64, nonce: u64, max_ahead: u64 },
+    NonceTooHigh {
+        next: u64,
+        nonce: u64,
+        max_ahead: u64,
+    },
     /// Same sender and nonce as a pooled transaction without the required fee bump on both the
     /// fee cap and the tip.
     #[error("replacement transaction underpriced")]
@@ -33,7 +37,11 @@ pub enum PoolError {
         "insufficient funds for gas * price + value: balance {balance}, queued cost {queued_cost}, tx cost {cost}, overshot {}",
         overshot(.balance, &[.queued_cost, .cost])
     )]
-    InsufficientFundsWithQueued { balance: U256, queued_cost: U256, cost: U256 },
+    InsufficientFundsWithQueued {
+        balance: U256,
+        queued_cost: U256,
+        cost: U256,
+    },
     /// The pool is at its count or byte limit and nothing cheaper could be evicted.
     #[error("txpool is full")]
     PoolFull,
@@ -49,5 +57,8 @@ pub enum PoolError {
 /// How far the costs exceed the balance (for the message; kept out of the variants so the
 /// error stays small enough to return by value).
 fn overshot(balance: &U256, costs: &[&U256]) -> U256 {
-    costs.iter().fold(U256::ZERO, |acc, c| acc.saturating_add(**c)).saturating_sub(*balance)
+    costs
+        .iter()
+        .fold(U256::ZERO, |acc, c| acc.saturating_add(**c))
+        .saturating_sub(*balance)
 }

@@ -173,7 +173,11 @@ impl Pool {
         }
         let max_ahead = self.cfg.max_per_sender as u64;
         if nonce - next > max_ahead {
-            return Err(PoolError::NonceTooHigh { next, nonce, max_ahead });
+            return Err(PoolError::NonceTooHigh {
+                next,
+                nonce,
+                max_ahead,
+            });
         }
 
         let queue = self.senders.get(&sender);
@@ -188,7 +192,10 @@ impl Pool {
         } else {
             let count = queue.map_or(0, |q| q.txs.len());
             if count >= self.cfg.max_per_sender {
-                return Err(PoolError::AccountLimit { count, limit: self.cfg.max_per_sender });
+                return Err(PoolError::AccountLimit {
+                    count,
+                    limit: self.cfg.max_per_sender,
+                });
             }
         }
 
@@ -197,16 +204,20 @@ impl Pool {
         let balance = state.balance(sender);
         let cost = tx.max_cost();
         let queued_cost = queue.map_or(U256::ZERO, |q| {
-            q.txs
-                .range(next..nonce)
-                .fold(U256::ZERO, |acc, (_, p)| acc.saturating_add(p.tx.max_cost()))
+            q.txs.range(next..nonce).fold(U256::ZERO, |acc, (_, p)| {
+                acc.saturating_add(p.tx.max_cost())
+            })
         });
         let total = queued_cost.saturating_add(cost);
         if total > balance {
             return Err(if queued_cost.is_zero() {
                 PoolError::InsufficientFunds { balance, cost }
             } else {
-                PoolError::InsufficientFundsWithQueued { balance, queued_cost, cost }
+                PoolError::InsufficientFundsWithQueued {
+                    balance,
+                    queued_cost,
+                    cost,
+                }
             });
         }
 
@@ -254,7 +265,10 @@ impl Pool {
             .txs
             .insert(nonce, PoolTx { tx, seq });
         self.refresh(sender);
-        let pending = self.senders.get(&sender).is_some_and(|q| q.is_pending(nonce));
+        let pending = self
+            .senders
+            .get(&sender)
+            .is_some_and(|q| q.is_pending(nonce));
         Ok(match (old_hash, pending) {
             (Some(old), pending) => AddOutcome::Replaced { old, pending },
             (None, true) => AddOutcome::Pending,
@@ -333,7 +347,11 @@ impl Pool {
             self.set_state_nonce(sender, state.nonce(sender));
             let balance = state.balance(sender);
             let unaffordable: Vec<u64> = self.senders.get(&sender).map_or_else(Vec::new, |q| {
-                q.txs.iter().filter(|(_, p)| p.tx.max_cost() > balance).map(|(n, _)| *n).collect()
+                q.txs
+                    .iter()
+                    .filter(|(_, p)| p.tx.max_cost() > balance)
+                    .map(|(n, _)| *n)
+                    .collect()
             });
             for nonce in unaffordable {
                 self.take(sender, nonce);
@@ -347,8 +365,12 @@ impl Pool {
     pub fn remove_invalid(&mut self, hashes: &[B256]) -> Vec<B256> {
         let mut removed = Vec::new();
         for hash in hashes {
-            let Some(&(sender, nonce)) = self.by_hash.get(hash) else { continue };
-            let Some(queue) = self.senders.get_mut(&sender) else { continue };
+            let Some(&(sender, nonce)) = self.by_hash.get(hash) else {
+                continue;
+            };
+            let Some(queue) = self.senders.get_mut(&sender) else {
+                continue;
+            };
             let tail = queue.txs.split_off(&nonce);
             for ptx in tail.into_values() {
                 let h = ptx.tx.hash();
@@ -387,7 +409,10 @@ impl Pool {
 
     /// Counts for `txpool_status`.
     pub fn status(&self) -> PoolStatus {
-        PoolStatus { pending: self.pending, queued: self.by_hash.len() - self.pending }
+        PoolStatus {
+            pending: self.pending,
+            queued: self.by_hash.len() - self.pending,
+        }
     }
 
     /// Every transaction, split into pending and queued, per sender, by nonce.
@@ -400,7 +425,9 @@ impl Pool {
                 } else {
                     &mut content.queued
                 };
-                side.entry(sender).or_default().insert(nonce, ptx.tx.clone());
+                side.entry(sender)
+                    .or_default()
+                    .insert(nonce, ptx.tx.clone());
             }
         }
         content
@@ -408,7 +435,9 @@ impl Pool {
 
     /// Records the account's state nonce and drops the transactions below it.
     fn set_state_nonce(&mut self, sender: Address, state_nonce: u64) {
-        let Some(queue) = self.senders.get_mut(&sender) else { return };
+        let Some(queue) = self.senders.get_mut(&sender) else {
+            return;
+        };
         if queue.state_nonce == state_nonce {
             return;
         }
@@ -432,7 +461,9 @@ impl Pool {
 
     /// Recomputes a sender's pending run and the global pending count; forgets empty senders.
     fn refresh(&mut self, sender: Address) {
-        let Some(queue) = self.senders.get_mut(&sender) else { return };
+        let Some(queue) = self.senders.get_mut(&sender) else {
+            return;
+        };
         let before = queue.pending_len;
         queue.recompute();
         self.pending = self.pending - before + queue.pending_len;
@@ -446,8 +477,12 @@ impl Pool {
     fn assert_consistent(&self) {
         let count: usize = self.senders.values().map(|q| q.txs.len()).sum();
         assert_eq!(count, self.by_hash.len());
-        let bytes: usize =
-            self.senders.values().flat_map(|q| q.txs.values()).map(|p| p.tx.size()).sum();
+        let bytes: usize = self
+            .senders
+            .values()
+            .flat_map(|q| q.txs.values())
+            .map(|p| p.tx.size())
+            .sum();
         assert_eq!(bytes, self.bytes);
         let pending: usize = self.senders.values().map(|q| q.pending_len).sum();
         assert_eq!(pending, self.pending);

@@ -25,7 +25,11 @@ pub(super) struct SenderQueue {
 
 impl SenderQueue {
     pub(super) fn new(state_nonce: u64) -> Self {
-        Self { txs: BTreeMap::new(), state_nonce, pending_len: 0 }
+        Self {
+            txs: BTreeMap::new(),
+            state_nonce,
+            pending_len: 0,
+        }
     }
 
     /// Recomputes the pending run after any change of nonces or of the state nonce.

@@ -22,7 +22,9 @@ struct Acct {
 
 fn acct(i: u64) -> Acct {
     let key = B256::from(U256::from(i + 1).to_be_bytes::<32>());
-    let addr = PrivateKeySigner::from_bytes(&key).expect("valid key").address();
+    let addr = PrivateKeySigner::from_bytes(&key)
+        .expect("valid key")
+        .address();
     Acct { key, addr }
 }
 
@@ -119,7 +121,13 @@ fn best_orders_by_tip_across_senders_and_by_nonce_within() {
     assert_eq!(p.add(b0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
     assert_eq!(p.add(a0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
     p.assert_consistent();
-    assert_eq!(p.status(), PoolStatus { pending: 5, queued: 0 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 5,
+            queued: 0
+        }
+    );
 
     // base fee 10, fee caps 100: effective tip = tip. a0(5) > b0(3); then b0(3) > a1(1);
     // then b1(3) > a1(1); then a1 and finally a2, whose high tip cannot jump its nonce.
@@ -165,15 +173,30 @@ fn future_nonce_is_queued_then_promoted() {
     let t0 = eip1559(a, 0, 100, 1);
     assert_eq!(p.add(t2.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
     assert_eq!(p.add(t1.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
-    assert_eq!(p.status(), PoolStatus { pending: 0, queued: 2 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 0,
+            queued: 2
+        }
+    );
     assert_eq!(p.best(10).count(), 0, "queued transactions are not ready");
     assert_eq!(p.pending_nonce(a.addr, 0), 0);
     let content = p.content();
     assert!(content.pending.is_empty());
-    assert_eq!(content.queued[&a.addr].keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        content.queued[&a.addr].keys().copied().collect::<Vec<_>>(),
+        vec![1, 2]
+    );
 
     assert_eq!(p.add(t0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
-    assert_eq!(p.status(), PoolStatus { pending: 3, queued: 0 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 3,
+            queued: 0
+        }
+    );
     assert_eq!(p.pending_nonce(a.addr, 0), 3);
     assert_eq!(hashes(p.best(10)), hashes([t0, t1, t2]));
     let content = p.content();
@@ -205,7 +228,10 @@ fn replacement_needs_bump_on_fee_cap_and_tip() {
     let repl = eip1559(a, 0, 110, 11);
     assert_eq!(
         p.add(repl.clone(), &st, MIN_BASE),
-        Ok(AddOutcome::Replaced { old: orig.hash(), pending: true })
+        Ok(AddOutcome::Replaced {
+            old: orig.hash(),
+            pending: true
+        })
     );
     assert!(!p.contains(&orig.hash()));
     assert_eq!(p.get(&repl.hash()), Some(repl.clone()));
@@ -239,12 +265,24 @@ fn legacy_replacement_and_queued_replacement() {
     let mut p = pool();
     let q = legacy(a, 3, 100);
     assert_eq!(p.add(q.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
-    assert_eq!(p.add(legacy(a, 3, 109), &st, MIN_BASE), Err(PoolError::ReplacementUnderpriced));
+    assert_eq!(
+        p.add(legacy(a, 3, 109), &st, MIN_BASE),
+        Err(PoolError::ReplacementUnderpriced)
+    );
     assert_eq!(
         p.add(legacy(a, 3, 110), &st, MIN_BASE),
-        Ok(AddOutcome::Replaced { old: q.hash(), pending: false })
+        Ok(AddOutcome::Replaced {
+            old: q.hash(),
+            pending: false
+        })
     );
-    assert_eq!(p.status(), PoolStatus { pending: 0, queued: 1 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 0,
+            queued: 1
+        }
+    );
 }
 
 #[test]
@@ -257,9 +295,22 @@ fn nonce_too_low_and_too_high() {
     assert_eq!(err, PoolError::NonceTooLow { next: 5, nonce: 4 });
     assert!(err.to_string().starts_with("nonce too low"), "{err}");
     // state + max_per_sender is still accepted (queued), one more is refused.
-    assert_eq!(p.add(eip1559(a, 9, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Queued));
+    assert_eq!(
+        p.add(eip1559(a, 9, 100, 1), &st, MIN_BASE),
+        Ok(AddOutcome::Queued)
+    );
     let err = p.add(eip1559(a, 10, 100, 1), &st, MIN_BASE).unwrap_err();
-    assert!(matches!(err, PoolError::NonceTooHigh { next: 5, nonce: 10, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            PoolError::NonceTooHigh {
+                next: 5,
+                nonce: 10,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().starts_with("nonce too high"));
 }
 
@@ -273,9 +324,18 @@ fn already_known_and_underpriced() {
     let err = p.add(t, &st, MIN_BASE).unwrap_err();
     assert_eq!(err.to_string(), "already known");
     let err = p.add(eip1559(a, 1, 6, 1), &st, MIN_BASE).unwrap_err();
-    assert_eq!(err, PoolError::Underpriced { fee_cap: 6, minimum: 7 });
+    assert_eq!(
+        err,
+        PoolError::Underpriced {
+            fee_cap: 6,
+            minimum: 7
+        }
+    );
     assert!(err.to_string().starts_with("transaction underpriced"));
-    assert_eq!(p.add(eip1559(a, 1, 7, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert_eq!(
+        p.add(eip1559(a, 1, 7, 1), &st, MIN_BASE),
+        Ok(AddOutcome::Pending)
+    );
 }
 
 #[test]
@@ -298,7 +358,11 @@ fn insufficient_funds_counts_earlier_nonces() {
             cost: one_tx,
         }
     );
-    assert!(err.to_string().starts_with("insufficient funds for gas * price + value"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("insufficient funds for gas * price + value"),
+        "{err}"
+    );
     assert!(err.to_string().ends_with("overshot 1"), "{err}");
 
     // A single transaction costing more than the balance: geth's plain message.
@@ -327,8 +391,14 @@ fn per_sender_limit() {
     assert_eq!(err, PoolError::AccountLimit { count: 4, limit: 4 });
     assert!(err.to_string().starts_with("account limit exceeded"));
     // Replacing within the limit still works, and other senders are unaffected.
-    assert!(matches!(p.add(eip1559(a, 2, 200, 2), &st, MIN_BASE), Ok(AddOutcome::Replaced { .. })));
-    assert_eq!(p.add(eip1559(b, 0, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert!(matches!(
+        p.add(eip1559(a, 2, 200, 2), &st, MIN_BASE),
+        Ok(AddOutcome::Replaced { .. })
+    ));
+    assert_eq!(
+        p.add(eip1559(b, 0, 100, 1), &st, MIN_BASE),
+        Ok(AddOutcome::Pending)
+    );
 }
 
 #[test]
@@ -347,11 +417,17 @@ fn full_pool_evicts_cheapest_of_other_senders_only_for_higher_tip() {
     assert_eq!(err, PoolError::PoolFull);
     assert_eq!(err.to_string(), "txpool is full");
     // A sender's own transactions are never evicted for it: c's next nonce must not push out c0.
-    assert_eq!(p.add(eip1559(c, 1, 100, 1), &st, MIN_BASE), Err(PoolError::PoolFull));
+    assert_eq!(
+        p.add(eip1559(c, 1, 100, 1), &st, MIN_BASE),
+        Err(PoolError::PoolFull)
+    );
 
     let d0 = eip1559(d, 0, 100, 3);
     assert_eq!(p.add(d0.clone(), &st, MIN_BASE), Ok(AddOutcome::Pending));
-    assert!(!p.contains(&b0.hash()), "the cheapest (b0, tip 2) is evicted");
+    assert!(
+        !p.contains(&b0.hash()),
+        "the cheapest (b0, tip 2) is evicted"
+    );
     assert!(p.contains(&a0.hash()) && p.contains(&c0.hash()));
     assert_eq!(p.len(), 3);
     p.assert_consistent();
@@ -368,10 +444,19 @@ fn full_pool_evicts_queued_first_and_queued_newcomers_evict_only_queued() {
     for t in [a0.clone(), b1.clone(), c0.clone()] {
         p.add(t, &st, MIN_BASE).unwrap();
     }
-    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 1 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 2,
+            queued: 1
+        }
+    );
     // A queued newcomer may not evict pending transactions (a0 pays only 2 against its 5),
     // and the only queued one (b1) pays more.
-    assert_eq!(p.add(eip1559(e, 5, 1000, 5), &st, MIN_BASE), Err(PoolError::PoolFull));
+    assert_eq!(
+        p.add(eip1559(e, 5, 1000, 5), &st, MIN_BASE),
+        Err(PoolError::PoolFull)
+    );
     // ...but it may evict a cheaper queued one.
     let e5 = eip1559(e, 5, 100, 7);
     assert_eq!(p.add(e5.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
@@ -397,7 +482,10 @@ fn byte_limit_evicts_too() {
     let mut p = pool_with(|c| c.max_total_bytes = 2 * size + size / 2);
     p.add(a0.clone(), &st, MIN_BASE).unwrap();
     p.add(eip1559(b, 0, 100, 2), &st, MIN_BASE).unwrap();
-    assert_eq!(p.add(eip1559(c, 0, 100, 1), &st, MIN_BASE), Err(PoolError::PoolFull));
+    assert_eq!(
+        p.add(eip1559(c, 0, 100, 1), &st, MIN_BASE),
+        Err(PoolError::PoolFull)
+    );
     p.add(eip1559(c, 0, 100, 3), &st, MIN_BASE).unwrap();
     assert!(!p.contains(&a0.hash()));
     assert!(p.size_bytes() <= 2 * size + size / 2);
@@ -415,7 +503,13 @@ fn evicting_a_pending_tx_demotes_its_successors() {
     p.add(eip1559(a, 2, 100, 5), &st, MIN_BASE).unwrap();
     p.add(eip1559(b, 0, 100, 2), &st, MIN_BASE).unwrap();
     assert!(!p.contains(&a1.hash()));
-    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 1 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 2,
+            queued: 1
+        }
+    );
     assert_eq!(p.pending_nonce(a.addr, 0), 1);
     p.assert_consistent();
 }
@@ -434,7 +528,13 @@ fn on_new_state_drops_mined_and_promotes() {
     // b's nonce 0 is missing here (say it went straight to another validator).
     let b1 = eip1559(b, 1, 100, 1);
     assert_eq!(p.add(b1.clone(), &st, MIN_BASE), Ok(AddOutcome::Queued));
-    assert_eq!(p.status(), PoolStatus { pending: 3, queued: 2 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 3,
+            queued: 2
+        }
+    );
 
     // A block mined a0, a1 and b's nonce 0.
     st.set_nonce(a, 2);
@@ -442,12 +542,28 @@ fn on_new_state_drops_mined_and_promotes() {
     p.on_new_state(&st);
     assert!(!p.contains(&a_txs[0].hash()) && !p.contains(&a_txs[1].hash()));
     assert!(p.contains(&a_txs[2].hash()));
-    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 1 }, "a2 and b1 pending, a4 queued");
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 2,
+            queued: 1
+        },
+        "a2 and b1 pending, a4 queued"
+    );
     assert_eq!(hashes(p.best(10)), hashes([a_txs[2].clone(), b1.clone()]));
 
     // Filling a's gap promotes a4.
-    assert_eq!(p.add(eip1559(a, 3, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
-    assert_eq!(p.status(), PoolStatus { pending: 4, queued: 0 });
+    assert_eq!(
+        p.add(eip1559(a, 3, 100, 1), &st, MIN_BASE),
+        Ok(AddOutcome::Pending)
+    );
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 4,
+            queued: 0
+        }
+    );
 
     // Everything mined: the pool empties.
     st.set_nonce(a, 5);
@@ -472,7 +588,13 @@ fn on_new_state_drops_unaffordable() {
     st.set(a, 0, dear.max_cost() - U256::from(1));
     p.on_new_state(&st);
     assert!(p.contains(&cheap.hash()) && !p.contains(&dear.hash()) && p.contains(&after.hash()));
-    assert_eq!(p.status(), PoolStatus { pending: 1, queued: 1 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 1,
+            queued: 1
+        }
+    );
     p.assert_consistent();
 }
 
@@ -500,7 +622,12 @@ fn best_mark_invalid_stops_a_sender() {
     let mut p = pool();
     let a0 = eip1559(a, 0, 100, 9);
     let b0 = eip1559(b, 0, 100, 5);
-    for t in [a0.clone(), eip1559(a, 1, 100, 9), b0.clone(), eip1559(a, 2, 100, 9)] {
+    for t in [
+        a0.clone(),
+        eip1559(a, 1, 100, 9),
+        b0.clone(),
+        eip1559(a, 2, 100, 9),
+    ] {
         p.add(t, &st, MIN_BASE).unwrap();
     }
     let mut best = p.best(10);
@@ -539,7 +666,11 @@ fn pending_nonce_follows_the_gap_free_run() {
         p.add(eip1559(a, n, 100, 1), &st, MIN_BASE).unwrap();
     }
     assert_eq!(p.pending_nonce(a.addr, 3), 5);
-    assert_eq!(p.pending_nonce(b.addr, 7), 7, "unknown sender: the state nonce");
+    assert_eq!(
+        p.pending_nonce(b.addr, 7),
+        7,
+        "unknown sender: the state nonce"
+    );
     p.add(eip1559(a, 5, 100, 1), &st, MIN_BASE).unwrap();
     assert_eq!(p.pending_nonce(a.addr, 3), 7);
     // Called with a newer state nonce than the pool has seen: the run continues from there.
@@ -557,9 +688,18 @@ fn add_prunes_stale_nonces_from_state() {
     }
     // The state moved on without on_new_state being called.
     st.set_nonce(a, 2);
-    assert_eq!(p.add(eip1559(a, 3, 100, 1), &st, MIN_BASE), Ok(AddOutcome::Pending));
+    assert_eq!(
+        p.add(eip1559(a, 3, 100, 1), &st, MIN_BASE),
+        Ok(AddOutcome::Pending)
+    );
     assert_eq!(p.len(), 2);
-    assert_eq!(p.status(), PoolStatus { pending: 2, queued: 0 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 2,
+            queued: 0
+        }
+    );
     p.assert_consistent();
 }
 
@@ -603,7 +743,9 @@ fn random_operations_keep_indexes_consistent() {
         // best() must respect nonce order per sender and start at the state nonce.
         let mut expect: HashMap<Address, u64> = HashMap::new();
         for t in p.best(10) {
-            let e = expect.entry(t.sender()).or_insert_with(|| st.nonce(t.sender()));
+            let e = expect
+                .entry(t.sender())
+                .or_insert_with(|| st.nonce(t.sender()));
             assert_eq!(t.nonce(), *e);
             *e += 1;
         }
@@ -651,7 +793,13 @@ fn ten_thousand_txs_add_and_best_timing() {
     println!(
         "mempool timing: sign+recover {sign_time:?}, add 10k {add_time:?}, best() all 10k {best_time:?}, first 1k {partial_time:?}"
     );
-    assert_eq!(p.status(), PoolStatus { pending: 10_000, queued: 0 });
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 10_000,
+            queued: 0
+        }
+    );
     assert_eq!(best.len(), 10_000);
     assert_eq!(first_block.len(), 1_000);
     let mut expect: HashMap<Address, u64> = HashMap::new();

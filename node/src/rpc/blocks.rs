@@ -14,7 +14,11 @@ use super::resolve::{header_by_id, header_by_tag};
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthBlocksApi {
     #[method(name = "getBlockByNumber")]
-    fn block_by_number(&self, number: BlockNumberOrTag, full: Option<bool>) -> RpcResult<Option<Block>>;
+    fn block_by_number(
+        &self,
+        number: BlockNumberOrTag,
+        full: Option<bool>,
+    ) -> RpcResult<Option<Block>>;
 
     #[method(name = "getBlockByHash")]
     fn block_by_hash(&self, hash: B256, full: Option<bool>) -> RpcResult<Option<Block>>;
@@ -23,7 +27,8 @@ pub(crate) trait EthBlocksApi {
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>>;
 
     #[method(name = "getBlockTransactionCountByNumber")]
-    fn block_transaction_count_by_number(&self, number: BlockNumberOrTag) -> RpcResult<Option<U64>>;
+    fn block_transaction_count_by_number(&self, number: BlockNumberOrTag)
+    -> RpcResult<Option<U64>>;
 
     #[method(name = "getBlockTransactionCountByHash")]
     fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
@@ -36,7 +41,11 @@ pub(crate) trait EthBlocksApi {
     ) -> RpcResult<Option<Transaction>>;
 
     #[method(name = "getTransactionByBlockHashAndIndex")]
-    fn transaction_by_block_hash_and_index(&self, hash: B256, index: Index) -> RpcResult<Option<Transaction>>;
+    fn transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: Index,
+    ) -> RpcResult<Option<Transaction>>;
 
     /// No uncles on this chain.
     #[method(name = "getUncleCountByBlockNumber")]
@@ -50,8 +59,15 @@ pub(crate) trait EthBlocksApi {
 impl Rpc {
     /// The whole block with this header.
     fn block_of(&self, header: Option<SealedHeader>) -> RpcResult<Option<SealedBlock>> {
-        let Some(header) = header else { return Ok(None) };
-        let body = self.ctx.chain.body(header.hash()).map_err(internal)?.unwrap_or_default();
+        let Some(header) = header else {
+            return Ok(None);
+        };
+        let body = self
+            .ctx
+            .chain
+            .body(header.hash())
+            .map_err(internal)?
+            .unwrap_or_default();
         Ok(Some(SealedBlock { header, body }))
     }
 
@@ -69,7 +85,11 @@ fn transaction_at(block: Option<SealedBlock>, index: Index) -> Option<Transactio
     let i: usize = index.into();
     let tx = block.body.transactions.get(i)?.clone();
     let sender = *block.body.senders.get(i)?;
-    Some(rpc_transaction(tx, sender, Some(MinedAt::new(&block.header, i))))
+    Some(rpc_transaction(
+        tx,
+        sender,
+        Some(MinedAt::new(&block.header, i)),
+    ))
 }
 
 fn tx_count(block: Option<SealedBlock>) -> Option<U64> {
@@ -77,21 +97,39 @@ fn tx_count(block: Option<SealedBlock>) -> Option<U64> {
 }
 
 impl EthBlocksApiServer for Rpc {
-    fn block_by_number(&self, number: BlockNumberOrTag, full: Option<bool>) -> RpcResult<Option<Block>> {
-        Ok(self.block_by_tag(number)?.map(|b| rpc_block(b, full.unwrap_or(false))))
+    fn block_by_number(
+        &self,
+        number: BlockNumberOrTag,
+        full: Option<bool>,
+    ) -> RpcResult<Option<Block>> {
+        Ok(self
+            .block_by_tag(number)?
+            .map(|b| rpc_block(b, full.unwrap_or(false))))
     }
 
     fn block_by_hash(&self, hash: B256, full: Option<bool>) -> RpcResult<Option<Block>> {
-        Ok(self.block_by_hash_(hash)?.map(|b| rpc_block(b, full.unwrap_or(false))))
+        Ok(self
+            .block_by_hash_(hash)?
+            .map(|b| rpc_block(b, full.unwrap_or(false))))
     }
 
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {
-        let Some(block) = self.block_of(header_by_id(&self.ctx.chain, block)?)? else { return Ok(None) };
-        let receipts = self.ctx.chain.receipts(block.hash()).map_err(internal)?.unwrap_or_default();
+        let Some(block) = self.block_of(header_by_id(&self.ctx.chain, block)?)? else {
+            return Ok(None);
+        };
+        let receipts = self
+            .ctx
+            .chain
+            .receipts(block.hash())
+            .map_err(internal)?
+            .unwrap_or_default();
         Ok(Some(rpc_receipts(&block.header, &block.body, receipts)))
     }
 
-    fn block_transaction_count_by_number(&self, number: BlockNumberOrTag) -> RpcResult<Option<U64>> {
+    fn block_transaction_count_by_number(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<U64>> {
         Ok(tx_count(self.block_by_tag(number)?))
     }
 
@@ -107,7 +145,11 @@ impl EthBlocksApiServer for Rpc {
         Ok(transaction_at(self.block_by_tag(number)?, index))
     }
 
-    fn transaction_by_block_hash_and_index(&self, hash: B256, index: Index) -> RpcResult<Option<Transaction>> {
+    fn transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: Index,
+    ) -> RpcResult<Option<Transaction>> {
         Ok(transaction_at(self.block_by_hash_(hash)?, index))
     }
 
@@ -116,6 +158,11 @@ impl EthBlocksApiServer for Rpc {
     }
 
     fn uncle_count_by_block_hash(&self, hash: B256) -> RpcResult<Option<U64>> {
-        Ok(self.ctx.chain.header(hash).map_err(internal)?.map(|_| U64::ZERO))
+        Ok(self
+            .ctx
+            .chain
+            .header(hash)
+            .map_err(internal)?
+            .map(|_| U64::ZERO))
     }
 }

@@ -58,7 +58,9 @@ fn reject_overrides(what: &str, value: &Option<serde_json::Value>) -> RpcResult<
     match value {
         None | Some(serde_json::Value::Null) => Ok(()),
         Some(serde_json::Value::Object(map)) if map.is_empty() => Ok(()),
-        Some(_) => Err(invalid_params(format!("{what} are not supported by this node"))),
+        Some(_) => Err(invalid_params(format!(
+            "{what} are not supported by this node"
+        ))),
     }
 }
 
@@ -66,7 +68,10 @@ impl Rpc {
     /// The state and environment a call at `block` runs in, as geth: at block `n`, the state
     /// after `n` in `n`'s own environment (so `block.number` is `n`); at `pending`, the head's
     /// state in the next block's environment.
-    pub(crate) fn call_env(&self, block: Option<BlockId>) -> RpcResult<(StateView<'_>, BlockContext)> {
+    pub(crate) fn call_env(
+        &self,
+        block: Option<BlockId>,
+    ) -> RpcResult<(StateView<'_>, BlockContext)> {
         let chain = &self.ctx.chain;
         if block == Some(BlockId::Number(BlockNumberOrTag::Pending)) {
             let head = chain.head();
@@ -79,7 +84,10 @@ impl Rpc {
         }
         let number = state_number(chain, block)?;
         let state = chain.state_at(number).ok_or_else(header_not_found)?;
-        let header = chain.header_by_number(number).map_err(internal)?.ok_or_else(header_not_found)?;
+        let header = chain
+            .header_by_number(number)
+            .map_err(internal)?
+            .ok_or_else(header_not_found)?;
         Ok((state, block_context(&header)))
     }
 }
@@ -100,7 +108,10 @@ pub(crate) fn block_context(header: &alloy_consensus::Header) -> BlockContext {
 /// Success output, or the revert / halt as an RPC error.
 fn call_output(result: ExecutionResult) -> RpcResult<Bytes> {
     match result {
-        ExecutionResult::Success { output: Output::Call(out) | Output::Create(out, _), .. } => Ok(out),
+        ExecutionResult::Success {
+            output: Output::Call(out) | Output::Create(out, _),
+            ..
+        } => Ok(out),
         ExecutionResult::Revert { output, .. } => Err(reverted(output)),
         ExecutionResult::Halt { reason, .. } => Err(server_error(halt_message(&reason))),
     }
@@ -119,9 +130,14 @@ impl EthCallApiServer for Rpc {
         let chain_id = self.ctx.chain.config().chain_id;
         let tx = CallTx::from_request(&request, chain_id)?;
         let (state, next) = self.call_env(block)?;
-        let gas = request.gas.unwrap_or(self.config.gas_cap).min(self.config.gas_cap);
+        let gas = request
+            .gas
+            .unwrap_or(self.config.gas_cap)
+            .min(self.config.gas_cap);
         let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
-        let result = sim.run(&tx, gas).map_err(|e| run_error(e, &tx, next.base_fee))?;
+        let result = sim
+            .run(&tx, gas)
+            .map_err(|e| run_error(e, &tx, next.base_fee))?;
         call_output(result)
     }
 
@@ -136,8 +152,14 @@ impl EthCallApiServer for Rpc {
         let tx = CallTx::from_request(&request, chain_id)?;
         let (state, next) = self.call_env(block)?;
         let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
-        let estimate = Estimator { sim: &mut sim, tx: &tx, base_fee: next.base_fee };
-        estimate.run(request.gas, self.config.gas_cap).map(U64::from)
+        let estimate = Estimator {
+            sim: &mut sim,
+            tx: &tx,
+            base_fee: next.base_fee,
+        };
+        estimate
+            .run(request.gas, self.config.gas_cap)
+            .map(U64::from)
     }
 }
 
@@ -217,7 +239,9 @@ impl Estimator<'_, '_> {
                 }));
             }
             Probe::Failed(_) | Probe::TooLittleGas => {
-                return Err(server_error(format!("gas required exceeds allowance ({hi})")));
+                return Err(server_error(format!(
+                    "gas required exceeds allowance ({hi})"
+                )));
             }
         };
 

@@ -62,19 +62,36 @@ pub(crate) fn rpc_block(block: SealedBlock, full: bool) -> Block {
     let size = block_size(&block);
     let header = rpc_header(&block.header, Some(size));
     let transactions = if full {
-        let Body { transactions, senders } = block.body;
+        let Body {
+            transactions,
+            senders,
+        } = block.body;
         BlockTransactions::Full(
             transactions
                 .into_iter()
                 .zip(senders)
                 .enumerate()
-                .map(|(i, (tx, sender))| rpc_transaction(tx, sender, Some(MinedAt::new(&block.header, i))))
+                .map(|(i, (tx, sender))| {
+                    rpc_transaction(tx, sender, Some(MinedAt::new(&block.header, i)))
+                })
                 .collect(),
         )
     } else {
-        BlockTransactions::Hashes(block.body.transactions.iter().map(|tx| *tx.tx_hash()).collect())
+        BlockTransactions::Hashes(
+            block
+                .body
+                .transactions
+                .iter()
+                .map(|tx| *tx.tx_hash())
+                .collect(),
+        )
     };
-    Block { header, uncles: Vec::new(), transactions, withdrawals: Some(Withdrawals::default()) }
+    Block {
+        header,
+        uncles: Vec::new(),
+        transactions,
+        withdrawals: Some(Withdrawals::default()),
+    }
 }
 
 /// The RPC transaction; `at` is `None` for a pool transaction (null block fields).
@@ -89,14 +106,21 @@ pub(crate) fn rpc_transaction(tx: TxEnvelope, sender: Address, at: Option<MinedA
             base_fee: at.base_fee,
             block_timestamp: Some(at.timestamp),
         },
-        None => TransactionInfo { hash: Some(hash), ..Default::default() },
+        None => TransactionInfo {
+            hash: Some(hash),
+            ..Default::default()
+        },
     };
     Transaction::from_transaction(Recovered::new_unchecked(tx, sender), info)
 }
 
 /// Receipts of a whole block, with per-transaction gas, log indices counted across the block,
 /// and contract addresses for creations.
-pub(crate) fn rpc_receipts(header: &SealedHeader, body: &Body, receipts: Vec<ReceiptEnvelope>) -> Vec<TransactionReceipt> {
+pub(crate) fn rpc_receipts(
+    header: &SealedHeader,
+    body: &Body,
+    receipts: Vec<ReceiptEnvelope>,
+) -> Vec<TransactionReceipt> {
     let mut previous_cumulative = 0;
     let mut log_index = 0;
     receipts
@@ -109,7 +133,9 @@ pub(crate) fn rpc_receipts(header: &SealedHeader, body: &Body, receipts: Vec<Rec
             previous_cumulative = cumulative;
             let first_log = log_index;
             log_index += receipt.logs().len() as u64;
-            Some(rpc_receipt(header, index, tx, sender, receipt, gas_used, first_log))
+            Some(rpc_receipt(
+                header, index, tx, sender, receipt, gas_used, first_log,
+            ))
         })
         .collect()
 }
@@ -121,15 +147,26 @@ pub(crate) fn rpc_receipt_at(
     mut receipts: Vec<ReceiptEnvelope>,
     index: usize,
 ) -> Option<TransactionReceipt> {
-    let previous_cumulative = index.checked_sub(1).and_then(|i| receipts.get(i)).map_or(0, |r| r.cumulative_gas_used());
-    let first_log = receipts.iter().take(index).map(|r| r.logs().len() as u64).sum();
+    let previous_cumulative = index
+        .checked_sub(1)
+        .and_then(|i| receipts.get(i))
+        .map_or(0, |r| r.cumulative_gas_used());
+    let first_log = receipts
+        .iter()
+        .take(index)
+        .map(|r| r.logs().len() as u64)
+        .sum();
     let (tx, sender) = (body.transactions.get(index)?, *body.senders.get(index)?);
     if index >= receipts.len() {
         return None;
     }
     let receipt = receipts.swap_remove(index);
-    let gas_used = receipt.cumulative_gas_used().saturating_sub(previous_cumulative);
-    Some(rpc_receipt(header, index, tx, sender, receipt, gas_used, first_log))
+    let gas_used = receipt
+        .cumulative_gas_used()
+        .saturating_sub(previous_cumulative);
+    Some(rpc_receipt(
+        header, index, tx, sender, receipt, gas_used, first_log,
+    ))
 }
 
 fn rpc_receipt(
@@ -165,7 +202,12 @@ fn rpc_receipt(
     }
 }
 
-pub(crate) fn rpc_log(log: alloy_primitives::Log, at: &MinedAt, tx_hash: B256, log_index: u64) -> Log {
+pub(crate) fn rpc_log(
+    log: alloy_primitives::Log,
+    at: &MinedAt,
+    tx_hash: B256,
+    log_index: u64,
+) -> Log {
     Log {
         inner: log,
         block_hash: Some(at.block_hash),

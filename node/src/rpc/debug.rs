@@ -20,7 +20,8 @@ use alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS;
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_rpc_types_trace::geth::{
-    GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingCallOptions, GethDebugTracingOptions, GethTrace,
+    GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingCallOptions,
+    GethDebugTracingOptions, GethTrace,
 };
 use bttd_runtime::executor::{block_env, cfg_env, tx_env};
 use bttd_runtime::tx::RecoveredTx;
@@ -39,7 +40,11 @@ use super::evm::{CallTx, Simulator, run_error};
 pub(crate) trait DebugApi {
     /// Re-executes a mined transaction and reports it with the requested tracer.
     #[method(name = "traceTransaction", blocking)]
-    fn trace_transaction(&self, hash: B256, opts: Option<GethDebugTracingOptions>) -> RpcResult<GethTrace>;
+    fn trace_transaction(
+        &self,
+        hash: B256,
+        opts: Option<GethDebugTracingOptions>,
+    ) -> RpcResult<GethTrace>;
 
     /// Runs a call as eth_call does and reports it with the requested tracer. State and
     /// block overrides and `txIndex` are not supported.
@@ -55,7 +60,8 @@ pub(crate) trait DebugApi {
 /// The inspector for `opts`, or -32602 for a tracer this node does not offer.
 fn inspector(opts: GethDebugTracingOptions) -> RpcResult<DebugInspector> {
     match opts.tracer.as_ref().filter(|t| !t.as_str().is_empty()) {
-        None | Some(GethDebugTracerType::BuiltInTracer(GethDebugBuiltInTracerType::CallTracer)) => {}
+        None | Some(GethDebugTracerType::BuiltInTracer(GethDebugBuiltInTracerType::CallTracer)) => {
+        }
         Some(other) => {
             return Err(invalid_params(format!(
                 "tracer {:?} is not supported: use the default struct logger (no tracer) or callTracer",
@@ -75,11 +81,17 @@ fn report(
     result: &ResultAndState,
 ) -> RpcResult<GethTrace> {
     // Neither tracer offered here reads the database while reporting.
-    inspector.get_result(context, tx, block, result, &mut EmptyDB::default()).map_err(|e: DebugInspectorError<_>| internal(e))
+    inspector
+        .get_result(context, tx, block, result, &mut EmptyDB::default())
+        .map_err(|e: DebugInspectorError<_>| internal(e))
 }
 
 impl DebugApiServer for Rpc {
-    fn trace_transaction(&self, hash: B256, opts: Option<GethDebugTracingOptions>) -> RpcResult<GethTrace> {
+    fn trace_transaction(
+        &self,
+        hash: B256,
+        opts: Option<GethDebugTracingOptions>,
+    ) -> RpcResult<GethTrace> {
         let inspector = inspector(opts.unwrap_or_default())?;
         let chain = &self.ctx.chain;
         let chain_id = chain.config().chain_id;
@@ -87,35 +99,55 @@ impl DebugApiServer for Rpc {
             .transaction_location(hash)
             .map_err(internal)?
             .ok_or_else(|| server_error(format!("transaction {hash} not found")))?;
-        let block = chain.block(location.block_hash).map_err(internal)?.ok_or_else(header_not_found)?;
+        let block = chain
+            .block(location.block_hash)
+            .map_err(internal)?
+            .ok_or_else(header_not_found)?;
         let number = block.header.number;
-        let parent_state = chain.state_at(number.saturating_sub(1)).ok_or_else(header_not_found)?;
+        let parent_state = chain
+            .state_at(number.saturating_sub(1))
+            .ok_or_else(header_not_found)?;
         let ctx = block_context(&block.header);
         let benv = block_env(&ctx);
         let mut db = CacheDB::new(parent_state);
 
-        let mut txs = block.body.transactions.iter().take(location.index + 1).map(|envelope| {
-            RecoveredTx::from_envelope(envelope.clone(), chain_id, u64::MAX).map_err(internal)
-        });
+        let mut txs = block
+            .body
+            .transactions
+            .iter()
+            .take(location.index + 1)
+            .map(|envelope| {
+                RecoveredTx::from_envelope(envelope.clone(), chain_id, u64::MAX).map_err(internal)
+            });
         let mut evm = Context::mainnet()
             .with_db(&mut db)
             .with_block(benv.clone())
             .with_cfg(cfg_env(chain_id))
             .build_mainnet_with_inspector(inspector);
         if number > 0 {
-            evm.system_call_commit(HISTORY_STORAGE_ADDRESS, Bytes::copy_from_slice(ctx.parent_hash.as_slice()))
-                .map_err(internal)?;
+            evm.system_call_commit(
+                HISTORY_STORAGE_ADDRESS,
+                Bytes::copy_from_slice(ctx.parent_hash.as_slice()),
+            )
+            .map_err(internal)?;
         }
         for _ in 0..location.index {
-            let tx = txs.next().ok_or_else(|| internal("transaction index out of range"))??;
+            let tx = txs
+                .next()
+                .ok_or_else(|| internal("transaction index out of range"))??;
             evm.transact_commit(tx_env(&tx)).map_err(internal)?;
         }
-        let target = txs.next().ok_or_else(|| internal("transaction index out of range"))??;
+        let target = txs
+            .next()
+            .ok_or_else(|| internal("transaction index out of range"))??;
         let env = tx_env(&target);
         let result = evm.inspect_tx(env.clone()).map_err(internal)?;
         let mut inspector = evm.into_inspector();
-        let context =
-            TransactionContext { block_hash: Some(block.hash()), tx_index: Some(location.index), tx_hash: Some(hash) };
+        let context = TransactionContext {
+            block_hash: Some(block.hash()),
+            tx_index: Some(location.index),
+            tx_hash: Some(hash),
+        };
         report(&mut inspector, Some(context), &env, &benv, &result)
     }
 
@@ -126,14 +158,22 @@ impl DebugApiServer for Rpc {
         opts: Option<GethDebugTracingCallOptions>,
     ) -> RpcResult<GethTrace> {
         let opts = opts.unwrap_or_default();
-        if opts.state_overrides.is_some() || opts.block_overrides.is_some() || opts.tx_index.is_some() {
-            return Err(invalid_params("state overrides, block overrides and txIndex are not supported by this node"));
+        if opts.state_overrides.is_some()
+            || opts.block_overrides.is_some()
+            || opts.tx_index.is_some()
+        {
+            return Err(invalid_params(
+                "state overrides, block overrides and txIndex are not supported by this node",
+            ));
         }
         let inspector = inspector(opts.tracing_options)?;
         let chain_id = self.ctx.chain.config().chain_id;
         let tx = CallTx::from_request(&request, chain_id)?;
         let (state, next) = self.call_env(block)?;
-        let gas = request.gas.unwrap_or(self.config.gas_cap).min(self.config.gas_cap);
+        let gas = request
+            .gas
+            .unwrap_or(self.config.gas_cap)
+            .min(self.config.gas_cap);
         let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
         let mut run = sim.inspect(&tx, gas, inspector);
         let result = run.result.map_err(|e| run_error(e, &tx, next.base_fee))?;

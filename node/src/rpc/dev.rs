@@ -48,7 +48,11 @@ pub(crate) trait EthDevApi {
 
     /// EIP-712 signature of typed data, given as a JSON object or a JSON string.
     #[method(name = "signTypedData_v4")]
-    fn sign_typed_data_v4(&self, address: Address, typed_data: serde_json::Value) -> RpcResult<Bytes>;
+    fn sign_typed_data_v4(
+        &self,
+        address: Address,
+        typed_data: serde_json::Value,
+    ) -> RpcResult<Bytes>;
 }
 
 #[rpc(server, namespace = "personal")]
@@ -68,14 +72,18 @@ impl Rpc {
 
     /// Fills the request's missing fields and signs it with the sender's dev key.
     fn fill_and_sign(&self, mut request: TransactionRequest) -> RpcResult<TxEnvelope> {
-        let from = request.from.ok_or_else(|| invalid_params("missing \"from\""))?;
+        let from = request
+            .from
+            .ok_or_else(|| invalid_params("missing \"from\""))?;
         let signer = self.dev_signer(from)?.clone();
         let chain = &self.ctx.chain;
         let chain_id = chain.config().chain_id;
         if let Some(requested) = request.chain_id
             && requested != chain_id
         {
-            return Err(invalid_params(format!("chainId {requested} does not match the node's {chain_id}")));
+            return Err(invalid_params(format!(
+                "chainId {requested} does not match the node's {chain_id}"
+            )));
         }
         let nonce = match request.nonce {
             Some(nonce) => nonce,
@@ -94,7 +102,15 @@ impl Rpc {
         let input = request.input.input().cloned().unwrap_or_default();
         let sign = |hash: B256| signer.sign_hash_sync(&hash).map_err(internal);
         let envelope: TxEnvelope = if let Some(gas_price) = request.gas_price {
-            let tx = TxLegacy { chain_id: Some(chain_id), nonce, gas_price, gas_limit, to, value, input };
+            let tx = TxLegacy {
+                chain_id: Some(chain_id),
+                nonce,
+                gas_price,
+                gas_limit,
+                to,
+                value,
+                input,
+            };
             let signature = sign(tx.signature_hash())?;
             tx.into_signed(signature).into()
         } else {
@@ -104,7 +120,9 @@ impl Rpc {
             };
             let max_fee_per_gas = match request.max_fee_per_gas {
                 Some(max_fee) => max_fee,
-                None => 2 * u128::from(next_base_fee(&chain.head(), chain.config().min_base_fee)) + tip,
+                None => {
+                    2 * u128::from(next_base_fee(&chain.head(), chain.config().min_base_fee)) + tip
+                }
             };
             let tx = TxEip1559 {
                 chain_id,
@@ -124,14 +142,21 @@ impl Rpc {
     }
 
     fn sign_message(&self, address: Address, data: &[u8]) -> RpcResult<Bytes> {
-        let signature = self.dev_signer(address)?.sign_message_sync(data).map_err(internal)?;
+        let signature = self
+            .dev_signer(address)?
+            .sign_message_sync(data)
+            .map_err(internal)?;
         Ok(Bytes::copy_from_slice(&signature.as_bytes()))
     }
 }
 
 impl EthDevApiServer for Rpc {
     fn accounts(&self) -> RpcResult<Vec<Address>> {
-        Ok(self.dev_signers.iter().map(PrivateKeySigner::address).collect())
+        Ok(self
+            .dev_signers
+            .iter()
+            .map(PrivateKeySigner::address)
+            .collect())
     }
 
     fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256> {
@@ -147,14 +172,20 @@ impl EthDevApiServer for Rpc {
         self.sign_message(address, &data)
     }
 
-    fn sign_typed_data_v4(&self, address: Address, typed_data: serde_json::Value) -> RpcResult<Bytes> {
+    fn sign_typed_data_v4(
+        &self,
+        address: Address,
+        typed_data: serde_json::Value,
+    ) -> RpcResult<Bytes> {
         let signer = self.dev_signer(address)?;
         let typed: TypedData = match typed_data {
             serde_json::Value::String(text) => serde_json::from_str(&text),
             value => serde_json::from_value(value),
         }
         .map_err(|e| invalid_params(format!("invalid typed data: {e}")))?;
-        let hash = typed.eip712_signing_hash().map_err(|e| invalid_params(format!("invalid typed data: {e}")))?;
+        let hash = typed
+            .eip712_signing_hash()
+            .map_err(|e| invalid_params(format!("invalid typed data: {e}")))?;
         let signature = signer.sign_hash_sync(&hash).map_err(internal)?;
         Ok(Bytes::copy_from_slice(&signature.as_bytes()))
     }
@@ -190,13 +221,30 @@ mod tests {
 
     fn rpc(dev_accounts: Vec<B256>) -> Rpc {
         let (spec, _) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
-        let chain = Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis).expect("open chain");
-        let ctx = Arc::new(NodeContext::new(Arc::new(chain), Pool::new(PoolConfig::default())));
-        Rpc::new(ctx, RpcConfig { dev_accounts, ..RpcConfig::default() })
+        let chain = Chain::open(
+            Arc::new(MemoryStore::new()),
+            spec.chain_config(),
+            &spec.genesis,
+        )
+        .expect("open chain");
+        let ctx = Arc::new(NodeContext::new(
+            Arc::new(chain),
+            Pool::new(PoolConfig::default()),
+        ));
+        Rpc::new(
+            ctx,
+            RpcConfig {
+                dev_accounts,
+                ..RpcConfig::default()
+            },
+        )
     }
 
     fn recover_message(signature: &[u8], message: &[u8]) -> Address {
-        Signature::try_from(signature).expect("65 bytes").recover_address_from_msg(message).expect("recover")
+        Signature::try_from(signature)
+            .expect("65 bytes")
+            .recover_address_from_msg(message)
+            .expect("recover")
     }
 
     #[test]
@@ -207,9 +255,14 @@ mod tests {
         let expected = hex!(
             "f16ea9a3478698f695fd1401bfe27e9e4a7e8e3da94aa72b021125e31fa899cc573c48ea3fe1d4ab61a9db10c19032026e3ed2dbccba5a178235ac27f94504311c"
         );
-        let personal = rpc.personal_sign(Bytes::from_static(b"hello"), DEV_ADDRESS).unwrap();
+        let personal = rpc
+            .personal_sign(Bytes::from_static(b"hello"), DEV_ADDRESS)
+            .unwrap();
         assert_eq!(personal.as_ref(), expected);
-        assert_eq!(rpc.sign(DEV_ADDRESS, Bytes::from_static(b"hello")).unwrap(), personal);
+        assert_eq!(
+            rpc.sign(DEV_ADDRESS, Bytes::from_static(b"hello")).unwrap(),
+            personal
+        );
         assert_eq!(recover_message(&personal, b"hello"), DEV_ADDRESS);
         // viem: signMessage({ message: { raw: '0xdeadbeef' } })
         let raw = rpc.sign(DEV_ADDRESS, bytes!("deadbeef")).unwrap();
@@ -245,40 +298,74 @@ mod tests {
         let expected = hex!(
             "6ea8bb309a3401225701f3565e32519f94a0ea91a5910ce9229fe488e773584c0390416a2190d9560219dab757ecca2029e63fa9d1c2aebf676cc25b9f03126a1b"
         );
-        assert_eq!(rpc.sign_typed_data_v4(DEV_ADDRESS, typed.clone()).unwrap().as_ref(), expected);
+        assert_eq!(
+            rpc.sign_typed_data_v4(DEV_ADDRESS, typed.clone())
+                .unwrap()
+                .as_ref(),
+            expected
+        );
         // ethers and viem send the typed data as a JSON string.
         let as_string = serde_json::Value::String(typed.to_string());
-        assert_eq!(rpc.sign_typed_data_v4(DEV_ADDRESS, as_string).unwrap().as_ref(), expected);
+        assert_eq!(
+            rpc.sign_typed_data_v4(DEV_ADDRESS, as_string)
+                .unwrap()
+                .as_ref(),
+            expected
+        );
     }
 
     #[test]
     fn unknown_account_is_refused() {
         let rpc = rpc(Vec::new());
         assert!(rpc.accounts().unwrap().is_empty());
-        let error = rpc.personal_sign(Bytes::from_static(b"hello"), DEV_ADDRESS).unwrap_err();
+        let error = rpc
+            .personal_sign(Bytes::from_static(b"hello"), DEV_ADDRESS)
+            .unwrap_err();
         assert_eq!((error.code(), error.message()), (-32000, "unknown account"));
-        let request = TransactionRequest::default().from(DEV_ADDRESS).to(DEV_ADDRESS);
-        assert_eq!(rpc.send_transaction(request).unwrap_err().message(), "unknown account");
+        let request = TransactionRequest::default()
+            .from(DEV_ADDRESS)
+            .to(DEV_ADDRESS);
+        assert_eq!(
+            rpc.send_transaction(request).unwrap_err().message(),
+            "unknown account"
+        );
     }
 
     #[test]
     fn send_transaction_fills_signs_and_pools() {
         let rpc = rpc(vec![DEV_KEY]);
         let to = address!("000000000000000000000000000000000000bEEF");
-        let request = TransactionRequest::default().from(DEV_ADDRESS).to(to).value(U256::from(5));
+        let request = TransactionRequest::default()
+            .from(DEV_ADDRESS)
+            .to(to)
+            .value(U256::from(5));
         let first = rpc.send_transaction(request.clone()).unwrap();
         let second = rpc.send_transaction(request.clone()).unwrap();
         let pool = rpc.ctx.pool.lock();
-        let (first, second) = (pool.get(&first).expect("pooled"), pool.get(&second).expect("pooled"));
-        assert_eq!((first.sender(), second.sender()), (DEV_ADDRESS, DEV_ADDRESS));
+        let (first, second) = (
+            pool.get(&first).expect("pooled"),
+            pool.get(&second).expect("pooled"),
+        );
+        assert_eq!(
+            (first.sender(), second.sender()),
+            (DEV_ADDRESS, DEV_ADDRESS)
+        );
         let (first, second) = (first.into_envelope(), second.into_envelope());
-        assert_eq!((first.nonce(), second.nonce()), (0, 1), "nonces follow the pool");
+        assert_eq!(
+            (first.nonce(), second.nonce()),
+            (0, 1),
+            "nonces follow the pool"
+        );
         assert!(first.is_eip1559());
         assert_eq!(first.gas_limit(), 21_000, "gas from eth_estimateGas");
         assert_eq!(first.chain_id(), Some(bttd_genesis::DEVNET_CHAIN_ID));
         drop(pool);
-        let legacy = rpc.sign_transaction(request.nonce(7).gas_price(3_000_000_000)).unwrap();
-        let decoded = <TxEnvelope as alloy_eips::eip2718::Decodable2718>::decode_2718(&mut legacy.as_ref()).unwrap();
+        let legacy = rpc
+            .sign_transaction(request.nonce(7).gas_price(3_000_000_000))
+            .unwrap();
+        let decoded =
+            <TxEnvelope as alloy_eips::eip2718::Decodable2718>::decode_2718(&mut legacy.as_ref())
+                .unwrap();
         assert!(decoded.is_legacy());
         assert_eq!(decoded.nonce(), 7);
     }

@@ -30,7 +30,11 @@ pub(crate) fn limit_exceeded(message: impl Into<String>) -> ErrorObjectOwned {
 /// A failure on our side (storage, corrupt data): logged, reported as -32603.
 pub(crate) fn internal(error: impl std::fmt::Display) -> ErrorObjectOwned {
     tracing::error!(target: "bttd::rpc", %error, "internal error serving a request");
-    ErrorObject::owned(INTERNAL_ERROR, format!("internal error: {error}"), None::<()>)
+    ErrorObject::owned(
+        INTERNAL_ERROR,
+        format!("internal error: {error}"),
+        None::<()>,
+    )
 }
 
 /// geth's "header not found" for a block that does not exist (yet).
@@ -116,7 +120,10 @@ mod tests {
     fn decodes_panic_and_tolerates_garbage() {
         let mut data = PANIC_SELECTOR.to_vec();
         data.extend_from_slice(&U256::from(0x11).to_be_bytes::<32>());
-        assert_eq!(decode_revert_reason(&data).as_deref(), Some("arithmetic underflow or overflow"));
+        assert_eq!(
+            decode_revert_reason(&data).as_deref(),
+            Some("arithmetic underflow or overflow")
+        );
         assert_eq!(decode_revert_reason(&[]), None);
         assert_eq!(decode_revert_reason(&ERROR_SELECTOR), None);
         let mut huge = ERROR_SELECTOR.to_vec();

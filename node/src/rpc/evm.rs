@@ -22,10 +22,10 @@ use jsonrpsee::types::ErrorObjectOwned;
 use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::database::CacheDB;
-use revm_inspectors::tracing::DebugInspector;
 use revm::database_interface::Database;
 use revm::primitives::KECCAK_EMPTY;
 use revm::{Context, ExecuteEvm, InspectEvm, MainBuilder, MainContext};
+use revm_inspectors::tracing::DebugInspector;
 
 use super::error::{RpcResult, internal, invalid_params, server_error};
 
@@ -44,13 +44,22 @@ pub(crate) struct CallTx {
 
 impl CallTx {
     pub fn from_request(req: &TransactionRequest, chain_id: u64) -> RpcResult<Self> {
-        if req.blob_versioned_hashes.as_ref().is_some_and(|h| !h.is_empty()) || req.max_fee_per_blob_gas.is_some() {
-            return Err(invalid_params("blob transactions are not supported on this chain"));
+        if req
+            .blob_versioned_hashes
+            .as_ref()
+            .is_some_and(|h| !h.is_empty())
+            || req.max_fee_per_blob_gas.is_some()
+        {
+            return Err(invalid_params(
+                "blob transactions are not supported on this chain",
+            ));
         }
         if let Some(id) = req.chain_id
             && id != chain_id
         {
-            return Err(invalid_params(format!("invalid chain id: have {id}, want {chain_id}")));
+            return Err(invalid_params(format!(
+                "invalid chain id: have {id}, want {chain_id}"
+            )));
         }
         let input = match (&req.input.input, &req.input.data) {
             (Some(a), Some(b)) if a != b => {
@@ -62,9 +71,13 @@ impl CallTx {
             (None, None) => Bytes::new(),
         };
         let auths = req.authorization_list.clone().unwrap_or_default();
-        let dynamic = req.max_fee_per_gas.is_some() || req.max_priority_fee_per_gas.is_some() || !auths.is_empty();
+        let dynamic = req.max_fee_per_gas.is_some()
+            || req.max_priority_fee_per_gas.is_some()
+            || !auths.is_empty();
         if req.gas_price.is_some() && dynamic {
-            return Err(invalid_params("both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified"));
+            return Err(invalid_params(
+                "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified",
+            ));
         }
         let (tx_type, fee_cap, tip, free) = if dynamic {
             let cap = req.max_fee_per_gas.unwrap_or_default();
@@ -88,7 +101,10 @@ impl CallTx {
             chain_id: Some(chain_id),
             access_list: req.access_list.clone().unwrap_or_default(),
             gas_priority_fee: tip,
-            authorization_list: auths.into_iter().map(revm::context::either::Either::Left).collect(),
+            authorization_list: auths
+                .into_iter()
+                .map(revm::context::either::Either::Left)
+                .collect(),
             ..Default::default()
         };
         Ok(Self { env, free, fee_cap })
@@ -109,14 +125,24 @@ pub(crate) struct Simulator<'a> {
 }
 
 impl<'a> Simulator<'a> {
-    pub fn new(state: StateView<'a>, next: &BlockContext, chain_id: u64, tx: &CallTx) -> RpcResult<Self> {
+    pub fn new(
+        state: StateView<'a>,
+        next: &BlockContext,
+        chain_id: u64,
+        tx: &CallTx,
+    ) -> RpcResult<Self> {
         let mut cfg = cfg_env(chain_id);
         cfg.disable_nonce_check = true;
         let mut block = block_env(next);
         if tx.free {
             block.basefee = 0;
         }
-        let mut sim = Self { db: CacheDB::new(state), block, cfg, block_gas_limit: next.gas_limit };
+        let mut sim = Self {
+            db: CacheDB::new(state),
+            block,
+            cfg,
+            block_gas_limit: next.gas_limit,
+        };
         sim.treat_as_eoa(tx.caller())?;
         Ok(sim)
     }
@@ -138,11 +164,20 @@ impl<'a> Simulator<'a> {
     }
 
     pub fn balance(&mut self, address: Address) -> RpcResult<U256> {
-        Ok(self.db.basic(address).map_err(internal)?.map(|a| a.balance).unwrap_or_default())
+        Ok(self
+            .db
+            .basic(address)
+            .map_err(internal)?
+            .map(|a| a.balance)
+            .unwrap_or_default())
     }
 
     pub fn has_code(&mut self, address: Address) -> RpcResult<bool> {
-        Ok(self.db.basic(address).map_err(internal)?.is_some_and(|a| a.code_hash != KECCAK_EMPTY))
+        Ok(self
+            .db
+            .basic(address)
+            .map_err(internal)?
+            .is_some_and(|a| a.code_hash != KECCAK_EMPTY))
     }
 
     /// The transaction and block environments of a run of `tx` with `gas`.
@@ -175,7 +210,12 @@ impl<'a> Simulator<'a> {
             .with_cfg(self.cfg.clone())
             .build_mainnet_with_inspector(inspector);
         let result = evm.inspect_tx(env.clone());
-        Inspected { result, tx: env, block, inspector: evm.into_inspector() }
+        Inspected {
+            result,
+            tx: env,
+            block,
+            inspector: evm.into_inspector(),
+        }
     }
 }
 
@@ -188,7 +228,11 @@ pub(crate) struct Inspected {
 }
 
 /// An error that stopped the transaction from running, worded as geth words it.
-pub(crate) fn run_error(error: EVMError<StateError>, tx: &CallTx, base_fee: u64) -> ErrorObjectOwned {
+pub(crate) fn run_error(
+    error: EVMError<StateError>,
+    tx: &CallTx,
+    base_fee: u64,
+) -> ErrorObjectOwned {
     match error {
         EVMError::Transaction(invalid) => server_error(invalid_message(&invalid, tx, base_fee)),
         EVMError::Database(e) => internal(e),
@@ -201,7 +245,9 @@ pub(crate) fn invalid_message(invalid: &InvalidTransaction, tx: &CallTx, base_fe
     let from = tx.caller();
     match invalid {
         InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
-            format!("insufficient funds for gas * price + value: address {from} have {balance} want {fee}")
+            format!(
+                "insufficient funds for gas * price + value: address {from} have {balance} want {fee}"
+            )
         }
         InvalidTransaction::GasPriceLessThanBasefee => format!(
             "max fee per gas less than block base fee: address {from}, maxFeePerGas: {}, baseFee: {base_fee}",
@@ -212,11 +258,19 @@ pub(crate) fn invalid_message(invalid: &InvalidTransaction, tx: &CallTx, base_fe
             tx.env.gas_priority_fee.unwrap_or_default(),
             tx.fee_cap
         ),
-        InvalidTransaction::CallGasCostMoreThanGasLimit { initial_gas, gas_limit } => {
+        InvalidTransaction::CallGasCostMoreThanGasLimit {
+            initial_gas,
+            gas_limit,
+        } => {
             format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}")
         }
-        InvalidTransaction::GasFloorMoreThanGasLimit { gas_floor, gas_limit } => {
-            format!("insufficient gas for floor data gas cost: gas {gas_limit}, minimum needed {gas_floor}")
+        InvalidTransaction::GasFloorMoreThanGasLimit {
+            gas_floor,
+            gas_limit,
+        } => {
+            format!(
+                "insufficient gas for floor data gas cost: gas {gas_limit}, minimum needed {gas_floor}"
+            )
         }
         other => other.to_string(),
     }

@@ -48,7 +48,9 @@ impl<'de> Deserialize<'de> for BlockCount {
                     Some(hex) => u64::from_str_radix(hex, 16),
                     None => s.parse(),
                 };
-                parsed.map(Self).map_err(|_| serde::de::Error::custom(format!("invalid block count {s:?}")))
+                parsed
+                    .map(Self)
+                    .map_err(|_| serde::de::Error::custom(format!("invalid block count {s:?}")))
             }
         }
     }
@@ -93,16 +95,30 @@ impl Rpc {
         let mut samples = Vec::new();
         let oldest = head.number.saturating_sub(TIP_BLOCKS - 1);
         for number in oldest..=head.number {
-            let header = if number == head.number { head.clone() } else { self.header_at(number)? };
+            let header = if number == head.number {
+                head.clone()
+            } else {
+                self.header_at(number)?
+            };
             let base_fee = header.base_fee_per_gas.unwrap_or_default();
-            let body = self.ctx.chain.body(header.hash()).map_err(internal)?.unwrap_or_default();
-            let mut tips: Vec<u128> =
-                body.transactions.iter().filter_map(|tx| tx.effective_tip_per_gas(base_fee)).collect();
+            let body = self
+                .ctx
+                .chain
+                .body(header.hash())
+                .map_err(internal)?
+                .unwrap_or_default();
+            let mut tips: Vec<u128> = body
+                .transactions
+                .iter()
+                .filter_map(|tx| tx.effective_tip_per_gas(base_fee))
+                .collect();
             tips.sort_unstable();
             samples.extend(tips.into_iter().take(TIPS_PER_BLOCK));
         }
         samples.sort_unstable();
-        let percentile = samples.get((samples.len().saturating_sub(1)) * TIP_PERCENTILE / 100).copied();
+        let percentile = samples
+            .get((samples.len().saturating_sub(1)) * TIP_PERCENTILE / 100)
+            .copied();
         let tip = percentile.unwrap_or(MIN_TIP).clamp(MIN_TIP, MAX_TIP);
         *self.tip_cache.lock() = Some((head.hash(), tip));
         Ok(tip)
@@ -115,8 +131,18 @@ impl Rpc {
         }
         let hash: B256 = header.hash();
         let base_fee = header.base_fee_per_gas.unwrap_or_default();
-        let body = self.ctx.chain.body(hash).map_err(internal)?.unwrap_or_default();
-        let receipts = self.ctx.chain.receipts(hash).map_err(internal)?.unwrap_or_default();
+        let body = self
+            .ctx
+            .chain
+            .body(hash)
+            .map_err(internal)?
+            .unwrap_or_default();
+        let receipts = self
+            .ctx
+            .chain
+            .receipts(hash)
+            .map_err(internal)?
+            .unwrap_or_default();
         let mut previous = 0;
         let mut txs: Vec<(u128, u64)> = body
             .transactions
@@ -201,12 +227,21 @@ impl EthFeesApiServer for Rpc {
             return Ok(FeeHistory::default());
         }
         let oldest = newest + 1 - count;
-        let mut history = FeeHistory { oldest_block: oldest, ..Default::default() };
+        let mut history = FeeHistory {
+            oldest_block: oldest,
+            ..Default::default()
+        };
         let mut rewards = Vec::new();
         let mut last = None;
         for number in oldest..=newest {
-            let header = if number == head.number { head.clone() } else { self.header_at(number)? };
-            history.base_fee_per_gas.push(header.base_fee_per_gas.unwrap_or_default() as u128);
+            let header = if number == head.number {
+                head.clone()
+            } else {
+                self.header_at(number)?
+            };
+            history
+                .base_fee_per_gas
+                .push(header.base_fee_per_gas.unwrap_or_default() as u128);
             history.gas_used_ratio.push(if header.gas_limit == 0 {
                 0.0
             } else {
@@ -220,7 +255,9 @@ impl EthFeesApiServer for Rpc {
             last = Some(header);
         }
         if let Some(last) = last {
-            history.base_fee_per_gas.push(next_base_fee(&last, chain.config().min_base_fee) as u128);
+            history
+                .base_fee_per_gas
+                .push(next_base_fee(&last, chain.config().min_base_fee) as u128);
             history.base_fee_per_blob_gas.push(0);
         }
         history.reward = (!percentiles.is_empty()).then_some(rewards);

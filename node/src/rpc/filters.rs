@@ -85,19 +85,31 @@ pub(crate) struct Filters {
 
 impl Filters {
     pub(crate) fn new() -> Self {
-        Self { installed: Mutex::new(HashMap::new()), ids: HexIdProvider::new() }
+        Self {
+            installed: Mutex::new(HashMap::new()),
+            ids: HexIdProvider::new(),
+        }
     }
 
     fn install(&self, kind: Kind) -> RpcResult<U256> {
         let id = match self.ids.next_id() {
-            SubscriptionId::Str(s) => U256::from_str_radix(s.trim_start_matches("0x"), 16).map_err(internal)?,
+            SubscriptionId::Str(s) => {
+                U256::from_str_radix(s.trim_start_matches("0x"), 16).map_err(internal)?
+            }
             SubscriptionId::Num(n) => U256::from(n),
         };
         let buffer = match kind {
             Kind::Logs(_) => Buffer::Logs(VecDeque::new()),
             Kind::Blocks | Kind::PendingTxs => Buffer::Hashes(VecDeque::new()),
         };
-        self.installed.lock().insert(id, Installed { kind, buffer, last_poll: Instant::now() });
+        self.installed.lock().insert(
+            id,
+            Installed {
+                kind,
+                buffer,
+                last_poll: Instant::now(),
+            },
+        );
         Ok(id)
     }
 
@@ -105,7 +117,9 @@ impl Filters {
         let number = block.block.header.number;
         for (&id, filter) in self.installed.lock().iter_mut() {
             match (&filter.kind, &mut filter.buffer) {
-                (Kind::Blocks, Buffer::Hashes(buffer)) => push_bounded(buffer, [block.block.hash()], id),
+                (Kind::Blocks, Buffer::Hashes(buffer)) => {
+                    push_bounded(buffer, [block.block.hash()], id)
+                }
                 (Kind::Logs(f), Buffer::Logs(buffer)) => {
                     let in_range = f.get_from_block().is_none_or(|from| number >= from)
                         && f.get_to_block().is_none_or(|to| number <= to);

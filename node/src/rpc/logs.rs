@@ -24,7 +24,12 @@ pub(crate) trait EthLogsApi {
 
 impl Rpc {
     /// Appends the matching logs of one block; fails once more than `max_logs` match.
-    pub(crate) fn collect_block_logs(&self, header: &SealedHeader, filter: &Filter, out: &mut Vec<Log>) -> RpcResult<()> {
+    pub(crate) fn collect_block_logs(
+        &self,
+        header: &SealedHeader,
+        filter: &Filter,
+        out: &mut Vec<Log>,
+    ) -> RpcResult<()> {
         if !filter.matches_bloom(header.logs_bloom) {
             return Ok(());
         }
@@ -47,7 +52,11 @@ impl Rpc {
     }
 
     /// The inclusive block range a filter names, clamped to the head (None when empty).
-    fn filter_range(&self, from: Option<BlockNumberOrTag>, to: Option<BlockNumberOrTag>) -> RpcResult<Option<(u64, u64)>> {
+    fn filter_range(
+        &self,
+        from: Option<BlockNumberOrTag>,
+        to: Option<BlockNumberOrTag>,
+    ) -> RpcResult<Option<(u64, u64)>> {
         let chain = &self.ctx.chain;
         let head = chain.head().number;
         let from = tag_number(chain, from.unwrap_or_default());
@@ -76,11 +85,19 @@ impl EthLogsApiServer for Rpc {
         let mut out = Vec::new();
         match filter.block_option {
             FilterBlockOption::AtBlockHash(hash) => {
-                let header = chain.header(hash).map_err(internal)?.ok_or_else(|| server_error("unknown block"))?;
+                let header = chain
+                    .header(hash)
+                    .map_err(internal)?
+                    .ok_or_else(|| server_error("unknown block"))?;
                 self.collect_block_logs(&header, &filter, &mut out)?;
             }
-            FilterBlockOption::Range { from_block, to_block } => {
-                let Some((from, to)) = self.filter_range(from_block, to_block)? else { return Ok(out) };
+            FilterBlockOption::Range {
+                from_block,
+                to_block,
+            } => {
+                let Some((from, to)) = self.filter_range(from_block, to_block)? else {
+                    return Ok(out);
+                };
                 for number in from..=to {
                     let header = chain
                         .header_by_number(number)

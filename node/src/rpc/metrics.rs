@@ -21,7 +21,11 @@ impl<S> CallMetrics<S> {
     }
 
     fn count(&self, method: &str) {
-        let label = if self.known.contains(method) { method.to_owned() } else { "unknown".to_owned() };
+        let label = if self.known.contains(method) {
+            method.to_owned()
+        } else {
+            "unknown".to_owned()
+        };
         metrics::counter!("bttd_rpc_calls_total", "method" => label).increment(1);
     }
 }
@@ -34,7 +38,10 @@ where
     type NotificationResponse = S::NotificationResponse;
     type BatchResponse = S::BatchResponse;
 
-    fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+    fn call<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
         self.count(request.method_name());
         let inner = self.inner.clone();
         async move { inner.call(request).await }
@@ -50,7 +57,10 @@ where
         async move { inner.batch(batch).await }
     }
 
-    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+    fn notification<'a>(
+        &self,
+        n: Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
         let inner = self.inner.clone();
         async move { inner.notification(n).await }
     }

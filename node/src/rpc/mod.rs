@@ -114,7 +114,10 @@ impl Default for RpcConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("cannot listen for JSON-RPC on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("registering JSON-RPC methods: {0}")]
     Register(#[from] jsonrpsee::core::RegisterMethodError),
 }
@@ -166,8 +169,17 @@ pub(crate) struct Rpc {
 
 impl Rpc {
     fn new(ctx: Arc<NodeContext>, config: RpcConfig) -> Self {
-        let dev_signers = config.dev_accounts.iter().filter_map(|key| alloy_signer_local::PrivateKeySigner::from_bytes(key).ok()).collect();
-        Self { ctx, config: Arc::new(config), tip_cache: Arc::new(Mutex::new(None)), dev_signers }
+        let dev_signers = config
+            .dev_accounts
+            .iter()
+            .filter_map(|key| alloy_signer_local::PrivateKeySigner::from_bytes(key).ok())
+            .collect();
+        Self {
+            ctx,
+            config: Arc::new(config),
+            tip_cache: Arc::new(Mutex::new(None)),
+            dev_signers,
+        }
     }
 }
 
@@ -197,7 +209,9 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthDevApiServer::into_rpc(rpc.clone()))?;
     module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
-    module.merge(filters::EthFiltersApiServer::into_rpc(filters::FilterApi::start(rpc.clone())))?;
+    module.merge(filters::EthFiltersApiServer::into_rpc(
+        filters::FilterApi::start(rpc.clone()),
+    ))?;
     module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(debug::DebugApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
@@ -221,12 +235,15 @@ pub async fn start(ctx: Arc<NodeContext>, config: RpcConfig) -> Result<RpcHandle
         .set_config(server_config)
         .set_http_middleware(tower::ServiceBuilder::new().layer(cors::CorsLayer))
         .set_rpc_middleware(
-            RpcServiceBuilder::new().layer_fn(move |service| metrics::CallMetrics::new(service, known.clone())),
+            RpcServiceBuilder::new()
+                .layer_fn(move |service| metrics::CallMetrics::new(service, known.clone())),
         )
         .build(addr)
         .await
         .map_err(|source| RpcError::Bind { addr, source })?;
-    let local_addr = server.local_addr().map_err(|source| RpcError::Bind { addr, source })?;
+    let local_addr = server
+        .local_addr()
+        .map_err(|source| RpcError::Bind { addr, source })?;
     let handle = server.start(module);
     tracing::info!(target: "bttd::rpc", %local_addr, "JSON-RPC listening (HTTP and WebSocket)");
     Ok(RpcHandle { local_addr, handle })
@@ -249,7 +266,10 @@ impl HexIdProvider {
         let mut seed = [0u8; 16];
         seed.copy_from_slice(&nanos.to_be_bytes());
         seed[..4].copy_from_slice(&std::process::id().to_be_bytes());
-        Self { seed, counter: AtomicU64::new(0) }
+        Self {
+            seed,
+            counter: AtomicU64::new(0),
+        }
     }
 }
 

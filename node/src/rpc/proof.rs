@@ -51,7 +51,9 @@ impl EthProofApiServer for Rpc {
         block: Option<BlockId>,
     ) -> RpcResult<EIP1186AccountProofResponse> {
         if keys.len() > MAX_STORAGE_KEYS {
-            return Err(invalid_params(format!("too many storage keys (max {MAX_STORAGE_KEYS})")));
+            return Err(invalid_params(format!(
+                "too many storage keys (max {MAX_STORAGE_KEYS})"
+            )));
         }
         get_proof(&self.ctx.chain, address, &keys, block)
     }
@@ -67,26 +69,41 @@ pub(crate) fn get_proof(
     let head_tag = matches!(
         block,
         None | Some(BlockId::Number(
-            BlockNumberOrTag::Latest | BlockNumberOrTag::Pending | BlockNumberOrTag::Safe | BlockNumberOrTag::Finalized
+            BlockNumberOrTag::Latest
+                | BlockNumberOrTag::Pending
+                | BlockNumberOrTag::Safe
+                | BlockNumberOrTag::Finalized
         ))
     );
-    let wanted = if head_tag { None } else { Some(state_number(chain, block)?) };
+    let wanted = if head_tag {
+        None
+    } else {
+        Some(state_number(chain, block)?)
+    };
     for _ in 0..MAX_ATTEMPTS {
         let head = chain.head();
         if let Some(number) = wanted
             && number != head.number
         {
-            return Err(server_error(format!("proofs are only served for the latest block ({})", head.number)));
+            return Err(server_error(format!(
+                "proofs are only served for the latest block ({})",
+                head.number
+            )));
         }
         let response = read_proof(chain.state(), address, keys).map_err(internal)?;
         let consistent = chain.head().hash() == head.hash()
             && proof_root(&response.account_proof) == head.state_root
-            && response.storage_proof.iter().all(|p| proof_root(&p.proof) == response.storage_hash);
+            && response
+                .storage_proof
+                .iter()
+                .all(|p| proof_root(&p.proof) == response.storage_hash);
         if consistent {
             return Ok(response);
         }
     }
-    Err(server_error("state changed while reading the proof; try again"))
+    Err(server_error(
+        "state changed while reading the proof; try again",
+    ))
 }
 
 /// The root a proof starts from: the hash of its first node (the root node is always hashed).
@@ -154,7 +171,12 @@ mod tests {
             ..GenesisAccount::default()
         };
         spec.genesis.alloc.insert(HOLDER, account);
-        Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis).expect("open chain")
+        Chain::open(
+            Arc::new(MemoryStore::new()),
+            spec.chain_config(),
+            &spec.genesis,
+        )
+        .expect("open chain")
     }
 
     fn rlp(value: &impl Encodable) -> Vec<u8> {
@@ -185,7 +207,10 @@ mod tests {
     fn proofs_verify_against_the_state_root() {
         let chain = chain();
         let root = chain.head().state_root;
-        let keys = [JsonStorageKey::from(B256::with_last_byte(1)), JsonStorageKey::from(B256::with_last_byte(3))];
+        let keys = [
+            JsonStorageKey::from(B256::with_last_byte(1)),
+            JsonStorageKey::from(B256::with_last_byte(3)),
+        ];
 
         let present = get_proof(&chain, HOLDER, &keys, None).expect("proof");
         assert_eq!(present.balance, U256::from(5));
@@ -198,7 +223,10 @@ mod tests {
         let absent = address!("00000000000000000000000000000000deadbeef");
         let missing = get_proof(&chain, absent, &keys, Some(BlockId::latest())).expect("proof");
         assert_eq!((missing.balance, missing.nonce), (U256::ZERO, 0));
-        assert_eq!((missing.code_hash, missing.storage_hash), (KECCAK_EMPTY, EMPTY_ROOT_HASH));
+        assert_eq!(
+            (missing.code_hash, missing.storage_hash),
+            (KECCAK_EMPTY, EMPTY_ROOT_HASH)
+        );
         assert!(!missing.account_proof.is_empty());
         verify(&missing, root, false);
     }
@@ -207,15 +235,28 @@ mod tests {
     fn only_the_head_is_served() {
         let chain = chain();
         let genesis = chain.head().hash();
-        let executed = chain.build(chain.head().timestamp + 1, Address::ZERO, Vec::new()).expect("build");
+        let executed = chain
+            .build(chain.head().timestamp + 1, Address::ZERO, Vec::new())
+            .expect("build");
         chain.commit(executed).expect("commit");
-        for block in [BlockId::number(1), BlockId::hash(chain.head().hash()), BlockId::finalized()] {
+        for block in [
+            BlockId::number(1),
+            BlockId::hash(chain.head().hash()),
+            BlockId::finalized(),
+        ] {
             let response = get_proof(&chain, HOLDER, &[], Some(block)).expect("head proof");
             verify(&response, chain.head().state_root, true);
         }
-        for old in [BlockId::number(0), BlockId::earliest(), BlockId::hash(genesis)] {
+        for old in [
+            BlockId::number(0),
+            BlockId::earliest(),
+            BlockId::hash(genesis),
+        ] {
             let error = get_proof(&chain, HOLDER, &[], Some(old)).unwrap_err();
-            assert_eq!((error.code(), error.message()), (-32000, "proofs are only served for the latest block (1)"));
+            assert_eq!(
+                (error.code(), error.message()),
+                (-32000, "proofs are only served for the latest block (1)")
+            );
         }
         let beyond = get_proof(&chain, HOLDER, &[], Some(BlockId::number(2))).unwrap_err();
         assert_eq!(beyond.message(), "header not found");

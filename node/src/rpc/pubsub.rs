@@ -22,7 +22,8 @@ use crate::context::NewBlock;
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthPubSubApi {
     #[subscription(name = "subscribe" => "subscription", unsubscribe = "unsubscribe", item = serde_json::Value)]
-    async fn subscribe(&self, kind: SubscriptionKind, params: Option<Params>) -> SubscriptionResult;
+    async fn subscribe(&self, kind: SubscriptionKind, params: Option<Params>)
+    -> SubscriptionResult;
 }
 
 #[jsonrpsee::core::async_trait]
@@ -38,7 +39,10 @@ impl EthPubSubApiServer for Rpc {
             (SubscriptionKind::NewHeads, Params::None) => {
                 let rx = self.ctx.blocks.subscribe();
                 let sink = pending.accept().await?;
-                forward(sink, rx, |block: &Arc<NewBlock>| vec![rpc_header(&block.block.header, None)]).await;
+                forward(sink, rx, |block: &Arc<NewBlock>| {
+                    vec![rpc_header(&block.block.header, None)]
+                })
+                .await;
             }
             (SubscriptionKind::Logs, params @ (Params::None | Params::Logs(_))) => {
                 let mut filter = match params {
@@ -48,9 +52,15 @@ impl EthPubSubApiServer for Rpc {
                 filter.block_option = FilterBlockOption::default();
                 let rx = self.ctx.blocks.subscribe();
                 let sink = pending.accept().await?;
-                forward(sink, rx, move |block: &Arc<NewBlock>| matching_logs(block, &filter)).await;
+                forward(sink, rx, move |block: &Arc<NewBlock>| {
+                    matching_logs(block, &filter)
+                })
+                .await;
             }
-            (SubscriptionKind::NewPendingTransactions, params @ (Params::None | Params::Bool(_))) => {
+            (
+                SubscriptionKind::NewPendingTransactions,
+                params @ (Params::None | Params::Bool(_)),
+            ) => {
                 let full = matches!(params, Params::Bool(true));
                 let rx = self.ctx.pending_txs.subscribe();
                 let sink = pending.accept().await?;
@@ -72,7 +82,12 @@ impl EthPubSubApiServer for Rpc {
             }
             (kind, params) => {
                 let message = match (kind, params) {
-                    (SubscriptionKind::Logs | SubscriptionKind::NewHeads | SubscriptionKind::NewPendingTransactions, _) => {
+                    (
+                        SubscriptionKind::Logs
+                        | SubscriptionKind::NewHeads
+                        | SubscriptionKind::NewPendingTransactions,
+                        _,
+                    ) => {
                         format!("invalid parameters for subscription {kind:?}")
                     }
                     _ => format!("unsupported subscription: {kind:?}"),
@@ -89,7 +104,9 @@ pub(super) fn matching_logs(block: &NewBlock, filter: &Filter) -> Vec<alloy_rpc_
     if !filter.matches_bloom(header.logs_bloom) {
         return Vec::new();
     }
-    block_logs(header, &block.block.body, &block.receipts).filter(|log| filter.matches(&log.inner)).collect()
+    block_logs(header, &block.block.body, &block.receipts)
+        .filter(|log| filter.matches(&log.inner))
+        .collect()
 }
 
 /// Sends what `items` makes of every event until the client goes away.

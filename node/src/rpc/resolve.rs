@@ -24,7 +24,10 @@ pub(crate) fn tag_number(chain: &Chain, tag: BlockNumberOrTag) -> u64 {
 }
 
 /// The header of a block by tag or number; `None` beyond the head.
-pub(crate) fn header_by_tag(chain: &Chain, tag: BlockNumberOrTag) -> RpcResult<Option<SealedHeader>> {
+pub(crate) fn header_by_tag(
+    chain: &Chain,
+    tag: BlockNumberOrTag,
+) -> RpcResult<Option<SealedHeader>> {
     let head = chain.head();
     let number = match tag {
         BlockNumberOrTag::Number(n) if n != head.number => n,
@@ -53,7 +56,11 @@ pub(crate) fn state_number(chain: &Chain, id: Option<BlockId>) -> RpcResult<u64>
             None => return Err(header_not_found()),
         },
     };
-    if number > chain.head().number { Err(header_not_found()) } else { Ok(number) }
+    if number > chain.head().number {
+        Err(header_not_found())
+    } else {
+        Ok(number)
+    }
 }
 
 /// The state after the block a query names.

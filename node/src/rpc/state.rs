@@ -72,7 +72,9 @@ impl EthStateApiServer for Rpc {
 
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256> {
         let chain = &self.ctx.chain;
-        let value = state_view(chain, block)?.storage(address, B256::from(slot)).map_err(internal)?;
+        let value = state_view(chain, block)?
+            .storage(address, B256::from(slot))
+            .map_err(internal)?;
         Ok(B256::from(value))
     }
 }

@@ -36,10 +36,30 @@ struct Node {
 
 async fn node_with(config: RpcConfig) -> Node {
     let (spec, _accounts) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
-    let chain = Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis).expect("open chain");
-    let ctx = Arc::new(NodeContext::new(Arc::new(chain), Pool::new(PoolConfig::default())));
-    let rpc = start(ctx.clone(), RpcConfig { addr: "127.0.0.1:0".parse().unwrap(), ..config }).await.expect("start rpc");
-    Node { ctx, rpc, http: reqwest::Client::new() }
+    let chain = Chain::open(
+        Arc::new(MemoryStore::new()),
+        spec.chain_config(),
+        &spec.genesis,
+    )
+    .expect("open chain");
+    let ctx = Arc::new(NodeContext::new(
+        Arc::new(chain),
+        Pool::new(PoolConfig::default()),
+    ));
+    let rpc = start(
+        ctx.clone(),
+        RpcConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ..config
+        },
+    )
+    .await
+    .expect("start rpc");
+    Node {
+        ctx,
+        rpc,
+        http: reqwest::Client::new(),
+    }
 }
 
 async fn node() -> Node {
@@ -49,11 +69,21 @@ async fn node() -> Node {
 impl Node {
     /// The whole JSON-RPC response object.
     async fn raw(&self, body: Value) -> Value {
-        self.http.post(self.rpc.http_url()).json(&body).send().await.expect("send").json().await.expect("json")
+        self.http
+            .post(self.rpc.http_url())
+            .json(&body)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json")
     }
 
     async fn call(&self, method: &str, params: Value) -> Value {
-        let response = self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+        let response = self
+            .raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .await;
         match response.get("result") {
             Some(result) => result.clone(),
             None => panic!("{method} failed: {response}"),
@@ -61,7 +91,9 @@ impl Node {
     }
 
     async fn error(&self, method: &str, params: Value) -> Value {
-        let response = self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})).await;
+        let response = self
+            .raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))
+            .await;
         match response.get("error") {
             Some(error) => error.clone(),
             None => panic!("{method} unexpectedly succeeded: {response}"),
@@ -73,7 +105,9 @@ impl Node {
         let chain = &self.ctx.chain;
         let base_fee = chain.next_block_context(0, BENEFICIARY).base_fee;
         let txs: Vec<RecoveredTx> = self.ctx.pool.lock().best(base_fee).collect();
-        let executed = chain.build(chain.head().timestamp + 1, BENEFICIARY, txs).expect("build");
+        let executed = chain
+            .build(chain.head().timestamp + 1, BENEFICIARY, txs)
+            .expect("build");
         let receipts = executed.receipts.clone();
         let rejected = executed.rejected.clone();
         let block = chain.commit(executed).expect("commit");
@@ -87,7 +121,8 @@ impl Node {
 }
 
 fn sign(tx: TxEip1559) -> Bytes {
-    let signature = alloy_consensus::crypto::secp256k1::sign_message(DEV_KEY, tx.signature_hash()).expect("sign");
+    let signature = alloy_consensus::crypto::secp256k1::sign_message(DEV_KEY, tx.signature_hash())
+        .expect("sign");
     let envelope: TxEnvelope = tx.into_signed(signature).into();
     envelope.encoded_2718().into()
 }
@@ -157,13 +192,27 @@ async fn identity_and_head() {
     assert_eq!(node.call("eth_chainId", json!([])).await, json!("0x539"));
     assert_eq!(node.call("net_version", json!([])).await, json!("1337"));
     assert_eq!(node.call("net_listening", json!([])).await, json!(true));
-    assert!(node.call("web3_clientVersion", json!([])).await.as_str().unwrap().starts_with("bttd/"));
+    assert!(
+        node.call("web3_clientVersion", json!([]))
+            .await
+            .as_str()
+            .unwrap()
+            .starts_with("bttd/")
+    );
     assert_eq!(node.call("eth_blockNumber", json!([])).await, json!("0x0"));
-    let genesis = node.call("eth_getBlockByNumber", json!(["earliest", false])).await;
+    let genesis = node
+        .call("eth_getBlockByNumber", json!(["earliest", false]))
+        .await;
     assert_eq!(genesis["number"], json!("0x0"));
     assert_eq!(genesis["hash"], json!(node.ctx.chain.genesis_hash()));
-    assert_eq!(node.call("eth_getBlockByNumber", json!(["0x5", false])).await, Value::Null);
-    let balance = node.call("eth_getBalance", json!([DEV_ADDRESS, "latest"])).await;
+    assert_eq!(
+        node.call("eth_getBlockByNumber", json!(["0x5", false]))
+            .await,
+        Value::Null
+    );
+    let balance = node
+        .call("eth_getBalance", json!([DEV_ADDRESS, "latest"]))
+        .await;
     assert_eq!(quantity(&balance), 1_000_000 * ETHER);
     node.rpc.stop().await;
 }
@@ -171,15 +220,28 @@ async fn identity_and_head() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transfer_receipt_block_and_fees() {
     let node = node().await;
-    let hash = node.send(tx(0, TxKind::Call(RECIPIENT), ETHER, 21_000, vec![])).await;
+    let hash = node
+        .send(tx(0, TxKind::Call(RECIPIENT), ETHER, 21_000, vec![]))
+        .await;
 
     // Pending: visible with null block fields, and counted by the "pending" nonce.
     let pending = node.call("eth_getTransactionByHash", json!([hash])).await;
     assert_eq!(pending["blockHash"], Value::Null);
     assert_eq!(pending["from"], json!(DEV_ADDRESS));
-    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "pending"])).await, json!("0x1"));
-    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"])).await, json!("0x0"));
-    assert_eq!(node.call("eth_getTransactionReceipt", json!([hash])).await, Value::Null);
+    assert_eq!(
+        node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "pending"]))
+            .await,
+        json!("0x1")
+    );
+    assert_eq!(
+        node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"]))
+            .await,
+        json!("0x0")
+    );
+    assert_eq!(
+        node.call("eth_getTransactionReceipt", json!([hash])).await,
+        Value::Null
+    );
 
     node.produce();
     assert_eq!(node.call("eth_blockNumber", json!([])).await, json!("0x1"));
@@ -207,7 +269,9 @@ async fn transfer_receipt_block_and_fees() {
     assert_eq!(mined["hash"], json!(hash));
     assert_eq!(quantity(&mined["gasPrice"]), base_fee + GWEI);
 
-    let block = node.call("eth_getBlockByNumber", json!(["latest", true])).await;
+    let block = node
+        .call("eth_getBlockByNumber", json!(["latest", true]))
+        .await;
     assert_eq!(block["hash"], json!(head.hash()));
     assert_eq!(block["transactions"][0]["hash"], json!(hash));
     assert_eq!(block["transactions"][0]["from"], json!(DEV_ADDRESS));
@@ -216,14 +280,29 @@ async fn transfer_receipt_block_and_fees() {
     assert_eq!(block["totalDifficulty"], json!("0x0"));
     assert_eq!(block["blobGasUsed"], json!("0x0"));
     assert_eq!(block["excessBlobGas"], json!("0x0"));
-    for field in ["baseFeePerGas", "withdrawalsRoot", "parentBeaconBlockRoot", "requestsHash", "size", "mixHash"] {
-        assert!(block.get(field).is_some_and(|v| !v.is_null()), "block lacks {field}: {block}");
+    for field in [
+        "baseFeePerGas",
+        "withdrawalsRoot",
+        "parentBeaconBlockRoot",
+        "requestsHash",
+        "size",
+        "mixHash",
+    ] {
+        assert!(
+            block.get(field).is_some_and(|v| !v.is_null()),
+            "block lacks {field}: {block}"
+        );
     }
-    let by_hash = node.call("eth_getBlockByHash", json!([head.hash(), false])).await;
+    let by_hash = node
+        .call("eth_getBlockByHash", json!([head.hash(), false]))
+        .await;
     assert_eq!(by_hash["transactions"], json!([hash]));
     assert_eq!(by_hash["size"], block["size"]);
     for tag in ["safe", "finalized", "pending"] {
-        assert_eq!(node.call("eth_getBlockByNumber", json!([tag, false])).await["hash"], json!(head.hash()));
+        assert_eq!(
+            node.call("eth_getBlockByNumber", json!([tag, false])).await["hash"],
+            json!(head.hash())
+        );
     }
     let receipts = node.call("eth_getBlockReceipts", json!(["0x1"])).await;
     assert_eq!(receipts, json!([receipt]));
@@ -231,32 +310,67 @@ async fn transfer_receipt_block_and_fees() {
     // State by tag, number or hash, at the head and before it; beyond the head is refused.
     let balance = node.call("eth_getBalance", json!([RECIPIENT, "0x1"])).await;
     assert_eq!(quantity(&balance), ETHER);
-    let by_hash = node.call("eth_getBalance", json!([RECIPIENT, {"blockHash": head.hash()}])).await;
+    let by_hash = node
+        .call(
+            "eth_getBalance",
+            json!([RECIPIENT, {"blockHash": head.hash()}]),
+        )
+        .await;
     assert_eq!(by_hash, balance);
     let before = node.call("eth_getBalance", json!([RECIPIENT, "0x0"])).await;
     assert_eq!(quantity(&before), 0);
-    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "0x0"])).await, json!("0x0"));
-    let future = node.error("eth_getBalance", json!([RECIPIENT, "0x9"])).await;
+    assert_eq!(
+        node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "0x0"]))
+            .await,
+        json!("0x0")
+    );
+    let future = node
+        .error("eth_getBalance", json!([RECIPIENT, "0x9"]))
+        .await;
     assert_eq!(future["code"], json!(-32000));
-    assert_eq!(node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"])).await, json!("0x1"));
+    assert_eq!(
+        node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"]))
+            .await,
+        json!("0x1")
+    );
 
     // Fees: a 1 gwei tip everywhere, so the suggestion is 1 gwei.
-    assert_eq!(quantity(&node.call("eth_maxPriorityFeePerGas", json!([])).await), GWEI);
-    let next_base = bttd_runtime::block::next_base_fee(&head, node.ctx.chain.config().min_base_fee) as u128;
-    assert_eq!(quantity(&node.call("eth_gasPrice", json!([])).await), next_base + GWEI);
-    let history = node.call("eth_feeHistory", json!(["0x2", "latest", [25.0, 75.0]])).await;
+    assert_eq!(
+        quantity(&node.call("eth_maxPriorityFeePerGas", json!([])).await),
+        GWEI
+    );
+    let next_base =
+        bttd_runtime::block::next_base_fee(&head, node.ctx.chain.config().min_base_fee) as u128;
+    assert_eq!(
+        quantity(&node.call("eth_gasPrice", json!([])).await),
+        next_base + GWEI
+    );
+    let history = node
+        .call("eth_feeHistory", json!(["0x2", "latest", [25.0, 75.0]]))
+        .await;
     assert_eq!(history["oldestBlock"], json!("0x0"));
     assert_eq!(history["baseFeePerGas"].as_array().unwrap().len(), 3);
     assert_eq!(quantity(&history["baseFeePerGas"][2]), next_base);
     assert_eq!(history["gasUsedRatio"].as_array().unwrap().len(), 2);
-    assert_eq!(history["reward"], json!([["0x0", "0x0"], ["0x3b9aca00", "0x3b9aca00"]]));
+    assert_eq!(
+        history["reward"],
+        json!([["0x0", "0x0"], ["0x3b9aca00", "0x3b9aca00"]])
+    );
     let numeric = node.call("eth_feeHistory", json!([1, "latest"])).await;
     assert_eq!(numeric["oldestBlock"], json!("0x1"));
 
     // Resubmitting is refused with geth's wording.
-    let again = node.error("eth_sendRawTransaction", json!([sign(tx(0, TxKind::Call(RECIPIENT), ETHER, 21_000, vec![]))])).await;
+    let again = node
+        .error(
+            "eth_sendRawTransaction",
+            json!([sign(tx(0, TxKind::Call(RECIPIENT), ETHER, 21_000, vec![]))]),
+        )
+        .await;
     assert_eq!(again["code"], json!(-32000));
-    assert!(again["message"].as_str().unwrap().contains("nonce too low"), "{again}");
+    assert!(
+        again["message"].as_str().unwrap().contains("nonce too low"),
+        "{again}"
+    );
     node.rpc.stop().await;
 }
 
@@ -264,80 +378,175 @@ async fn transfer_receipt_block_and_fees() {
 async fn contract_logs_calls_and_estimates() {
     let node = node().await;
     let runtime = reverting_runtime();
-    let deploy = node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&runtime))).await;
+    let deploy = node
+        .send(tx(0, TxKind::Create, 0, 300_000, init_code(&runtime)))
+        .await;
     node.produce();
-    let receipt = node.call("eth_getTransactionReceipt", json!([deploy])).await;
+    let receipt = node
+        .call("eth_getTransactionReceipt", json!([deploy]))
+        .await;
     assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
     let contract = DEV_ADDRESS.create(0);
     assert_eq!(receipt["contractAddress"], json!(contract));
     assert_eq!(receipt["to"], Value::Null);
     assert_eq!(receipt["logs"][0]["logIndex"], json!("0x0"));
     assert_eq!(receipt["logs"][0]["address"], json!(contract));
-    assert_eq!(node.call("eth_getCode", json!([contract, "latest"])).await, json!(Bytes::from(runtime)));
+    assert_eq!(
+        node.call("eth_getCode", json!([contract, "latest"])).await,
+        json!(Bytes::from(runtime))
+    );
 
     // eth_getLogs: ranges, block hash, address and topic filters with nulls and ORs.
-    let logs = node.call("eth_getLogs", json!([{"fromBlock": "earliest", "toBlock": "latest", "address": contract}])).await;
+    let logs = node
+        .call(
+            "eth_getLogs",
+            json!([{"fromBlock": "earliest", "toBlock": "latest", "address": contract}]),
+        )
+        .await;
     assert_eq!(logs.as_array().unwrap().len(), 1);
     assert_eq!(logs[0]["transactionHash"], json!(deploy));
     assert_eq!(logs[0]["topics"], json!([LOG_TOPIC]));
     assert_eq!(logs[0]["blockNumber"], json!("0x1"));
     let head = node.ctx.chain.head().hash();
-    let by_hash = node.call("eth_getLogs", json!([{"blockHash": head, "topics": [[B256::ZERO, LOG_TOPIC]]}])).await;
+    let by_hash = node
+        .call(
+            "eth_getLogs",
+            json!([{"blockHash": head, "topics": [[B256::ZERO, LOG_TOPIC]]}]),
+        )
+        .await;
     assert_eq!(by_hash, logs);
-    let none = node.call("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [null, LOG_TOPIC]}])).await;
+    let none = node
+        .call(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "topics": [null, LOG_TOPIC]}]),
+        )
+        .await;
     assert_eq!(none, json!([]));
-    let other = node.call("eth_getLogs", json!([{"fromBlock": "0x0", "address": [RECIPIENT]}])).await;
+    let other = node
+        .call(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "address": [RECIPIENT]}]),
+        )
+        .await;
     assert_eq!(other, json!([]));
-    let wildcard = node.call("eth_getLogs", json!([{"fromBlock": "0x0", "topics": [null]}])).await;
+    let wildcard = node
+        .call(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x0", "topics": [null]}]),
+        )
+        .await;
     assert_eq!(wildcard, logs);
-    let backwards = node.error("eth_getLogs", json!([{"fromBlock": "0x1", "toBlock": "0x0"}])).await;
+    let backwards = node
+        .error(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x1", "toBlock": "0x0"}]),
+        )
+        .await;
     assert_eq!(backwards["code"], json!(-32000));
 
     // eth_call: revert reason and data.
-    let reverted = node.error("eth_call", json!([{"to": contract, "data": "0x01"}, "latest"])).await;
+    let reverted = node
+        .error(
+            "eth_call",
+            json!([{"to": contract, "data": "0x01"}, "latest"]),
+        )
+        .await;
     assert_eq!(reverted["code"], json!(3));
     assert_eq!(reverted["message"], json!("execution reverted: nope"));
     let data = reverted["data"].as_str().unwrap();
     assert!(data.starts_with("0x08c379a0"), "{data}");
     // Calls from an account without funds work when they pay nothing.
-    let empty = node.call("eth_call", json!([{"from": RECIPIENT, "to": DEV_ADDRESS}])).await;
+    let empty = node
+        .call("eth_call", json!([{"from": RECIPIENT, "to": DEV_ADDRESS}]))
+        .await;
     assert_eq!(empty, json!("0x"));
-    let poor = node.error("eth_call", json!([{"from": RECIPIENT, "to": DEV_ADDRESS, "value": "0x1"}])).await;
+    let poor = node
+        .error(
+            "eth_call",
+            json!([{"from": RECIPIENT, "to": DEV_ADDRESS, "value": "0x1"}]),
+        )
+        .await;
     assert_eq!(poor["code"], json!(-32000));
-    assert!(poor["message"].as_str().unwrap().starts_with("insufficient funds for gas * price + value"), "{poor}");
+    assert!(
+        poor["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("insufficient funds for gas * price + value"),
+        "{poor}"
+    );
 
     // eth_estimateGas: transfers are 21000, creations are searched, reverts are reported.
-    let transfer = node.call("eth_estimateGas", json!([{"from": DEV_ADDRESS, "to": RECIPIENT, "value": "0x1"}])).await;
+    let transfer = node
+        .call(
+            "eth_estimateGas",
+            json!([{"from": DEV_ADDRESS, "to": RECIPIENT, "value": "0x1"}]),
+        )
+        .await;
     assert_eq!(transfer, json!("0x5208"));
     let create = node
-        .call("eth_estimateGas", json!([{"from": DEV_ADDRESS, "data": Bytes::from(init_code(&reverting_runtime()))}]))
+        .call(
+            "eth_estimateGas",
+            json!([{"from": DEV_ADDRESS, "data": Bytes::from(init_code(&reverting_runtime()))}]),
+        )
         .await;
     let create = quantity(&create) as u64;
     let used = quantity(&receipt["gasUsed"]) as u64;
-    assert!(create >= used && create <= used + used * 2 / 100, "estimate {create}, used {used}");
-    let revert = node.error("eth_estimateGas", json!([{"from": DEV_ADDRESS, "to": contract}])).await;
+    assert!(
+        create >= used && create <= used + used * 2 / 100,
+        "estimate {create}, used {used}"
+    );
+    let revert = node
+        .error(
+            "eth_estimateGas",
+            json!([{"from": DEV_ADDRESS, "to": contract}]),
+        )
+        .await;
     assert_eq!(revert["code"], json!(3));
     node.rpc.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_codes() {
-    let node = node_with(RpcConfig { max_batch: 3, ..Default::default() }).await;
+    let node = node_with(RpcConfig {
+        max_batch: 3,
+        ..Default::default()
+    })
+    .await;
     let unknown = node.error("eth_noSuchMethod", json!([])).await;
     assert_eq!(unknown["code"], json!(-32601));
-    let bad_hex = node.error("eth_getBalance", json!(["0xzz", "latest"])).await;
+    let bad_hex = node
+        .error("eth_getBalance", json!(["0xzz", "latest"]))
+        .await;
     assert_eq!(bad_hex["code"], json!(-32602));
-    let bad_tag = node.error("eth_getBlockByNumber", json!(["newest", false])).await;
+    let bad_tag = node
+        .error("eth_getBlockByNumber", json!(["newest", false]))
+        .await;
     assert_eq!(bad_tag["code"], json!(-32602));
-    let garbage = node.error("eth_sendRawTransaction", json!(["0x0102"])).await;
+    let garbage = node
+        .error("eth_sendRawTransaction", json!(["0x0102"]))
+        .await;
     assert_eq!(garbage["code"], json!(-32000));
-    let overrides = node.error("eth_call", json!([{"to": RECIPIENT}, "latest", {"0x00": {}}])).await;
+    let overrides = node
+        .error(
+            "eth_call",
+            json!([{"to": RECIPIENT}, "latest", {"0x00": {}}]),
+        )
+        .await;
     assert_eq!(overrides["code"], json!(-32602));
-    let percentiles = node.error("eth_feeHistory", json!(["0x1", "latest", [50.0, 10.0]])).await;
+    let percentiles = node
+        .error("eth_feeHistory", json!(["0x1", "latest", [50.0, 10.0]]))
+        .await;
     assert_eq!(percentiles["code"], json!(-32602));
 
     // Malformed JSON.
-    let response = node.http.post(node.rpc.http_url()).header("content-type", "application/json").body("{").send().await.unwrap();
+    let response = node
+        .http
+        .post(node.rpc.http_url())
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], json!(-32700));
 
@@ -346,12 +555,28 @@ async fn error_codes() {
     let ok = node.raw(json!([call, call, call])).await;
     assert_eq!(ok.as_array().unwrap().len(), 3);
     let too_many = node.raw(json!([call, call, call, call])).await;
-    assert!(too_many["error"]["message"].as_str().unwrap().contains("batch"), "{too_many}");
+    assert!(
+        too_many["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch"),
+        "{too_many}"
+    );
 
     // A body over the limit is refused before parsing.
-    let small = node_with(RpcConfig { max_body_bytes: 1024, ..Default::default() }).await;
+    let small = node_with(RpcConfig {
+        max_body_bytes: 1024,
+        ..Default::default()
+    })
+    .await;
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_call", "params": [{"data": format!("0x{}", "00".repeat(2048))}]});
-    let response = small.http.post(small.rpc.http_url()).json(&big).send().await.unwrap();
+    let response = small
+        .http
+        .post(small.rpc.http_url())
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::PAYLOAD_TOO_LARGE);
 
     // CORS preflight.
@@ -372,33 +597,65 @@ async fn error_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_subscriptions() {
     let node = node().await;
-    let client = WsClientBuilder::default().build(node.rpc.ws_url()).await.expect("ws connect");
+    let client = WsClientBuilder::default()
+        .build(node.rpc.ws_url())
+        .await
+        .expect("ws connect");
     let mut heads = client
         .subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
         .await
         .expect("subscribe newHeads");
     let mut logs = client
-        .subscribe::<Value, _>("eth_subscribe", rpc_params!["logs", json!({"topics": [LOG_TOPIC]})], "eth_unsubscribe")
+        .subscribe::<Value, _>(
+            "eth_subscribe",
+            rpc_params!["logs", json!({"topics": [LOG_TOPIC]})],
+            "eth_unsubscribe",
+        )
         .await
         .expect("subscribe logs");
     let mut pending = client
-        .subscribe::<Value, _>("eth_subscribe", rpc_params!["newPendingTransactions"], "eth_unsubscribe")
+        .subscribe::<Value, _>(
+            "eth_subscribe",
+            rpc_params!["newPendingTransactions"],
+            "eth_unsubscribe",
+        )
         .await
         .expect("subscribe pending");
-    let bad: Result<jsonrpsee::core::client::Subscription<Value>, _> =
-        client.subscribe("eth_subscribe", rpc_params!["syncing"], "eth_unsubscribe").await;
+    let bad: Result<jsonrpsee::core::client::Subscription<Value>, _> = client
+        .subscribe("eth_subscribe", rpc_params!["syncing"], "eth_unsubscribe")
+        .await;
     assert!(bad.is_err());
 
-    let hash = node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    let hash = node
+        .send(tx(
+            0,
+            TxKind::Create,
+            0,
+            300_000,
+            init_code(&reverting_runtime()),
+        ))
+        .await;
     let timeout = std::time::Duration::from_secs(10);
-    let announced = tokio::time::timeout(timeout, pending.next()).await.unwrap().unwrap().unwrap();
+    let announced = tokio::time::timeout(timeout, pending.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(announced, json!(hash));
 
     node.produce();
-    let head = tokio::time::timeout(timeout, heads.next()).await.unwrap().unwrap().unwrap();
+    let head = tokio::time::timeout(timeout, heads.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(head["number"], json!("0x1"));
     assert_eq!(head["hash"], json!(node.ctx.chain.head().hash()));
-    let log = tokio::time::timeout(timeout, logs.next()).await.unwrap().unwrap().unwrap();
+    let log = tokio::time::timeout(timeout, logs.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(log["transactionHash"], json!(hash));
     assert_eq!(log["topics"], json!([LOG_TOPIC]));
     heads.unsubscribe().await.expect("unsubscribe");
@@ -412,14 +669,28 @@ impl Node {
         let mut seen = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while seen.len() < count {
-            assert!(std::time::Instant::now() < deadline, "filter {id} gave {} of {count} items: {seen:?}", seen.len());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "filter {id} gave {} of {count} items: {seen:?}",
+                seen.len()
+            );
             let changes = self.call("eth_getFilterChanges", json!([id])).await;
-            seen.extend(changes.as_array().expect("changes are an array").iter().cloned());
+            seen.extend(
+                changes
+                    .as_array()
+                    .expect("changes are an array")
+                    .iter()
+                    .cloned(),
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert_eq!(seen.len(), count, "more items than expected: {seen:?}");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert_eq!(self.call("eth_getFilterChanges", json!([id])).await, json!([]), "delivered twice");
+        assert_eq!(
+            self.call("eth_getFilterChanges", json!([id])).await,
+            json!([]),
+            "delivered twice"
+        );
         seen
     }
 }
@@ -427,11 +698,23 @@ impl Node {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_filter_delivers_each_log_once() {
     let node = node().await;
-    let id = node.call("eth_newFilter", json!([{"topics": [LOG_TOPIC]}])).await;
+    let id = node
+        .call("eth_newFilter", json!([{"topics": [LOG_TOPIC]}]))
+        .await;
     assert!(id.as_str().unwrap().starts_with("0x"), "{id}");
-    let other = node.call("eth_newFilter", json!([{"address": RECIPIENT}])).await;
+    let other = node
+        .call("eth_newFilter", json!([{"address": RECIPIENT}]))
+        .await;
 
-    let first = node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    let first = node
+        .send(tx(
+            0,
+            TxKind::Create,
+            0,
+            300_000,
+            init_code(&reverting_runtime()),
+        ))
+        .await;
     node.produce();
     let logs = node.poll_exactly(&id, 1).await;
     let head = node.ctx.chain.head();
@@ -444,8 +727,24 @@ async fn log_filter_delivers_each_log_once() {
     assert_eq!(logs[0]["address"], json!(DEV_ADDRESS.create(0)));
 
     // A block with two matching logs: log indices count across the block.
-    let second = node.send(tx(1, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
-    let third = node.send(tx(2, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    let second = node
+        .send(tx(
+            1,
+            TxKind::Create,
+            0,
+            300_000,
+            init_code(&reverting_runtime()),
+        ))
+        .await;
+    let third = node
+        .send(tx(
+            2,
+            TxKind::Create,
+            0,
+            300_000,
+            init_code(&reverting_runtime()),
+        ))
+        .await;
     node.produce();
     let logs = node.poll_exactly(&id, 2).await;
     assert_eq!(logs[0]["transactionHash"], json!(second));
@@ -453,53 +752,114 @@ async fn log_filter_delivers_each_log_once() {
     assert_eq!(logs[1]["transactionIndex"], json!("0x1"));
     assert_eq!(logs[1]["logIndex"], json!("0x1"));
     assert_eq!(logs[1]["blockNumber"], json!("0x2"));
-    assert_eq!(node.call("eth_getFilterChanges", json!([other])).await, json!([]));
+    assert_eq!(
+        node.call("eth_getFilterChanges", json!([other])).await,
+        json!([])
+    );
 
     // eth_getFilterLogs: the whole range again, as eth_getLogs gives it.
-    let ranged = node.call("eth_newFilter", json!([{"fromBlock": "0x2", "toBlock": "latest", "topics": [LOG_TOPIC]}])).await;
+    let ranged = node
+        .call(
+            "eth_newFilter",
+            json!([{"fromBlock": "0x2", "toBlock": "latest", "topics": [LOG_TOPIC]}]),
+        )
+        .await;
     let all = node.call("eth_getFilterLogs", json!([ranged])).await;
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
-    assert_eq!(all, node.call("eth_getLogs", json!([{"fromBlock": "0x2", "topics": [LOG_TOPIC]}])).await);
-    let from_genesis = node.call("eth_newFilter", json!([{"fromBlock": "0x0", "topics": [LOG_TOPIC]}])).await;
-    assert_eq!(node.call("eth_getFilterLogs", json!([from_genesis])).await.as_array().unwrap().len(), 3);
+    assert_eq!(
+        all,
+        node.call(
+            "eth_getLogs",
+            json!([{"fromBlock": "0x2", "topics": [LOG_TOPIC]}])
+        )
+        .await
+    );
+    let from_genesis = node
+        .call(
+            "eth_newFilter",
+            json!([{"fromBlock": "0x0", "topics": [LOG_TOPIC]}]),
+        )
+        .await;
+    assert_eq!(
+        node.call("eth_getFilterLogs", json!([from_genesis]))
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     let blocks = node.call("eth_newBlockFilter", json!([])).await;
-    assert_eq!(node.error("eth_getFilterLogs", json!([blocks])).await["message"], json!("filter not found"));
+    assert_eq!(
+        node.error("eth_getFilterLogs", json!([blocks])).await["message"],
+        json!("filter not found")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_and_pending_filters_and_uninstall() {
     let node = node().await;
     let blocks = node.call("eth_newBlockFilter", json!([])).await;
-    let pending = node.call("eth_newPendingTransactionFilter", json!([])).await;
+    let pending = node
+        .call("eth_newPendingTransactionFilter", json!([]))
+        .await;
     assert_ne!(blocks, pending);
 
-    let a = node.send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
-    let b = node.send(tx(1, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
+    let a = node
+        .send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![]))
+        .await;
+    let b = node
+        .send(tx(1, TxKind::Call(RECIPIENT), 1, 21_000, vec![]))
+        .await;
     node.produce();
     let one = node.ctx.chain.head().hash();
     node.produce();
     let two = node.ctx.chain.head().hash();
-    assert_eq!(node.poll_exactly(&blocks, 2).await, vec![json!(one), json!(two)]);
-    assert_eq!(node.poll_exactly(&pending, 2).await, vec![json!(a), json!(b)]);
+    assert_eq!(
+        node.poll_exactly(&blocks, 2).await,
+        vec![json!(one), json!(two)]
+    );
+    assert_eq!(
+        node.poll_exactly(&pending, 2).await,
+        vec![json!(a), json!(b)]
+    );
 
-    assert_eq!(node.call("eth_uninstallFilter", json!([blocks])).await, json!(true));
-    assert_eq!(node.call("eth_uninstallFilter", json!([blocks])).await, json!(false));
+    assert_eq!(
+        node.call("eth_uninstallFilter", json!([blocks])).await,
+        json!(true)
+    );
+    assert_eq!(
+        node.call("eth_uninstallFilter", json!([blocks])).await,
+        json!(false)
+    );
     let error = node.error("eth_getFilterChanges", json!([blocks])).await;
     assert_eq!(error["code"], json!(-32000));
     assert_eq!(error["message"], json!("filter not found"));
     let unknown = node.error("eth_getFilterChanges", json!(["0x1234"])).await;
     assert_eq!(unknown["message"], json!("filter not found"));
     // The other filter is unaffected.
-    assert_eq!(node.call("eth_getFilterChanges", json!([pending])).await, json!([]));
+    assert_eq!(
+        node.call("eth_getFilterChanges", json!([pending])).await,
+        json!([])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txpool_status_and_content() {
     let node = node().await;
-    assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x0", "queued": "0x0"}));
-    let ready = node.send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
-    let gapped = node.send(tx(2, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
-    assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x1", "queued": "0x1"}));
+    assert_eq!(
+        node.call("txpool_status", json!([])).await,
+        json!({"pending": "0x0", "queued": "0x0"})
+    );
+    let ready = node
+        .send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![]))
+        .await;
+    let gapped = node
+        .send(tx(2, TxKind::Call(RECIPIENT), 1, 21_000, vec![]))
+        .await;
+    assert_eq!(
+        node.call("txpool_status", json!([])).await,
+        json!({"pending": "0x1", "queued": "0x1"})
+    );
 
     let content = node.call("txpool_content", json!([])).await;
     let sender = DEV_ADDRESS.to_checksum(None);
@@ -507,13 +867,19 @@ async fn txpool_status_and_content() {
     assert_eq!(pending["hash"], json!(ready));
     assert_eq!(pending["blockHash"], Value::Null);
     assert_eq!(pending["from"], json!(DEV_ADDRESS));
-    assert_eq!(*pending, node.call("eth_getTransactionByHash", json!([ready])).await);
+    assert_eq!(
+        *pending,
+        node.call("eth_getTransactionByHash", json!([ready])).await
+    );
     assert_eq!(content["queued"][&sender]["2"]["hash"], json!(gapped));
     assert_eq!(content["pending"].as_object().unwrap().len(), 1);
     assert_eq!(content["queued"][&sender].as_object().unwrap().len(), 1);
 
     node.produce();
-    assert_eq!(node.call("txpool_status", json!([])).await, json!({"pending": "0x0", "queued": "0x1"}));
+    assert_eq!(
+        node.call("txpool_status", json!([])).await,
+        json!({"pending": "0x0", "queued": "0x1"})
+    );
 }
 
 /// Runtime code that returns the 32-byte word 42.
@@ -535,19 +901,49 @@ async fn debug_traces() {
     let callee = DEV_ADDRESS.create(0);
     let forwarder = DEV_ADDRESS.create(1);
     let reverter = DEV_ADDRESS.create(2);
-    node.send(tx(0, TxKind::Create, 0, 300_000, init_code(&ANSWER_RUNTIME))).await;
-    node.send(tx(1, TxKind::Create, 0, 300_000, init_code(&forwarding_runtime(callee)))).await;
-    node.send(tx(2, TxKind::Create, 0, 300_000, init_code(&reverting_runtime()))).await;
+    node.send(tx(
+        0,
+        TxKind::Create,
+        0,
+        300_000,
+        init_code(&ANSWER_RUNTIME),
+    ))
+    .await;
+    node.send(tx(
+        1,
+        TxKind::Create,
+        0,
+        300_000,
+        init_code(&forwarding_runtime(callee)),
+    ))
+    .await;
+    node.send(tx(
+        2,
+        TxKind::Create,
+        0,
+        300_000,
+        init_code(&reverting_runtime()),
+    ))
+    .await;
     node.produce();
     // Two transactions in one block: tracing the second replays the first.
-    let call = node.send(tx(3, TxKind::Call(forwarder), 0, 200_000, vec![])).await;
-    let revert = node.send(tx(4, TxKind::Call(reverter), 0, 100_000, vec![1])).await;
+    let call = node
+        .send(tx(3, TxKind::Call(forwarder), 0, 200_000, vec![]))
+        .await;
+    let revert = node
+        .send(tx(4, TxKind::Call(reverter), 0, 100_000, vec![1]))
+        .await;
     node.produce();
     let receipt = node.call("eth_getTransactionReceipt", json!([call])).await;
     assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
     let answer = json!(B256::with_last_byte(42));
 
-    let trace = node.call("debug_traceTransaction", json!([call, {"tracer": "callTracer"}])).await;
+    let trace = node
+        .call(
+            "debug_traceTransaction",
+            json!([call, {"tracer": "callTracer"}]),
+        )
+        .await;
     assert_eq!(trace["type"], json!("CALL"), "{trace}");
     assert_eq!(trace["from"], json!(DEV_ADDRESS.to_string().to_lowercase()));
     assert_eq!(trace["to"], json!(forwarder.to_string().to_lowercase()));
@@ -557,39 +953,88 @@ async fn debug_traces() {
     let calls = trace["calls"].as_array().expect("nested calls");
     assert_eq!(calls.len(), 1, "{trace}");
     assert_eq!(calls[0]["type"], json!("CALL"));
-    assert_eq!(calls[0]["from"], json!(forwarder.to_string().to_lowercase()));
+    assert_eq!(
+        calls[0]["from"],
+        json!(forwarder.to_string().to_lowercase())
+    );
     assert_eq!(calls[0]["to"], json!(callee.to_string().to_lowercase()));
     assert_eq!(calls[0]["output"], answer);
     assert_eq!(quantity(&calls[0]["gasUsed"]), 18); // 6 pushes + MSTORE (3 + memory 3)
     assert!(calls[0].get("calls").is_none());
-    let with_log = node.call("debug_traceTransaction", json!([call, {"tracer": "callTracer", "tracerConfig": {"withLog": true}}])).await;
-    assert_eq!(with_log["logs"].as_array().map(Vec::len), Some(1), "{with_log}");
+    let with_log = node
+        .call(
+            "debug_traceTransaction",
+            json!([call, {"tracer": "callTracer", "tracerConfig": {"withLog": true}}]),
+        )
+        .await;
+    assert_eq!(
+        with_log["logs"].as_array().map(Vec::len),
+        Some(1),
+        "{with_log}"
+    );
 
     let logger = node.call("debug_traceTransaction", json!([call])).await;
     assert_eq!(logger["failed"], json!(false));
-    assert_eq!(logger["gas"].as_u64(), Some(quantity(&receipt["gasUsed"]) as u64));
-    assert!(logger["structLogs"].as_array().is_some_and(|steps| steps.len() > 10), "{logger}");
+    assert_eq!(
+        logger["gas"].as_u64(),
+        Some(quantity(&receipt["gasUsed"]) as u64)
+    );
+    assert!(
+        logger["structLogs"]
+            .as_array()
+            .is_some_and(|steps| steps.len() > 10),
+        "{logger}"
+    );
     assert_eq!(logger["structLogs"][0]["op"], json!("PUSH1"));
 
-    let failed = node.call("debug_traceTransaction", json!([revert, {}])).await;
+    let failed = node
+        .call("debug_traceTransaction", json!([revert, {}]))
+        .await;
     assert_eq!(failed["failed"], json!(true), "{failed}");
     assert!(!failed["structLogs"].as_array().unwrap().is_empty());
-    let reverted = node.call("debug_traceTransaction", json!([revert, {"tracer": "callTracer"}])).await;
+    let reverted = node
+        .call(
+            "debug_traceTransaction",
+            json!([revert, {"tracer": "callTracer"}]),
+        )
+        .await;
     assert_eq!(reverted["error"], json!("execution reverted"), "{reverted}");
     assert_eq!(reverted["revertReason"], json!("nope"));
 
     // debug_traceCall: eth_call's environment, the same tree.
-    let traced = node.call("debug_traceCall", json!([{"from": DEV_ADDRESS, "to": forwarder}, "latest", {"tracer": "callTracer"}])).await;
+    let traced = node
+        .call(
+            "debug_traceCall",
+            json!([{"from": DEV_ADDRESS, "to": forwarder}, "latest", {"tracer": "callTracer"}]),
+        )
+        .await;
     assert_eq!(traced["output"], answer, "{traced}");
     assert_eq!(traced["calls"][0]["to"], calls[0]["to"]);
-    let steps = node.call("debug_traceCall", json!([{"to": forwarder}, "latest"])).await;
+    let steps = node
+        .call("debug_traceCall", json!([{"to": forwarder}, "latest"]))
+        .await;
     assert_eq!(steps["failed"], json!(false));
-    assert_eq!(steps["structLogs"].as_array().map(Vec::len), logger["structLogs"].as_array().map(Vec::len));
+    assert_eq!(
+        steps["structLogs"].as_array().map(Vec::len),
+        logger["structLogs"].as_array().map(Vec::len)
+    );
 
-    let unsupported = node.error("debug_traceTransaction", json!([call, {"tracer": "prestateTracer"}])).await;
+    let unsupported = node
+        .error(
+            "debug_traceTransaction",
+            json!([call, {"tracer": "prestateTracer"}]),
+        )
+        .await;
     assert_eq!(unsupported["code"], json!(-32602), "{unsupported}");
-    assert!(unsupported["message"].as_str().unwrap().contains("prestateTracer"));
-    let unknown = node.error("debug_traceTransaction", json!([B256::repeat_byte(7)])).await;
+    assert!(
+        unsupported["message"]
+            .as_str()
+            .unwrap()
+            .contains("prestateTracer")
+    );
+    let unknown = node
+        .error("debug_traceTransaction", json!([B256::repeat_byte(7)]))
+        .await;
     assert_eq!(unknown["code"], json!(-32000), "{unknown}");
     node.rpc.stop().await;
 }

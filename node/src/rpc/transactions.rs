@@ -39,12 +39,23 @@ impl EthTransactionsApiServer for Rpc {
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {
         let chain = &self.ctx.chain;
         if let Some(location) = chain.transaction_location(hash).map_err(internal)? {
-            let Some(block) = chain.block(location.block_hash).map_err(internal)? else { return Ok(None) };
-            let i = location.index;
-            let (Some(tx), Some(sender)) = (block.body.transactions.get(i), block.body.senders.get(i)) else {
-                return Err(internal(format!("transaction index {i} out of range in block {}", block.hash())));
+            let Some(block) = chain.block(location.block_hash).map_err(internal)? else {
+                return Ok(None);
             };
-            return Ok(Some(rpc_transaction(tx.clone(), *sender, Some(MinedAt::new(&block.header, i)))));
+            let i = location.index;
+            let (Some(tx), Some(sender)) =
+                (block.body.transactions.get(i), block.body.senders.get(i))
+            else {
+                return Err(internal(format!(
+                    "transaction index {i} out of range in block {}",
+                    block.hash()
+                )));
+            };
+            return Ok(Some(rpc_transaction(
+                tx.clone(),
+                *sender,
+                Some(MinedAt::new(&block.header, i)),
+            )));
         }
         let pooled = self.ctx.pool.lock().get(&hash);
         Ok(pooled.map(|tx| {
@@ -55,9 +66,21 @@ impl EthTransactionsApiServer for Rpc {
 
     fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {
         let chain = &self.ctx.chain;
-        let Some(location) = chain.transaction_location(hash).map_err(internal)? else { return Ok(None) };
-        let Some(block) = chain.block(location.block_hash).map_err(internal)? else { return Ok(None) };
-        let receipts = chain.receipts(location.block_hash).map_err(internal)?.unwrap_or_default();
-        Ok(rpc_receipt_at(&block.header, &block.body, receipts, location.index))
+        let Some(location) = chain.transaction_location(hash).map_err(internal)? else {
+            return Ok(None);
+        };
+        let Some(block) = chain.block(location.block_hash).map_err(internal)? else {
+            return Ok(None);
+        };
+        let receipts = chain
+            .receipts(location.block_hash)
+            .map_err(internal)?
+            .unwrap_or_default();
+        Ok(rpc_receipt_at(
+            &block.header,
+            &block.body,
+            receipts,
+            location.index,
+        ))
     }
 }

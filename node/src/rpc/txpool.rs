@@ -45,7 +45,12 @@ fn by_sender(side: BTreeMap<Address, BTreeMap<u64, RecoveredTx>>) -> BySender {
         .map(|(sender, txs)| {
             let txs = txs
                 .into_iter()
-                .map(|(nonce, tx)| (nonce.to_string(), rpc_transaction(tx.into_envelope(), sender, None)))
+                .map(|(nonce, tx)| {
+                    (
+                        nonce.to_string(),
+                        rpc_transaction(tx.into_envelope(), sender, None),
+                    )
+                })
                 .collect();
             (sender.to_checksum(None), txs)
         })
@@ -55,11 +60,17 @@ fn by_sender(side: BTreeMap<Address, BTreeMap<u64, RecoveredTx>>) -> BySender {
 impl TxpoolApiServer for Rpc {
     fn status(&self) -> RpcResult<TxpoolStatus> {
         let status = self.ctx.pool.lock().status();
-        Ok(TxpoolStatus { pending: U64::from(status.pending), queued: U64::from(status.queued) })
+        Ok(TxpoolStatus {
+            pending: U64::from(status.pending),
+            queued: U64::from(status.queued),
+        })
     }
 
     fn content(&self) -> RpcResult<TxpoolContent> {
         let content = self.ctx.pool.lock().content();
-        Ok(TxpoolContent { pending: by_sender(content.pending), queued: by_sender(content.queued) })
+        Ok(TxpoolContent {
+            pending: by_sender(content.pending),
+            queued: by_sender(content.queued),
+        })
     }
 }

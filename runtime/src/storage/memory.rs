@@ -50,7 +50,11 @@ impl KvStore for MemoryStore {
                     let start = (c, prefix.clone());
                     let doomed: Vec<_> = match prefix_end(&prefix) {
                         Some(end) => map.range(start..(c, end)).map(|(k, _)| k.clone()).collect(),
-                        None => map.range(start..).take_while(|(k, _)| k.0 == c).map(|(k, _)| k.clone()).collect(),
+                        None => map
+                            .range(start..)
+                            .take_while(|(k, _)| k.0 == c)
+                            .map(|(k, _)| k.clone())
+                            .collect(),
                     };
                     for key in doomed {
                         map.remove(&key);

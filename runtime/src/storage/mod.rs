@@ -89,7 +89,10 @@ pub enum StorageError {
     #[error("datadir has schema version {found}, this bttd uses {expected}")]
     SchemaMismatch { found: u32, expected: u32 },
     #[error("corrupt record in {column}: {reason}")]
-    Corrupt { column: &'static str, reason: String },
+    Corrupt {
+        column: &'static str,
+        reason: String,
+    },
 }
 
 /// A key and its value.
@@ -112,7 +115,8 @@ pub struct WriteBatch {
 
 impl WriteBatch {
     pub fn put(&mut self, column: Column, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push(WriteOp::Put(column, key.into(), value.into()));
+        self.ops
+            .push(WriteOp::Put(column, key.into(), value.into()));
     }
     pub fn delete(&mut self, column: Column, key: impl Into<Vec<u8>>) {
         self.ops.push(WriteOp::Delete(column, key.into()));
@@ -159,17 +163,27 @@ pub(crate) fn check_schema(store: &dyn KvStore) -> Result<(), StorageError> {
     match store.get(Column::Meta, SCHEMA_KEY)? {
         None => {
             let mut batch = WriteBatch::default();
-            batch.put(Column::Meta, SCHEMA_KEY, SCHEMA_VERSION.to_be_bytes().to_vec());
+            batch.put(
+                Column::Meta,
+                SCHEMA_KEY,
+                SCHEMA_VERSION.to_be_bytes().to_vec(),
+            );
             store.write(batch)
         }
         Some(bytes) => {
-            let found = <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_be_bytes).map_err(|_| {
-                StorageError::Corrupt { column: "meta", reason: "schema version is not 4 bytes".into() }
-            })?;
+            let found = <[u8; 4]>::try_from(bytes.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StorageError::Corrupt {
+                    column: "meta",
+                    reason: "schema version is not 4 bytes".into(),
+                })?;
             if found == SCHEMA_VERSION {
                 Ok(())
             } else {
-                Err(StorageError::SchemaMismatch { found, expected: SCHEMA_VERSION })
+                Err(StorageError::SchemaMismatch {
+                    found,
+                    expected: SCHEMA_VERSION,
+                })
             }
         }
     }
@@ -193,12 +207,24 @@ mod tests {
         store.write(batch).unwrap();
         assert_eq!(store.get(Column::Storage, b"ab1").unwrap(), None);
         assert_eq!(store.get(Column::Storage, b"ab2").unwrap(), None);
-        assert_eq!(store.get(Column::Storage, b"ab3").unwrap(), Some(b"4".to_vec()));
+        assert_eq!(
+            store.get(Column::Storage, b"ab3").unwrap(),
+            Some(b"4".to_vec())
+        );
         assert_eq!(store.get(Column::Storage, b"ac1").unwrap(), None);
-        assert_eq!(store.get(Column::Code, b"ab1").unwrap(), Some(b"other column".to_vec()));
-        assert_eq!(store.seek(Column::Storage, b"ab").unwrap(), Some((b"ab3".to_vec(), b"4".to_vec())));
+        assert_eq!(
+            store.get(Column::Code, b"ab1").unwrap(),
+            Some(b"other column".to_vec())
+        );
+        assert_eq!(
+            store.seek(Column::Storage, b"ab").unwrap(),
+            Some((b"ab3".to_vec(), b"4".to_vec()))
+        );
         assert_eq!(store.seek(Column::Storage, b"ab4").unwrap(), None);
-        assert_eq!(store.seek(Column::Code, b"a").unwrap().map(|e| e.0), Some(b"ab1".to_vec()));
+        assert_eq!(
+            store.seek(Column::Code, b"a").unwrap().map(|e| e.0),
+            Some(b"ab1".to_vec())
+        );
     }
 
     #[test]
@@ -214,7 +240,10 @@ mod tests {
             exercise(&store);
         }
         let store = RocksStore::open(dir.path()).unwrap();
-        assert_eq!(store.get(Column::Storage, b"ab3").unwrap(), Some(b"4".to_vec()));
+        assert_eq!(
+            store.get(Column::Storage, b"ab3").unwrap(),
+            Some(b"4".to_vec())
+        );
     }
 
     #[test]
@@ -223,7 +252,10 @@ mod tests {
         let mut batch = WriteBatch::default();
         batch.put(Column::Meta, SCHEMA_KEY, 99u32.to_be_bytes().to_vec());
         store.write(batch).unwrap();
-        assert!(matches!(check_schema(&store), Err(StorageError::SchemaMismatch { found: 99, .. })));
+        assert!(matches!(
+            check_schema(&store),
+            Err(StorageError::SchemaMismatch { found: 99, .. })
+        ));
     }
 
     #[test]

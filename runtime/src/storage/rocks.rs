@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, WriteOptions};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, WriteOptions,
+};
 
 /// Shared block cache for all columns: trie nodes near the root and hot accounts are read by
 /// every block, so keeping them in memory is what makes the state root cheap.
@@ -19,7 +21,9 @@ pub struct RocksStore {
 
 impl std::fmt::Debug for RocksStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RocksStore").field("path", &self.db.path()).finish()
+        f.debug_struct("RocksStore")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 
@@ -58,7 +62,9 @@ impl RocksStore {
     }
 
     fn cf(&self, column: Column) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(column.name()).expect("every column family is opened at start")
+        self.db
+            .cf_handle(column.name())
+            .expect("every column family is opened at start")
     }
 }
 
@@ -71,7 +77,10 @@ impl KvStore for RocksStore {
         let mut iter = self.db.raw_iterator_cf(self.cf(column));
         iter.seek(key);
         if iter.valid() {
-            let entry = (iter.key().unwrap_or_default().to_vec(), iter.value().unwrap_or_default().to_vec());
+            let entry = (
+                iter.key().unwrap_or_default().to_vec(),
+                iter.value().unwrap_or_default().to_vec(),
+            );
             return Ok(Some(entry));
         }
         iter.status()?;
