@@ -41,13 +41,63 @@ pub struct BttdParams {
     pub min_base_fee: u64,
     /// Receives every transaction's base fee.
     pub fee_pool: Address,
+    /// The genesis validator set (empty: a single-producer devnet without consensus).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub validators: Vec<GenesisValidator>,
+    /// Blocks per validator-set epoch.
+    #[serde(default = "default_epoch_length")]
+    pub epoch_length: u64,
+    /// Parameters of the bandwidth payment channels contract.
+    #[serde(default)]
+    pub channels: ChannelParams,
 }
+
+/// One genesis validator: its account, its BLS key with proof of possession, and its stake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GenesisValidator {
+    /// The validator's account (secp256k1); receives its priority fees.
+    pub address: Address,
+    /// Compressed BLS12-381 G1 public key (48 bytes).
+    pub bls_public_key: alloy_primitives::FixedBytes<48>,
+    /// BLS proof of possession of `bls_public_key` (96 bytes, POP DST).
+    pub proof_of_possession: alloy_primitives::FixedBytes<96>,
+    /// Voting power (stake weight).
+    pub power: u64,
+}
+
+/// Bounds on a payment channel's settle window, in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelParams {
+    pub min_settle_window: u64,
+    pub max_settle_window: u64,
+}
+
+impl Default for ChannelParams {
+    fn default() -> Self {
+        Self {
+            min_settle_window: 3600,
+            max_settle_window: 30 * 24 * 3600,
+        }
+    }
+}
+
+fn default_epoch_length() -> u64 {
+    DEFAULT_EPOCH_LENGTH
+}
+
+/// Blocks per epoch unless the genesis says otherwise.
+pub const DEFAULT_EPOCH_LENGTH: u64 = 1_000;
 
 impl Default for BttdParams {
     fn default() -> Self {
         Self {
             min_base_fee: 1_000_000_000,
             fee_pool: DEFAULT_FEE_POOL,
+            validators: Vec::new(),
+            epoch_length: DEFAULT_EPOCH_LENGTH,
+            channels: ChannelParams::default(),
         }
     }
 }

@@ -90,6 +90,59 @@ impl PoolSection {
     }
 }
 
+/// The `[p2p]` section: the libp2p network of validators and full nodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct P2pSection {
+    /// Listen address for TCP.
+    pub addr: IpAddr,
+    /// Listen port for TCP (0: any free port).
+    pub port: u16,
+    /// Peers to dial at start, as multiaddrs with a peer id
+    /// (`/ip4/127.0.0.1/tcp/30303/p2p/12D3Koo...`).
+    pub bootnodes: Vec<String>,
+    /// File holding this node's libp2p identity (ed25519, created on first start);
+    /// relative paths are relative to the datadir.
+    pub key_file: PathBuf,
+    /// Largest gossip or sync message accepted, in bytes (a full block must fit).
+    pub max_message_bytes: usize,
+    /// How long a peer that sent invalid data stays banned, e.g. "10m".
+    pub ban_duration: String,
+}
+
+impl Default for P2pSection {
+    fn default() -> Self {
+        Self {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port: 30303,
+            bootnodes: Vec::new(),
+            key_file: PathBuf::from("p2p.key"),
+            max_message_bytes: 16 * 1024 * 1024,
+            ban_duration: "10m".into(),
+        }
+    }
+}
+
+/// The `[validator]` section: present only on a validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ValidatorSection {
+    /// EIP-2335 keystore of the BLS consensus key.
+    pub bls_keystore: PathBuf,
+    /// Web3 Secret Storage (v3) keystore of the account key (priority fees, Tron checkpoints).
+    pub account_keystore: PathBuf,
+    /// File whose first line is the password of both keystores.
+    pub password_file: PathBuf,
+    /// Slashing-protection record (fsynced before any vote leaves the process); relative
+    /// paths are relative to the datadir.
+    #[serde(default = "default_slashing_db")]
+    pub slashing_db: PathBuf,
+}
+
+fn default_slashing_db() -> PathBuf {
+    PathBuf::from("slashing-protection.json")
+}
+
 /// Everything `bttd node` reads from node.toml.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
@@ -109,6 +162,9 @@ pub struct NodeConfig {
     pub dev_accounts: bool,
     pub rpc: RpcSection,
     pub pool: PoolSection,
+    pub p2p: P2pSection,
+    /// Absent on a full node.
+    pub validator: Option<ValidatorSection>,
 }
 
 impl NodeConfig {
