@@ -7,6 +7,8 @@
 
 use std::sync::LazyLock;
 
+pub mod channels;
+
 use alloy_primitives::Bytes;
 use serde::Deserialize;
 
