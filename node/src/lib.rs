@@ -5,6 +5,7 @@ pub mod config;
 pub mod context;
 pub mod mempool;
 pub mod metrics_server;
+pub mod p2p;
 pub mod producer;
 pub mod rpc;
 pub mod run;
