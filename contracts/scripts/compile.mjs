@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compile every contracts/src/*.sol with the pinned solc-js and write
+// Compile every contracts/src/**/*.sol with the pinned solc-js and write
 // contracts/artifacts/<ContractName>.json = {contractName, sourceName, abi, bytecode,
 // deployedBytecode, solcVersion, evmVersion, optimizer}.
 //
@@ -27,10 +27,15 @@ const ART_DIR = join(ROOT, "artifacts");
 export const EVM_VERSION = "cancun";
 export const OPTIMIZER = { enabled: true, runs: 200 };
 
-function sourceFiles() {
-  return readdirSync(SRC_DIR)
-    .filter((f) => f.endsWith(".sol"))
-    .sort();
+// Every .sol under src/, subfolders included (src/test/ holds test-only contracts), as paths
+// relative to src/.
+function sourceFiles(dir = SRC_DIR, prefix = "") {
+  const files = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) files.push(...sourceFiles(join(dir, entry.name), `${prefix}${entry.name}/`));
+    else if (entry.name.endsWith(".sol")) files.push(`${prefix}${entry.name}`);
+  }
+  return files.sort();
 }
 
 function compile() {

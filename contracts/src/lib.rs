@@ -94,9 +94,27 @@ pub fn multicall3() -> &'static Artifact {
     &A
 }
 
+/// Raw JSON text of `artifacts/BandwidthChannels.json`.
+pub const BANDWIDTH_CHANNELS_JSON: &str = include_str!("../artifacts/BandwidthChannels.json");
+
+/// Where every bttd genesis places `BandwidthChannels` (a system contract).
+pub const BANDWIDTH_CHANNELS_ADDRESS: alloy_primitives::Address =
+    alloy_primitives::address!("0000000000000000000000000000000000001002");
+
+/// The bandwidth payment channels system contract (`src/BandwidthChannels.sol`, see
+/// `docs/payment-channels.md`). Constructor: `(uint64 minSettleWindow, uint64
+/// maxSettleWindow)`; genesis runs it at [`BANDWIDTH_CHANNELS_ADDRESS`].
+pub fn bandwidth_channels() -> &'static Artifact {
+    static A: LazyLock<Artifact> = LazyLock::new(|| {
+        Artifact::from_json(BANDWIDTH_CHANNELS_JSON)
+            .expect("embedded BandwidthChannels artifact is valid")
+    });
+    &A
+}
+
 /// Every embedded artifact, by contract name.
-pub fn all() -> [&'static Artifact; 2] {
-    [multicall3(), test_token()]
+pub fn all() -> [&'static Artifact; 3] {
+    [bandwidth_channels(), multicall3(), test_token()]
 }
 
 /// Looks up an embedded artifact by contract name.
@@ -117,8 +135,13 @@ pub mod bindings {
         Multicall3,
         "artifacts/Multicall3.json"
     );
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        BandwidthChannels,
+        "artifacts/BandwidthChannels.json"
+    );
 }
-pub use bindings::{Multicall3, TestToken};
+pub use bindings::{BandwidthChannels, Multicall3, TestToken};
 
 #[cfg(test)]
 mod tests {

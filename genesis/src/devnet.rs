@@ -1,15 +1,15 @@
 //! The devnet genesis: the well-known test mnemonic's accounts funded (as anvil and hardhat
 //! do, so existing scripts and wallets work), every fork through Prague active at block 0,
-//! the EIP-2935 history contract in place, and the predeploys dapp tooling expects at fixed
-//! addresses: Multicall3 (viem's `multicall`, wagmi) and the CREATE2 deterministic deployer
-//! (forge scripts, hardhat-deploy).
+//! the system contracts every chain has (EIP-2935 history, BandwidthChannels with a 1-second
+//! minimum settle window so channel tests need not wait), and the predeploys dapp tooling
+//! expects at fixed addresses: Multicall3 (viem's `multicall`, wagmi) and the CREATE2
+//! deterministic deployer (forge scripts, hardhat-deploy).
 
-use alloy_eips::eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
 use alloy_genesis::{Genesis, GenesisAccount};
 use alloy_primitives::{Address, B256, Bytes, U256, address, hex};
 use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
 
-use crate::{BttdParams, ChainSpec, GenesisError};
+use crate::{BttdParams, ChainSpec, ChannelParams, GenesisError};
 
 /// Arachnid's deterministic-deployment-proxy: calldata is `salt ‖ initcode`; it CREATE2s the
 /// initcode with that salt and returns the new address. Forge deploys through it by default.
@@ -21,6 +21,9 @@ pub const CREATE2_DEPLOYER_CODE: [u8; 69] = hex!(
 
 pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
 pub const DEVNET_CHAIN_ID: u64 = 1337;
+/// The devnet's shortest payment-channel settle window (seconds): short, so tests and demos of
+/// request-close / withdraw need not wait an hour.
+pub const DEVNET_MIN_SETTLE_WINDOW: u64 = 1;
 const WEI_PER_BTT: u128 = 1_000_000_000_000_000_000;
 
 #[derive(Debug, Clone)]
@@ -41,7 +44,13 @@ impl Default for DevnetOptions {
             accounts: 10,
             balance_btt: 1_000_000,
             gas_limit: 30_000_000,
-            params: BttdParams::default(),
+            params: BttdParams {
+                channels: ChannelParams {
+                    min_settle_window: DEVNET_MIN_SETTLE_WINDOW,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             timestamp: 0,
         }
     }
@@ -113,14 +122,7 @@ pub fn devnet_genesis(
             },
         );
     }
-    genesis.alloc.insert(
-        HISTORY_STORAGE_ADDRESS,
-        GenesisAccount {
-            nonce: Some(1),
-            code: Some(HISTORY_STORAGE_CODE.clone()),
-            ..Default::default()
-        },
-    );
+    crate::system_contracts::install(&mut genesis.alloc, &options.params)?;
     let multicall3 =
         crate::run_creation_code("Multicall3", bttd_contracts::multicall3().bytecode.clone())?;
     genesis.alloc.insert(
@@ -161,8 +163,8 @@ mod tests {
         let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
         let parsed = ChainSpec::from_json(&spec.to_json()).unwrap();
         assert_eq!(parsed.params, spec.params);
-        // 10 dev accounts, EIP-2935, Multicall3, the CREATE2 deployer.
-        assert_eq!(parsed.genesis.alloc.len(), 13);
+        // 10 dev accounts, EIP-2935, BandwidthChannels, Multicall3, the CREATE2 deployer.
+        assert_eq!(parsed.genesis.alloc.len(), 14);
         assert_eq!(parsed.genesis_hash().unwrap(), spec.genesis_hash().unwrap());
     }
 
@@ -175,6 +177,10 @@ mod tests {
             multicall3.code.as_ref(),
             Some(&bttd_contracts::multicall3().deployed)
         );
+        assert!(alloc.contains_key(&alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS));
+        let channels = &alloc[&crate::system_contracts::BANDWIDTH_CHANNELS_ADDRESS];
+        assert!(channels.code.as_ref().is_some_and(|c| !c.is_empty()));
+        assert_eq!(spec.params.channels.min_settle_window, 1);
         let deployer = &alloc[&CREATE2_DEPLOYER_ADDRESS];
         assert_eq!(
             deployer.code.as_ref().map(|c| &c[..]),

@@ -5,10 +5,11 @@
 mod devnet;
 mod spec;
 mod system_contract;
+pub mod system_contracts;
 
 pub use devnet::{
-    CREATE2_DEPLOYER_ADDRESS, CREATE2_DEPLOYER_CODE, DEV_MNEMONIC, DEVNET_CHAIN_ID, DevAccount,
-    DevnetOptions, dev_accounts, devnet_genesis,
+    CREATE2_DEPLOYER_ADDRESS, CREATE2_DEPLOYER_CODE, DEV_MNEMONIC, DEVNET_CHAIN_ID,
+    DEVNET_MIN_SETTLE_WINDOW, DevAccount, DevnetOptions, dev_accounts, devnet_genesis,
 };
-pub use spec::{BttdParams, ChainSpec, GenesisError};
+pub use spec::{BttdParams, ChainSpec, ChannelParams, GenesisError};
 pub use system_contract::{DeployedContract, run_creation_code};
