@@ -31,6 +31,14 @@ pub enum GenesisError {
     Creation { name: String, reason: String },
     #[error("deriving dev account {index}: {reason}")]
     DevAccount { index: u32, reason: String },
+    #[error("invalid genesis validator{}: {error}", crate::validators::describe(.address))]
+    Validator {
+        /// The offending validator's account, when the error names one.
+        address: Option<Address>,
+        error: bttd_consensus::validator_set::SetError,
+    },
+    #[error("the genesis has no validators (a single-producer chain)")]
+    NoValidators,
 }
 
 /// bttd's own chain parameters, stored at `config.bttd` of genesis.json.
@@ -166,6 +174,14 @@ impl ChainSpec {
             return Err(GenesisError::Invalid(
                 "minBaseFee must be at least 1 wei".into(),
             ));
+        }
+        if !self.params.validators.is_empty() {
+            if self.params.epoch_length == 0 {
+                return Err(GenesisError::Invalid(
+                    "epochLength must be at least 1 block".into(),
+                ));
+            }
+            crate::validators::build_set(&self.params.validators)?;
         }
         Ok(())
     }
