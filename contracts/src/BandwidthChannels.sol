@@ -223,9 +223,9 @@ contract BandwidthChannels {
         assembly ("memory-safe") {
             sigOffset := signature.offset
         }
-        (SettleStatus status, address payee, uint256 paid) =
+        (uint256 status, address payee, uint256 paid) =
             _settle(_domainSeparator(), channelId, cumulativeAmount, sigOffset, signature.length);
-        if (status != SettleStatus.Ok) _refuse(status, channelId, cumulativeAmount, signature);
+        if (status != 0) _refuse(SettleStatus(status), channelId, cumulativeAmount, signature);
         _pay(payee, paid);
     }
 
@@ -354,84 +354,81 @@ contract BandwidthChannels {
                 sigLength := calldataload(sig)
                 sigOffset := add(sig, 0x20)
             }
-            (SettleStatus status, address payee, uint256 paid) =
-                _settle(domain, channelId, amount, sigOffset, sigLength);
-            if (status == SettleStatus.Ok) _credit(payouts, payee, paid);
-            else emit SettleSkipped(channelId, i, status);
+            (uint256 status, address payee, uint256 paid) = _settle(domain, channelId, amount, sigOffset, sigLength);
+            if (status != 0) {
+                emit SettleSkipped(channelId, i, SettleStatus(status));
+                continue;
+            }
+            // Most batches are grouped by payee: add to the previous item's entry when it is
+            // the same payee, search the table otherwise.
+            bool same;
+            assembly ("memory-safe") {
+                let entry := mload(add(payouts, 0x40))
+                same := and(gt(mload(add(payouts, 0x20)), 0), eq(mload(entry), payee))
+                if same { mstore(add(entry, 0x20), add(mload(add(entry, 0x20)), paid)) }
+            }
+            if (!same) _credit(payouts, payee, paid);
         }
     }
 
     /// Checks one voucher (signature at calldata `sigOffset`, `sigLength` bytes) and, when
     /// valid, records it and emits `Settled`; returns the payee and what it is owed. Changes
-    /// nothing unless the status is `Ok`. Cheap checks run before signature recovery, so a bad
-    /// batch item costs little. The hot path of every settlement, hence one assembly block;
-    /// `_recover` and `_typedHash` are the same steps in Solidity-callable form.
+    /// nothing unless the status is 0 (`SettleStatus.Ok`). Signature recovery runs last, so a
+    /// bad batch item costs little. The hot path of every settlement, hence one assembly
+    /// block; `_recover` and `_typedHash` are the same steps in Solidity-callable form.
     function _settle(bytes32 domain, bytes32 channelId, uint256 amount, uint256 sigOffset, uint256 sigLength)
         private
-        returns (SettleStatus, address payee, uint256 paid)
+        returns (uint256 status, address payee, uint256 paid)
     {
-        uint256 status;
+        // One branch per phase on the happy path; the reason is worked out only on failure.
+        // Status values are those of SettleStatus.
         assembly ("memory-safe") {
             for {} 1 {} {
                 mstore(0x00, channelId)
                 mstore(0x20, _channels.slot)
                 let slot := keccak256(0x00, 0x40)
-                {
-                    let word0 := sload(slot) // payee | settleWindow << 160 | closesAt << 192
-                    payee := and(word0, 0xffffffffffffffffffffffffffffffffffffffff)
-                    if iszero(payee) {
-                        status := 1 // UnknownChannel
-                        break
-                    }
-                    word0 := shr(192, word0) // closesAt
-                    if and(gt(word0, 0), iszero(lt(timestamp(), word0))) {
-                        status := 2 // SettleWindowOver
-                        break
-                    }
-                }
+                let word0 := sload(slot) // payee | settleWindow << 160 | closesAt << 192
                 let word1 := sload(add(slot, 1)) // deposit | claimed << 128
-                if iszero(gt(amount, shr(128, word1))) {
-                    status := 3 // StaleAmount
+                payee := and(word0, 0xffffffffffffffffffffffffffffffffffffffff)
+                // claimed < amount <= deposit (false for an unknown channel: all zero), the
+                // window not over, a 65-byte signature.
+                if iszero(
+                    and(
+                        and(gt(amount, shr(128, word1)), iszero(gt(amount, and(word1, 0xffffffffffffffffffffffffffffffff)))),
+                        and(or(iszero(shr(192, word0)), lt(timestamp(), shr(192, word0))), eq(sigLength, 65))
+                    )
+                ) {
+                    status := 5 // BadSignatureLength, unless an earlier reason applies:
+                    if gt(amount, and(word1, 0xffffffffffffffffffffffffffffffff)) { status := 4 } // ExceedsDeposit
+                    if iszero(gt(amount, shr(128, word1))) { status := 3 } // StaleAmount
+                    if iszero(or(iszero(shr(192, word0)), lt(timestamp(), shr(192, word0)))) { status := 2 } // SettleWindowOver
+                    if iszero(payee) { status := 1 } // UnknownChannel
                     break
                 }
-                if gt(amount, and(word1, 0xffffffffffffffffffffffffffffffff)) {
-                    status := 4 // ExceedsDeposit
+                let m := mload(0x40)
+                // ecrecover input at m: digest | v | r | s, r and s straight from calldata.
+                calldatacopy(add(m, 0x40), sigOffset, 0x40)
+                let v := byte(0, calldataload(add(sigOffset, 0x40)))
+                if iszero(and(iszero(gt(mload(add(m, 0x60)), HALF_CURVE_ORDER)), or(eq(v, 27), eq(v, 28)))) {
+                    status := 7 // SignatureBadV
+                    if gt(mload(add(m, 0x60)), HALF_CURVE_ORDER) { status := 6 } // SignatureHighS
                     break
                 }
-                if iszero(eq(sigLength, 65)) {
-                    status := 5 // BadSignatureLength
+                mstore(add(m, 0x20), v)
+                // EIP-712 digest, built in the scratch space and the free-pointer word.
+                mstore(0x00, VOUCHER_TYPEHASH)
+                mstore(0x20, channelId)
+                mstore(0x40, amount)
+                mstore(0x40, keccak256(0x00, 0x60)) // structHash
+                mstore(0x00, 0x1901)
+                mstore(0x20, domain)
+                mstore(m, keccak256(0x1e, 0x42))
+                mstore(0x40, m) // restore the free memory pointer
+                mstore(0x00, 0) // ecrecover returns nothing on failure: 0x00 stays 0
+                pop(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20))
+                if iszero(eq(mload(0x00), shr(96, channelId))) {
+                    status := 8 // WrongSigner (the payer is the id's top 160 bits)
                     break
-                }
-                {
-                    let m := mload(0x40)
-                    // ecrecover input: digest | v | r | s; r and s straight from calldata.
-                    calldatacopy(add(m, 0x40), sigOffset, 0x40)
-                    if gt(mload(add(m, 0x60)), HALF_CURVE_ORDER) {
-                        status := 6 // SignatureHighS
-                        break
-                    }
-                    let v := byte(0, calldataload(add(sigOffset, 0x40)))
-                    if iszero(or(eq(v, 27), eq(v, 28))) {
-                        status := 7 // SignatureBadV
-                        break
-                    }
-                    mstore(add(m, 0x20), v)
-                    // EIP-712 digest, built in the scratch space below.
-                    mstore(0x00, VOUCHER_TYPEHASH)
-                    mstore(0x20, channelId)
-                    mstore(0x40, amount)
-                    let structHash := keccak256(0x00, 0x60)
-                    mstore(0x00, 0x1901)
-                    mstore(0x20, domain)
-                    mstore(0x40, structHash)
-                    mstore(m, keccak256(0x1e, 0x42))
-                    mstore(0x40, m) // restore the free memory pointer
-                    mstore(0x00, 0) // ecrecover returns nothing on failure: 0x00 stays 0
-                    pop(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20))
-                    if iszero(eq(mload(0x00), shr(96, channelId))) {
-                        status := 8 // WrongSigner (the payer is the id's top 160 bits)
-                        break
-                    }
                 }
                 // claimed := amount (< 2^128, as it is <= deposit); deposit unchanged.
                 sstore(add(slot, 1), or(and(word1, 0xffffffffffffffffffffffffffffffff), shl(128, amount)))
@@ -441,7 +438,6 @@ contract BandwidthChannels {
                 break
             }
         }
-        return (SettleStatus(status), payee, paid);
     }
 
     /// A payout table with room for `n` payees.

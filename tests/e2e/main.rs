@@ -2,6 +2,7 @@
 //! One test binary (each links RocksDB and revm; links are expensive), run serially by
 //! nextest's `processes` group.
 
+mod channels_contract;
 mod clients;
 mod crash;
 mod ops;
