@@ -364,7 +364,7 @@ contract BandwidthChannels {
             bool same;
             assembly ("memory-safe") {
                 let entry := mload(add(payouts, 0x40))
-                same := and(gt(mload(add(payouts, 0x20)), 0), eq(mload(entry), payee))
+                same := eq(mload(entry), payee)
                 if same { mstore(add(entry, 0x20), add(mload(add(entry, 0x20)), paid)) }
             }
             if (!same) _credit(payouts, payee, paid);
@@ -390,14 +390,20 @@ contract BandwidthChannels {
                 let word0 := sload(slot) // payee | settleWindow << 160 | closesAt << 192
                 let word1 := sload(add(slot, 1)) // deposit | claimed << 128
                 payee := and(word0, 0xffffffffffffffffffffffffffffffffffffffff)
-                // claimed < amount <= deposit (false for an unknown channel: all zero), the
-                // window not over, a 65-byte signature.
+                paid := sub(amount, shr(128, word1)) // amount - claimed, if it is valid
+                // Happy path in one test, with unsigned wrap-around doing the range checks:
+                // - claimed < amount <= deposit  <=>  amount - claimed - 1 < deposit - claimed
+                //   (claimed <= deposit always; false for an unknown channel: all zero);
+                // - the window is not over: closesAt == 0 || now < closesAt  <=>
+                //   now - 1 < closesAt - 1 (now >= 1);
+                // - a 65-byte signature.
                 if iszero(
                     and(
-                        and(gt(amount, shr(128, word1)), iszero(gt(amount, and(word1, 0xffffffffffffffffffffffffffffffff)))),
-                        and(or(iszero(shr(192, word0)), lt(timestamp(), shr(192, word0))), eq(sigLength, 65))
+                        lt(sub(paid, 1), sub(and(word1, 0xffffffffffffffffffffffffffffffff), shr(128, word1))),
+                        and(lt(sub(timestamp(), 1), sub(shr(192, word0), 1)), eq(sigLength, 65))
                     )
                 ) {
+                    paid := 0
                     status := 5 // BadSignatureLength, unless an earlier reason applies:
                     if gt(amount, and(word1, 0xffffffffffffffffffffffffffffffff)) { status := 4 } // ExceedsDeposit
                     if iszero(gt(amount, shr(128, word1))) { status := 3 } // StaleAmount
@@ -410,6 +416,7 @@ contract BandwidthChannels {
                 calldatacopy(add(m, 0x40), sigOffset, 0x40)
                 let v := byte(0, calldataload(add(sigOffset, 0x40)))
                 if iszero(and(iszero(gt(mload(add(m, 0x60)), HALF_CURVE_ORDER)), or(eq(v, 27), eq(v, 28)))) {
+                    paid := 0
                     status := 7 // SignatureBadV
                     if gt(mload(add(m, 0x60)), HALF_CURVE_ORDER) { status := 6 } // SignatureHighS
                     break
@@ -427,12 +434,12 @@ contract BandwidthChannels {
                 mstore(0x00, 0) // ecrecover returns nothing on failure: 0x00 stays 0
                 pop(staticcall(gas(), 0x01, m, 0x80, 0x00, 0x20))
                 if iszero(eq(mload(0x00), shr(96, channelId))) {
+                    paid := 0
                     status := 8 // WrongSigner (the payer is the id's top 160 bits)
                     break
                 }
                 // claimed := amount (< 2^128, as it is <= deposit); deposit unchanged.
                 sstore(add(slot, 1), or(and(word1, 0xffffffffffffffffffffffffffffffff), shl(128, amount)))
-                paid := sub(amount, shr(128, word1))
                 mstore(0x00, amount)
                 log2(0x00, 0x20, SETTLED_TOPIC, channelId)
                 break
@@ -446,6 +453,7 @@ contract BandwidthChannels {
         assembly ("memory-safe") {
             table := mload(0x40)
             mstore(0x40, add(table, mul(n, 0x40)))
+            mstore(table, 0) // no payee yet: `last` points at an entry no payee (never 0) matches
         }
         p.table = table;
         p.last = table;

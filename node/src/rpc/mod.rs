@@ -27,6 +27,7 @@
 
 mod blocks;
 mod call;
+mod channel;
 mod convert;
 mod cors;
 mod debug;
@@ -214,6 +215,7 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     ))?;
     module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(debug::DebugApiServer::into_rpc(rpc.clone()))?;
+    module.merge(channel::ChannelApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
     Ok(module)
 }
