@@ -33,6 +33,47 @@ impl SealedBlock {
     }
 }
 
+/// A block as it travels between nodes: the header and the signed transactions. Senders are
+/// not sent (a receiver recovers them from the signatures, never trusting a peer for them).
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+pub struct WireBlock {
+    pub header: alloy_consensus::Header,
+    pub transactions: Vec<TxEnvelope>,
+}
+
+impl WireBlock {
+    /// RLP bytes of a block for the network.
+    pub fn encode(block: &SealedBlock) -> Vec<u8> {
+        let wire = WireBlockRef {
+            header: block.header.inner(),
+            transactions: &block.body.transactions,
+        };
+        alloy_rlp::encode(wire)
+    }
+
+    /// Decodes network bytes into a block whose `senders` are empty (see [`WireBlock`]).
+    /// The hash is computed from the header, never taken from the peer.
+    pub fn decode(mut bytes: &[u8]) -> Result<SealedBlock, alloy_rlp::Error> {
+        let wire = <Self as alloy_rlp::Decodable>::decode(&mut bytes)?;
+        if !bytes.is_empty() {
+            return Err(alloy_rlp::Error::UnexpectedLength);
+        }
+        Ok(SealedBlock {
+            header: seal(wire.header),
+            body: Body {
+                transactions: wire.transactions,
+                senders: Vec::new(),
+            },
+        })
+    }
+}
+
+#[derive(RlpEncodable)]
+struct WireBlockRef<'a> {
+    header: &'a alloy_consensus::Header,
+    transactions: &'a Vec<TxEnvelope>,
+}
+
 /// The receipts of one block, in transaction order.
 #[derive(Debug, Clone, PartialEq, Eq, Default, RlpEncodable, RlpDecodable)]
 pub struct BlockReceipts {
@@ -60,4 +101,32 @@ pub fn next_mix_hash(parent: &SealedHeader) -> B256 {
     buf[..32].copy_from_slice(parent.mix_hash.as_slice());
     buf[32..].copy_from_slice(parent.hash().as_slice());
     keccak256(buf)
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn wire_block_round_trips_without_senders_and_refuses_trailing_bytes() {
+        let header = alloy_consensus::Header {
+            number: 7,
+            extra_data: vec![1, 2, 3].into(),
+            ..Default::default()
+        };
+        let block = SealedBlock {
+            header: seal(header),
+            body: Body {
+                transactions: Vec::new(),
+                senders: vec![Address::repeat_byte(9)],
+            },
+        };
+        let bytes = WireBlock::encode(&block);
+        let back = WireBlock::decode(&bytes).unwrap();
+        assert_eq!(back.hash(), block.hash());
+        assert!(back.body.senders.is_empty());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(WireBlock::decode(&longer).is_err());
+    }
 }

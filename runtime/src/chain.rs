@@ -291,12 +291,24 @@ impl Chain {
         beneficiary: Address,
         txs: impl IntoIterator<Item = RecoveredTx>,
     ) -> Result<ExecutedBlock, ChainError> {
+        self.build_with_extra(timestamp, beneficiary, txs, Bytes::new())
+    }
+
+    /// [`Chain::build`] with the header's `extraData` (consensus puts the parent's commit
+    /// certificate there).
+    pub fn build_with_extra(
+        &self,
+        timestamp: u64,
+        beneficiary: Address,
+        txs: impl IntoIterator<Item = RecoveredTx>,
+        extra_data: Bytes,
+    ) -> Result<ExecutedBlock, ChainError> {
         let ctx = self.next_block_context(timestamp, beneficiary);
-        self.execute(&ctx, txs, Mode::Build, Bytes::new())
+        self.execute(&ctx, txs, Mode::Build, extra_data)
     }
 
     /// Re-executes a block received from elsewhere and checks every header field against the
-    /// result. The senders in its body must already be recovered and checked.
+    /// result. Senders are recovered from the signatures here; the body's `senders` are ignored.
     pub fn import(&self, block: SealedBlock) -> Result<ExecutedBlock, ChainError> {
         let head = self.head();
         let header = &block.header;
@@ -322,8 +334,7 @@ impl Chain {
             .body
             .transactions
             .iter()
-            .zip(&block.body.senders)
-            .map(|(tx, _)| {
+            .map(|tx| {
                 RecoveredTx::from_envelope(
                     tx.clone(),
                     self.config.chain_id,
@@ -410,6 +421,29 @@ impl Chain {
 
     /// Writes an executed block and moves the head to it, in one atomic batch.
     pub fn commit(&self, executed: ExecutedBlock) -> Result<SealedBlock, ChainError> {
+        self.commit_inner(executed, None)
+    }
+
+    /// [`Chain::commit`] together with the commit certificate that finalised the block, in the
+    /// same atomic batch: a block is never on disk without its proof.
+    pub fn commit_certified(
+        &self,
+        executed: ExecutedBlock,
+        certificate: Vec<u8>,
+    ) -> Result<SealedBlock, ChainError> {
+        self.commit_inner(executed, Some(certificate))
+    }
+
+    /// The commit certificate stored with block `number`, if it was committed by consensus.
+    pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>, ChainError> {
+        Ok(self.store.get(Column::Certificates, &number.to_be_bytes())?)
+    }
+
+    fn commit_inner(
+        &self,
+        executed: ExecutedBlock,
+        certificate: Option<Vec<u8>>,
+    ) -> Result<SealedBlock, ChainError> {
         let _guard = self.commit_lock.lock();
         let head = self.head();
         let ExecutedBlock {
@@ -418,6 +452,13 @@ impl Chain {
             mut batch,
             ..
         } = executed;
+        if let Some(certificate) = certificate {
+            batch.put(
+                Column::Certificates,
+                block.number().to_be_bytes(),
+                certificate,
+            );
+        }
         if block.header.parent_hash != head.hash() {
             return Err(ChainError::NotOnHead {
                 number: block.number(),

@@ -44,10 +44,13 @@ pub enum Column {
     /// address ++ slot ++ block number (BE) -> the slot's RLP value before that block changed
     /// it (empty: zero).
     StorageHistory,
+    /// big-endian block number -> the consensus commit certificate that finalised the block
+    /// (opaque bytes to the runtime; the node's consensus encodes them).
+    Certificates,
 }
 
 impl Column {
-    pub const ALL: [Column; 13] = [
+    pub const ALL: [Column; 14] = [
         Column::Meta,
         Column::Headers,
         Column::Bodies,
@@ -61,6 +64,7 @@ impl Column {
         Column::StorageTrie,
         Column::AccountHistory,
         Column::StorageHistory,
+        Column::Certificates,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +82,7 @@ impl Column {
             Column::StorageTrie => "storage_trie",
             Column::AccountHistory => "account_history",
             Column::StorageHistory => "storage_history",
+            Column::Certificates => "certificates",
         }
     }
 }
