@@ -179,6 +179,24 @@ impl NodeConfig {
         })
     }
 
+    /// Makes the paths of a config read from node home `home` absolute: `datadir` (default
+    /// `home/data`), `genesis` (default `home/genesis.json`) and the `[validator]` keystores and
+    /// password file resolve against `home`. `p2p.key-file` and `validator.slashing-db` stay
+    /// relative to the datadir, as documented on their keys.
+    pub fn resolve_paths(&mut self, home: &Path) {
+        let resolve = |path: &mut PathBuf| *path = home.join(&*path);
+        resolve(self.datadir.get_or_insert_with(|| PathBuf::from("data")));
+        resolve(
+            self.genesis
+                .get_or_insert_with(|| PathBuf::from("genesis.json")),
+        );
+        if let Some(validator) = &mut self.validator {
+            resolve(&mut validator.bls_keystore);
+            resolve(&mut validator.account_keystore);
+            resolve(&mut validator.password_file);
+        }
+    }
+
     pub fn block_time(&self) -> Result<Duration, ConfigError> {
         let value = self.block_time.as_deref().unwrap_or("1s");
         parse_duration("block-time", value)
@@ -233,6 +251,48 @@ mod tests {
         assert_eq!(config.block_time().unwrap(), Duration::from_millis(500));
         assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
         assert!(toml::from_str::<NodeConfig>("[rpc]\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn paths_resolve_against_the_home() {
+        let text = r#"
+            genesis = "../genesis.json"
+            [validator]
+            bls-keystore = "keystore/bls.json"
+            account-keystore = "/abs/account.json"
+            password-file = "password.txt"
+        "#;
+        let mut config: NodeConfig = toml::from_str(text).unwrap();
+        config.resolve_paths(Path::new("/net/node0"));
+        assert_eq!(config.datadir, Some(PathBuf::from("/net/node0/data")));
+        assert_eq!(
+            config.genesis,
+            Some(PathBuf::from("/net/node0/../genesis.json"))
+        );
+        let validator = config.validator.unwrap();
+        assert_eq!(
+            validator.bls_keystore,
+            PathBuf::from("/net/node0/keystore/bls.json")
+        );
+        assert_eq!(
+            validator.account_keystore,
+            PathBuf::from("/abs/account.json")
+        );
+        assert_eq!(
+            validator.password_file,
+            PathBuf::from("/net/node0/password.txt")
+        );
+        assert_eq!(
+            validator.slashing_db,
+            PathBuf::from("slashing-protection.json")
+        );
+        let mut bare = NodeConfig {
+            datadir: Some("/var/lib/bttd".into()),
+            ..NodeConfig::default()
+        };
+        bare.resolve_paths(Path::new("home"));
+        assert_eq!(bare.datadir, Some(PathBuf::from("/var/lib/bttd")));
+        assert_eq!(bare.genesis, Some(PathBuf::from("home/genesis.json")));
     }
 
     #[test]

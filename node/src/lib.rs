@@ -3,9 +3,11 @@
 
 pub mod config;
 pub mod context;
+pub mod keys;
 pub mod mempool;
 pub mod metrics_server;
 pub mod p2p;
 pub mod producer;
 pub mod rpc;
 pub mod run;
+pub mod testnet;
