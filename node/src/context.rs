@@ -39,6 +39,8 @@ pub struct NodeContext {
     pub tx_arrived: Notify,
     /// Free-form client version (web3_clientVersion).
     pub client_version: String,
+    /// Consensus state, on nodes that run consensus (set once at launch).
+    pub consensus: std::sync::OnceLock<Arc<crate::consensus::ConsensusInfo>>,
 }
 
 impl std::fmt::Debug for NodeContext {
@@ -82,6 +84,7 @@ impl NodeContext {
                 std::env::consts::OS,
                 std::env::consts::ARCH
             ),
+            consensus: std::sync::OnceLock::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! metrics, and the wiring that runs them over one chain.
 
 pub mod config;
+pub mod consensus;
 pub mod context;
 pub mod keys;
 pub mod mempool;

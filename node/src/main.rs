@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
@@ -11,9 +12,13 @@ use bttd_genesis::{ChainSpec, DevnetOptions, dev_accounts, devnet_genesis};
 use bttd_node::config::{NodeConfig, parse_duration};
 use bttd_node::producer::ProducerConfig;
 use bttd_node::rpc::RpcConfig;
-use bttd_node::run::{NodeSettings, launch};
+use bttd_consensus::TimeoutConfig;
+use bttd_node::consensus::{EngineSettings, ValidatorKey};
+use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
+
+mod cli;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -35,6 +40,14 @@ enum Command {
     /// Write genesis files.
     #[command(subcommand)]
     Genesis(GenesisCommand),
+    /// Bandwidth payment channels: open, pay with vouchers, settle, close, watch.
+    Channel(cli::channel::ChannelArgs),
+    /// Create, show and import a validator's keys (account and BLS keystores).
+    #[command(subcommand)]
+    Keys(cli::keys::KeysCommand),
+    /// Write a local multi-validator network: a genesis and one node home per node.
+    #[command(subcommand)]
+    Testnet(cli::testnet::TestnetCommand),
 }
 
 #[derive(Debug, Args)]
@@ -63,10 +76,21 @@ struct DevnetArgs {
     /// tracing filter (also RUST_LOG).
     #[arg(long, default_value = "info")]
     log: String,
+    /// Validators: 1 runs a single block producer; N > 1 runs N real libp2p validators in
+    /// this process, each with its own datadir, validator i serving RPC on rpc-port + i.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    validators: u16,
+    /// With --validators N > 1: validator i listens for libp2p on p2p-port + i.
+    #[arg(long, default_value_t = 30303)]
+    p2p_port: u16,
 }
 
 #[derive(Debug, Args)]
 struct NodeArgs {
+    /// Node home: reads HOME/config.toml (unless --config is given); relative paths in the
+    /// config resolve against HOME and the datadir defaults to HOME/data.
+    #[arg(long)]
+    home: Option<PathBuf>,
     /// node.toml; every flag below is also a key there.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -150,14 +174,26 @@ fn main() -> eyre::Result<()> {
             init_tracing(&args.log);
             runtime()?.block_on(devnet(args))
         }
+        Command::Keys(command) => cli::keys::run(command),
+        Command::Testnet(command) => cli::testnet::run(command),
+        Command::Channel(args) => cli::channel::run(args),
         Command::Node(args) => {
-            let mut config = match &args.config {
+            let config_path = args.config.clone().or_else(|| {
+                args.home
+                    .as_ref()
+                    .map(|home| home.join(bttd_node::testnet::CONFIG_FILE))
+            });
+            let mut config = match &config_path {
                 Some(path) => NodeConfig::load(path)?,
                 None => NodeConfig::default(),
             };
+            let home = args.home.clone();
+            if let Some(home) = &home {
+                config.resolve_paths(home);
+            }
             apply_flags(&mut config, args);
             init_tracing(config.log.as_deref().unwrap_or("info"));
-            runtime()?.block_on(node(config))
+            runtime()?.block_on(node(config, home))
         }
     }
 }
@@ -197,7 +233,8 @@ fn rpc_config(section: &bttd_node::config::RpcSection) -> RpcConfig {
     }
 }
 
-async fn node(config: NodeConfig) -> eyre::Result<()> {
+/// The settings of `bttd node` from a resolved config.
+fn node_settings(config: &NodeConfig, home: Option<&Path>) -> eyre::Result<NodeSettings> {
     let Some(datadir) = config.datadir.clone() else {
         bail!("missing --datadir (or `datadir` in the config file)")
     };
@@ -205,6 +242,7 @@ async fn node(config: NodeConfig) -> eyre::Result<()> {
         bail!("missing --genesis (or `genesis` in the config file)")
     };
     let spec = ChainSpec::load(&genesis)?;
+    let validator = validator_keys(config, home, &spec)?;
     let settings = NodeSettings {
         datadir,
         spec,
@@ -219,10 +257,19 @@ async fn node(config: NodeConfig) -> eyre::Result<()> {
         metrics: config.metrics,
         producer: ProducerConfig {
             block_time: config.block_time()?,
-            beneficiary: config.coinbase.unwrap_or_else(devnet_coinbase),
+            beneficiary: config
+                .coinbase
+                .or(validator.as_ref().map(|keys| keys.address()))
+                .unwrap_or_else(devnet_coinbase),
         },
         pool: config.pool.pool_config(),
+        consensus: Some(consensus_settings(config, validator)?),
     };
+    Ok(settings)
+}
+
+async fn node(config: NodeConfig, home: Option<PathBuf>) -> eyre::Result<()> {
+    let settings = node_settings(&config, home.as_deref())?;
     let node = launch(settings).await?;
     println!("RPC URL: http://{}", node.rpc_addr());
     wait_for_ctrl_c().await;
@@ -230,7 +277,71 @@ async fn node(config: NodeConfig) -> eyre::Result<()> {
     Ok(())
 }
 
+/// How this node takes part in consensus (used when the genesis names validators): the
+/// `[p2p]` section, and the validator key if `[validator]` is present (a full node otherwise).
+fn consensus_settings(
+    config: &NodeConfig,
+    validator: Option<bttd_node::keys::ValidatorKeys>,
+) -> eyre::Result<ConsensusSettings> {
+    let block_time = config.block_time()?;
+    Ok(ConsensusSettings {
+        p2p: config.p2p.clone(),
+        engine: EngineSettings {
+            key: validator.map(|keys| ValidatorKey {
+                address: keys.address(),
+                bls: keys.bls,
+            }),
+            block_time,
+            // Followers wait for the proposal at least one block time plus a margin.
+            timeouts: TimeoutConfig {
+                propose: block_time + Duration::from_secs(1),
+                ..TimeoutConfig::default()
+            },
+            slashing_db: config
+                .validator
+                .as_ref()
+                .map(|v| v.slashing_db.clone())
+                .unwrap_or_else(|| PathBuf::from("slashing-protection.json")),
+        },
+    })
+}
+
+/// Loads and checks the keys of `[validator]` and logs the validator's place in the genesis set.
+/// (Consensus is not wired yet: the node runs the single producer either way.)
+fn validator_keys(
+    config: &NodeConfig,
+    home: Option<&Path>,
+    spec: &ChainSpec,
+) -> eyre::Result<Option<bttd_node::keys::ValidatorKeys>> {
+    let Some(section) = &config.validator else {
+        if !spec.params.validators.is_empty() {
+            tracing::info!(target: "bttd::node", "no [validator] section: running as a full node");
+        }
+        return Ok(None);
+    };
+    let keys = bttd_node::keys::load_validator_keys(section, home.unwrap_or(Path::new(".")))?;
+    let index = match spec.validator_set() {
+        Ok(set) => set.index_of(&keys.bls_public_key()),
+        Err(bttd_genesis::GenesisError::NoValidators) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match index {
+        Some(index) => tracing::info!(
+            target: "bttd::node", index, address = %keys.address(), bls_public_key = %keys.bls_public_key(),
+            "validator keys loaded; this node is validator {index} of the genesis set"
+        ),
+        None => tracing::warn!(
+            target: "bttd::node", address = %keys.address(), bls_public_key = %keys.bls_public_key(),
+            "validator keys loaded, but the genesis set does not contain this BLS key"
+        ),
+    }
+    Ok(Some(keys))
+}
+
 async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
+    if args.validators > 1 {
+        return multi_validator_devnet(args).await;
+    }
     let (datadir, _temp) = match &args.datadir {
         Some(dir) => (dir.clone(), None),
         None => {
@@ -257,11 +368,67 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
             beneficiary: devnet_coinbase(),
         },
         pool: Default::default(),
+        consensus: None,
     };
     let node = launch(settings).await?;
     print_banner(&args, chain_id, &datadir, &node)?;
     wait_for_ctrl_c().await;
     node.stop().await;
+    Ok(())
+}
+
+/// `bttd devnet --validators N`: a testnet made by `bttd testnet init` in the datadir (or
+/// resumed from it), every validator launched in this process over real libp2p on loopback.
+async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
+    let (dir, _temp) = match &args.datadir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temp = tempfile::Builder::new().prefix("bttd-devnet-").tempdir()?;
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let count = usize::from(args.validators);
+    if !dir.join("genesis.json").exists() {
+        bttd_node::testnet::init(&bttd_node::testnet::TestnetOptions {
+            out: dir.clone(),
+            validators: count,
+            rpc_port: args.rpc_port,
+            p2p_port: args.p2p_port,
+            addr: args.rpc_addr,
+            chain_id: args.chain_id,
+            accounts: args.accounts,
+            balance_btt: args.balance,
+            block_time: args.block_time.clone(),
+            ..Default::default()
+        })?;
+    } else {
+        tracing::info!(target: "bttd::devnet", dir = %dir.display(), "resuming the devnet in this datadir");
+    }
+    let mut nodes = Vec::with_capacity(count);
+    for i in 0..count {
+        let home = dir.join(format!("node{i}"));
+        let mut config = NodeConfig::load(&home.join("config.toml"))?;
+        config.resolve_paths(&home);
+        config.dev_accounts = true;
+        config.metrics = if i == 0 { args.metrics } else { None };
+        let settings = node_settings(&config, Some(&home))?;
+        nodes.push(launch(settings).await.wrap_err_with(|| format!("starting validator {i}"))?);
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nbttd devnet {}: {count} validators\n", env!("CARGO_PKG_VERSION"))?;
+    print_accounts(&mut out, args.accounts, args.balance)?;
+    writeln!(out, "Chain ID: {}", args.chain_id)?;
+    writeln!(out, "Datadir: {}", dir.display())?;
+    for (i, node) in nodes.iter().enumerate() {
+        writeln!(out, "Validator {i} RPC URL: http://{}", node.rpc_addr())?;
+    }
+    writeln!(out, "RPC URL: http://{}", nodes[0].rpc_addr())?;
+    out.flush()?;
+    drop(out);
+    wait_for_ctrl_c().await;
+    for node in nodes {
+        node.stop().await;
+    }
     Ok(())
 }
 
@@ -292,18 +459,12 @@ fn dev_keys(count: u32) -> eyre::Result<Vec<B256>> {
         .collect())
 }
 
-fn print_banner(
-    args: &DevnetArgs,
-    chain_id: u64,
-    datadir: &Path,
-    node: &bttd_node::run::RunningNode,
-) -> eyre::Result<()> {
-    let accounts = dev_accounts(args.accounts)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "\nbttd devnet {}\n", env!("CARGO_PKG_VERSION"))?;
+/// The dev accounts, their keys and the mnemonic, as anvil prints them.
+fn print_accounts(out: &mut impl Write, count: u32, balance: u64) -> eyre::Result<()> {
+    let accounts = dev_accounts(count)?;
     writeln!(out, "Available Accounts\n==================")?;
     for (i, account) in accounts.iter().enumerate() {
-        writeln!(out, "({i}) {} ({} BTT)", account.address, args.balance)?;
+        writeln!(out, "({i}) {} ({balance} BTT)", account.address)?;
     }
     writeln!(out, "\nPrivate Keys\n==================")?;
     for (i, account) in accounts.iter().enumerate() {
@@ -311,6 +472,18 @@ fn print_banner(
     }
     writeln!(out, "\nMnemonic: {}", bttd_genesis::DEV_MNEMONIC)?;
     writeln!(out, "Derivation path: m/44'/60'/0'/0/i\n")?;
+    Ok(())
+}
+
+fn print_banner(
+    args: &DevnetArgs,
+    chain_id: u64,
+    datadir: &Path,
+    node: &bttd_node::run::RunningNode,
+) -> eyre::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\nbttd devnet {}\n", env!("CARGO_PKG_VERSION"))?;
+    print_accounts(&mut out, args.accounts, args.balance)?;
     writeln!(out, "Chain ID: {chain_id}")?;
     writeln!(out, "Fee pool: {}", node.ctx.chain.config().fee_pool)?;
     writeln!(out, "Block producer: {}", devnet_coinbase())?;

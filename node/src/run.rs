@@ -12,8 +12,11 @@ use bttd_runtime::storage::RocksStore;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::config::P2pSection;
+use crate::consensus::{ConsensusInfo, Engine, EngineSettings, GenesisSets};
 use crate::context::NodeContext;
 use crate::mempool::{Pool, PoolConfig};
+use crate::p2p::{Network, NetworkConfig};
 use crate::producer::{self, ProducerConfig};
 use crate::rpc::{self, RpcConfig, RpcHandle};
 
@@ -32,6 +35,19 @@ pub enum NodeError {
     Rpc(String),
     #[error("starting metrics: {0}")]
     Metrics(#[from] crate::metrics_server::MetricsError),
+    #[error("genesis validators: {0}")]
+    Validators(String),
+    #[error("starting the p2p network: {0}")]
+    P2p(#[from] crate::p2p::P2pError),
+    #[error("starting consensus: {0}")]
+    Consensus(#[from] crate::consensus::EngineError),
+}
+
+/// How a chain with genesis validators is run: over libp2p, with consensus.
+#[derive(Debug, Clone)]
+pub struct ConsensusSettings {
+    pub p2p: P2pSection,
+    pub engine: EngineSettings,
 }
 
 /// Everything a node needs to start.
@@ -43,6 +59,8 @@ pub struct NodeSettings {
     pub metrics: Option<SocketAddr>,
     pub producer: ProducerConfig,
     pub pool: PoolConfig,
+    /// Required when the genesis names validators; ignored otherwise (single producer).
+    pub consensus: Option<ConsensusSettings>,
 }
 
 /// A started node; [`RunningNode::stop`] shuts it down in order.
@@ -81,12 +99,19 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
         Some(addr) => Some(crate::metrics_server::serve(addr, chain.clone()).await?),
         None => None,
     };
-    let ctx = Arc::new(NodeContext::new(chain, Pool::new(settings.pool)));
-    let rpc = rpc::start(ctx.clone(), settings.rpc)
+    let ctx = Arc::new(NodeContext::new(chain, Pool::new(settings.pool.clone())));
+    let rpc = rpc::start(ctx.clone(), settings.rpc.clone())
         .await
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let producer = tokio::spawn(producer::run(ctx.clone(), settings.producer, shutdown_rx));
+    let producer = if settings.spec.params.validators.is_empty() {
+        tokio::spawn(producer::run(ctx.clone(), settings.producer, shutdown_rx))
+    } else {
+        let consensus = settings.consensus.clone().ok_or_else(|| {
+            NodeError::Validators("the genesis has validators: [p2p] settings are required".into())
+        })?;
+        start_consensus(&ctx, &settings, consensus, shutdown_rx).await?
+    };
     Ok(RunningNode {
         ctx,
         rpc,
@@ -94,6 +119,47 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
         shutdown,
         producer,
     })
+}
+
+/// Starts the p2p network and the consensus engine; returns the engine's task.
+async fn start_consensus(
+    ctx: &Arc<NodeContext>,
+    settings: &NodeSettings,
+    consensus: ConsensusSettings,
+    shutdown: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, NodeError> {
+    let genesis_set = settings
+        .spec
+        .validator_set()
+        .map_err(|e| NodeError::Validators(e.to_string()))?;
+    let sets = Arc::new(GenesisSets::new(
+        genesis_set,
+        settings.spec.params.epoch_length,
+    ));
+    let genesis_hash = ctx.chain.genesis_hash();
+    let net_config = NetworkConfig::from_section(&consensus.p2p, &settings.datadir, genesis_hash)?;
+    let max_message_bytes = net_config.max_message_bytes;
+    let (net, events) = Network::start(net_config).await?;
+    let listen = net.listen_addrs().await.unwrap_or_default();
+    tracing::info!(target: "bttd::node", peer_id = %net.local_peer_id(), ?listen, "p2p network started");
+    let info = Arc::new(ConsensusInfo::new(
+        sets,
+        ctx.chain.head().number,
+        max_message_bytes,
+        Some(settings.datadir.join("evidence.jsonl")),
+    ));
+    let _ = ctx.consensus.set(info.clone());
+    let mut engine_settings = consensus.engine;
+    if engine_settings.slashing_db.is_relative() {
+        engine_settings.slashing_db = settings.datadir.join(&engine_settings.slashing_db);
+    }
+    let validator = engine_settings.key.as_ref().map(|k| k.address);
+    let (engine, first) = Engine::new(ctx.clone(), net.clone(), info, engine_settings)?;
+    tracing::info!(target: "bttd::node", ?validator, "consensus started");
+    Ok(tokio::spawn(async move {
+        engine.run(first, events, shutdown).await;
+        let _ = net.shutdown().await;
+    }))
 }
 
 impl RunningNode {

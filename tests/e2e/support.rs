@@ -52,17 +52,37 @@ impl Devnet {
     pub fn start(datadir: &Path, extra: &[&str]) -> Result<Self> {
         let port = free_port();
         std::fs::create_dir_all(datadir)?;
-        let log = datadir.join(format!(
+        let mut args: Vec<String> = vec!["devnet".into(), "--datadir".into()];
+        args.push(datadir.display().to_string());
+        args.extend(["--rpc-port".into(), port.to_string()]);
+        args.extend(["--log".into(), "info,bttd=debug".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(&args, datadir, port)
+    }
+
+    /// Starts `bttd node --home <home>` (its config names the RPC port) with its log in
+    /// `home`, and waits until it answers.
+    pub fn start_home(home: &Path, rpc_port: u16) -> Result<Self> {
+        let args: Vec<String> = vec![
+            "node".into(),
+            "--home".into(),
+            home.display().to_string(),
+            "--log".into(),
+            "info,bttd=debug,libp2p=info".into(),
+        ];
+        Self::spawn(&args, home, rpc_port)
+    }
+
+    fn spawn(args: &[String], log_dir: &Path, port: u16) -> Result<Self> {
+        let log = log_dir.join(format!(
             "bttd-{}.log",
-            Instant::now().elapsed().as_nanos() + port as u128
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
         ));
         let log_file = std::fs::File::create(&log)?;
         let mut child = Command::new(BTTD)
-            .arg("devnet")
-            .arg("--datadir")
-            .arg(datadir)
-            .args(["--rpc-port", &port.to_string(), "--log", "info,bttd=debug"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()

@@ -121,7 +121,7 @@ pub fn parse_bootnode(text: &str) -> Result<(PeerId, Multiaddr), P2pError> {
         .parse()
         .map_err(|e: libp2p::multiaddr::Error| error(&e.to_string()))?;
     match addr.iter().last() {
-        Some(Protocol::P2p(peer)) if addr.len() > 1 => Ok((peer, addr)),
+        Some(Protocol::P2p(peer)) if addr.iter().count() > 1 => Ok((peer, addr)),
         _ => Err(error(
             "must be a transport address ending in /p2p/<peer id>",
         )),

@@ -179,6 +179,7 @@ impl Service {
         metrics::gauge!("bttd_p2p_peers").set(0.0);
         // Dropping the swarm closes the listener and every connection before we confirm.
         drop(self);
+        drop(commands);
         if let Some(reply) = shutdown {
             let _ = reply.send(());
         }

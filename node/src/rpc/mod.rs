@@ -28,6 +28,7 @@
 mod blocks;
 mod call;
 mod channel;
+mod consensus;
 mod convert;
 mod cors;
 mod debug;
@@ -216,6 +217,8 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
     module.merge(debug::DebugApiServer::into_rpc(rpc.clone()))?;
     module.merge(channel::ChannelApiServer::into_rpc(rpc.clone()))?;
+    module.merge(consensus::BttdConsensusApiServer::into_rpc(rpc.clone()))?;
+    module.merge(consensus::BorApiServer::into_rpc(rpc.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
     Ok(module)
 }

@@ -31,6 +31,12 @@ impl NetApiServer for Rpc {
     }
 
     fn peer_count(&self) -> RpcResult<U64> {
-        Ok(U64::ZERO)
+        Ok(U64::from(
+            self.ctx
+                .consensus
+                .get()
+                .map(|i| i.peer_count())
+                .unwrap_or_default(),
+        ))
     }
 }

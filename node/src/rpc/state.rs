@@ -18,9 +18,9 @@ pub(crate) trait EthStateApi {
     #[method(name = "blockNumber")]
     fn block_number(&self) -> RpcResult<U64>;
 
-    /// Never syncing: a node serves RPC only once it has caught up.
+    /// `false`, or geth's progress object while block sync is catching up with peers.
     #[method(name = "syncing")]
-    fn syncing(&self) -> RpcResult<bool>;
+    fn syncing(&self) -> RpcResult<alloy_rpc_types_eth::SyncStatus>;
 
     #[method(name = "getBalance")]
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
@@ -45,8 +45,19 @@ impl EthStateApiServer for Rpc {
         Ok(U64::from(self.ctx.chain.head().number))
     }
 
-    fn syncing(&self) -> RpcResult<bool> {
-        Ok(false)
+    fn syncing(&self) -> RpcResult<alloy_rpc_types_eth::SyncStatus> {
+        use alloy_rpc_types_eth::{SyncInfo, SyncStatus};
+        let head = self.ctx.chain.head().number;
+        let progress = self.ctx.consensus.get().and_then(|i| i.sync_progress(head));
+        Ok(match progress {
+            Some((starting, highest)) => SyncStatus::Info(Box::new(SyncInfo {
+                starting_block: alloy_primitives::U256::from(starting),
+                current_block: alloy_primitives::U256::from(head),
+                highest_block: alloy_primitives::U256::from(highest),
+                ..Default::default()
+            })),
+            None => SyncStatus::None,
+        })
     }
 
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {

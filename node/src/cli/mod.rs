@@ -1,0 +1,5 @@
+//! Subcommands of the `bttd` binary that are more than a few lines.
+
+pub mod channel;
+pub mod keys;
+pub mod testnet;

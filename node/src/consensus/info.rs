@@ -1,0 +1,143 @@
+//! What the rest of the node may know about consensus: the validator sets, the current
+//! height, round and proposer, sync progress and the evidence seen. The engine writes it; RPC
+//! (`bor_*`, `bttd_*`, `eth_syncing`) reads it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use alloy_primitives::Address;
+use bttd_consensus::{Evidence, Height, Round, Step};
+use parking_lot::{Mutex, RwLock};
+
+use super::provider::GenesisSets;
+
+/// The machine's position, for `bor_getCurrentProposer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundStatus {
+    pub height: Height,
+    pub round: Round,
+    pub step: Step,
+    pub proposer: Option<Address>,
+}
+
+/// Shared consensus state; see the module docs.
+#[derive(Debug)]
+pub struct ConsensusInfo {
+    pub sets: Arc<GenesisSets>,
+    /// Largest gossip or sync message (a sync response is cut to fit).
+    pub max_message_bytes: usize,
+    status: RwLock<RoundStatus>,
+    /// Head when the node started (eth_syncing's startingBlock).
+    starting_block: AtomicU64,
+    /// Highest committed height a peer reported.
+    highest_seen: AtomicU64,
+    peers: AtomicU64,
+    evidence: Mutex<Vec<Evidence>>,
+    evidence_file: Option<PathBuf>,
+}
+
+impl ConsensusInfo {
+    /// `evidence_file` keeps evidence across restarts (JSON lines, appended).
+    pub fn new(
+        sets: Arc<GenesisSets>,
+        head: Height,
+        max_message_bytes: usize,
+        evidence_file: Option<PathBuf>,
+    ) -> Self {
+        let evidence = evidence_file
+            .as_ref()
+            .and_then(|path| std::fs::read_to_string(path).ok())
+            .map(|text| {
+                text.lines()
+                    .filter_map(|line| serde_json::from_str(line).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            sets,
+            max_message_bytes,
+            status: RwLock::new(RoundStatus {
+                height: head + 1,
+                round: 0,
+                step: Step::Propose,
+                proposer: None,
+            }),
+            starting_block: AtomicU64::new(head),
+            highest_seen: AtomicU64::new(head),
+            peers: AtomicU64::new(0),
+            evidence: Mutex::new(evidence),
+            evidence_file,
+        }
+    }
+
+    pub fn set_round(&self, height: Height, round: Round, step: Step, proposer: Option<Address>) {
+        *self.status.write() = RoundStatus {
+            height,
+            round,
+            step,
+            proposer,
+        };
+        metrics::gauge!("bttd_consensus_height").set(height as f64);
+        metrics::gauge!("bttd_consensus_round").set(f64::from(round));
+    }
+
+    pub fn round_status(&self) -> RoundStatus {
+        *self.status.read()
+    }
+
+    pub fn saw_height(&self, height: Height) {
+        self.highest_seen.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// `(startingBlock, highestBlock)` while this node is behind its peers.
+    pub fn sync_progress(&self, head: Height) -> Option<(Height, Height)> {
+        let highest = self.highest_seen.load(Ordering::Relaxed);
+        // One block behind is the normal state between a peer's commit and ours.
+        (highest > head + 1).then(|| (self.starting_block.load(Ordering::Relaxed), highest))
+    }
+
+    pub fn peer_connected(&self) {
+        self.peers.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn peer_disconnected(&self) {
+        let _ = self
+            .peers
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1));
+    }
+
+    pub fn peer_count(&self) -> u64 {
+        self.peers.load(Ordering::Relaxed)
+    }
+
+    /// Records evidence once (and appends it to the evidence file, synced).
+    pub fn add_evidence(&self, evidence: Evidence) {
+        let mut all = self.evidence.lock();
+        if all.contains(&evidence) {
+            return;
+        }
+        if let Some(path) = &self.evidence_file {
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| {
+                    let mut line = serde_json::to_vec(&evidence).map_err(std::io::Error::other)?;
+                    line.push(b'\n');
+                    f.write_all(&line)?;
+                    f.sync_data()
+                });
+            if let Err(e) = written {
+                tracing::error!(target: "bttd::consensus", path = %path.display(), error = %e, "could not store evidence");
+            }
+        }
+        metrics::counter!("bttd_consensus_evidence_total").increment(1);
+        all.push(evidence);
+    }
+
+    pub fn evidence(&self) -> Vec<Evidence> {
+        self.evidence.lock().clone()
+    }
+}

@@ -1,0 +1,146 @@
+//! Consensus over JSON-RPC: commit certificates and equivocation evidence (`bttd_`), and the
+//! BTTC/Bor names validator tooling already calls (`bor_`).
+//!
+//! On a node without consensus (the single-producer devnet) certificates are absent (null),
+//! the validator set is empty and the proposer is the producer's coinbase of the head block.
+
+use alloy_eips::BlockId;
+use alloy_primitives::{Address, B256, Bytes, FixedBytes, U64};
+use bttd_consensus::{CommitCertificate, Evidence, ValidatorSetProvider};
+use jsonrpsee::proc_macros::rpc;
+use serde::Serialize;
+
+use super::Rpc;
+use super::error::{RpcResult, header_not_found, internal};
+use super::resolve::header_by_id;
+use crate::consensus::wire;
+
+/// A commit certificate as served: who signed the block at which round, and the aggregate.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcCertificate {
+    pub block_number: U64,
+    pub block_hash: B256,
+    pub round: U64,
+    /// BLS aggregate of the signers' precommits (96 bytes).
+    pub signature: Bytes,
+    /// Bit i (byte i/8, LSB first) set when validator i signed.
+    pub signers: Bytes,
+    /// The signers' indices, decoded from the bitmap.
+    pub signer_indices: Vec<u32>,
+    pub epoch: U64,
+}
+
+/// A validator as bor_getCurrentValidators lists it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcValidator {
+    #[serde(rename = "ID")]
+    pub id: U64,
+    pub signer: Address,
+    pub power: U64,
+    pub voting_power: U64,
+    pub bls_public_key: FixedBytes<48>,
+}
+
+#[rpc(server, namespace = "bttd")]
+pub(crate) trait BttdConsensusApi {
+    /// The certificate that finalised a block (by number, tag or hash); null before genesis
+    /// validators or for an unknown block.
+    #[method(name = "getCommitCertificate")]
+    fn commit_certificate(&self, block: BlockId) -> RpcResult<Option<RpcCertificate>>;
+
+    /// Every piece of equivocation evidence this node has seen (two conflicting signed
+    /// messages by one validator), ready for slashing.
+    #[method(name = "getEvidence")]
+    fn evidence(&self) -> RpcResult<Vec<Evidence>>;
+}
+
+#[rpc(server, namespace = "bor")]
+pub(crate) trait BorApi {
+    /// The block's proposer (its `miner`).
+    #[method(name = "getAuthor")]
+    fn author(&self, block: Option<BlockId>) -> RpcResult<Address>;
+
+    /// The validator set deciding the next block.
+    #[method(name = "getCurrentValidators")]
+    fn current_validators(&self) -> RpcResult<Vec<RpcValidator>>;
+
+    /// The proposer of the round being decided now.
+    #[method(name = "getCurrentProposer")]
+    fn current_proposer(&self) -> RpcResult<Address>;
+}
+
+impl BttdConsensusApiServer for Rpc {
+    fn commit_certificate(&self, block: BlockId) -> RpcResult<Option<RpcCertificate>> {
+        let chain = &self.ctx.chain;
+        let Some(header) = header_by_id(chain, block)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = chain.certificate(header.number).map_err(internal)? else {
+            return Ok(None);
+        };
+        let cert: CommitCertificate = wire::decode("stored certificate", &bytes).map_err(internal)?;
+        let info = self.ctx.consensus.get();
+        let set = info.and_then(|i| i.sets.validator_set(cert.height));
+        Ok(Some(RpcCertificate {
+            block_number: U64::from(cert.height),
+            block_hash: cert.block_id,
+            round: U64::from(cert.round),
+            signature: Bytes::copy_from_slice(cert.signature.as_slice()),
+            signer_indices: set
+                .as_ref()
+                .and_then(|s| cert.signers.indices(s.len()))
+                .unwrap_or_default(),
+            signers: cert.signers.0,
+            epoch: U64::from(set.map(|s| s.epoch()).unwrap_or_default()),
+        }))
+    }
+
+    fn evidence(&self) -> RpcResult<Vec<Evidence>> {
+        Ok(self
+            .ctx
+            .consensus
+            .get()
+            .map(|i| i.evidence())
+            .unwrap_or_default())
+    }
+}
+
+impl BorApiServer for Rpc {
+    fn author(&self, block: Option<BlockId>) -> RpcResult<Address> {
+        let id = block.unwrap_or_else(BlockId::latest);
+        let header = header_by_id(&self.ctx.chain, id)?.ok_or_else(header_not_found)?;
+        Ok(header.beneficiary)
+    }
+
+    fn current_validators(&self) -> RpcResult<Vec<RpcValidator>> {
+        let Some(info) = self.ctx.consensus.get() else {
+            return Ok(Vec::new());
+        };
+        let next = self.ctx.chain.head().number + 1;
+        let set = info.sets.validator_set(next).ok_or_else(|| internal("no validator set"))?;
+        Ok(set
+            .validators()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| RpcValidator {
+                id: U64::from(i),
+                signer: v.address,
+                power: U64::from(v.power),
+                voting_power: U64::from(v.power),
+                bls_public_key: v.public_key,
+            })
+            .collect())
+    }
+
+    fn current_proposer(&self) -> RpcResult<Address> {
+        match self.ctx.consensus.get() {
+            Some(info) => info
+                .round_status()
+                .proposer
+                .ok_or_else(|| internal("no validator set for the current height")),
+            None => Ok(self.ctx.chain.head().beneficiary),
+        }
+    }
+}
