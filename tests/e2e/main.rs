@@ -5,5 +5,6 @@
 mod channels_contract;
 mod clients;
 mod crash;
+mod keys;
 mod ops;
 mod support;
