@@ -3,6 +3,7 @@
 //! nextest's `processes` group.
 
 mod channels_contract;
+mod channels_devnet;
 mod clients;
 mod crash;
 mod keys;
