@@ -307,7 +307,6 @@ fn consensus_settings(
 }
 
 /// Loads and checks the keys of `[validator]` and logs the validator's place in the genesis set.
-/// (Consensus is not wired yet: the node runs the single producer either way.)
 fn validator_keys(
     config: &NodeConfig,
     home: Option<&Path>,
