@@ -236,27 +236,6 @@ fn main() {
             .chain((0..holders).map(account)),
     );
     genesis.alloc.insert(TOKEN, token.clone());
-    let config = ChainConfig {
-        chain_id: CHAIN_ID,
-        min_base_fee: GWEI as u64,
-        fee_pool: Address::with_last_byte(0xfe),
-        block_gas_limit: BLOCK_GAS_LIMIT,
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let started = Instant::now();
-    let chain = Chain::open(
-        Arc::new(RocksStore::open(dir.path()).unwrap()),
-        config,
-        &genesis,
-    )
-    .unwrap();
-    println!(
-        "genesis: {} accounts, token with {} holders, in {:.1?}",
-        genesis.alloc.len(),
-        holders + senders.len(),
-        started.elapsed()
-    );
-
     // Plain blocks: every sender pays a pseudo-random existing account. ERC-20 blocks: every
     // sender transfers tokens to another pseudo-random existing account.
     let recipient = |b: usize, i: usize| account((b * per_block + i) * 7919 % accounts);
@@ -286,6 +265,26 @@ fn main() {
                 .collect()
         })
         .collect();
+
+    let config = ChainConfig {
+        chain_id: CHAIN_ID,
+        min_base_fee: GWEI as u64,
+        fee_pool: Address::with_last_byte(0xfe),
+        block_gas_limit: BLOCK_GAS_LIMIT,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+    let chain = Chain::open(store.clone(), config, &genesis).unwrap();
+    let written = started.elapsed();
+    store.settle().unwrap();
+    println!(
+        "genesis: {} accounts, token with {} holders, written in {written:.1?}, flushed and \
+         compacted in {:.1?}",
+        genesis.alloc.len(),
+        holders + senders.len(),
+        started.elapsed() - written
+    );
 
     let mut bare_db = CacheDB::new(EmptyDB::default());
     for s in &senders {

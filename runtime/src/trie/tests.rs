@@ -2,8 +2,10 @@
 //! known Ethereum vectors and proof verification.
 
 use super::{
-    MemoryNodes, Nibbles, NodeReader, TrieError, TrieUpdate, get, node::decode_trie_node, proof,
-    root, update,
+    MemoryNodes, Nibbles, NodeReader, TrieError, TrieUpdate, get,
+    node::decode_trie_node,
+    proof, root, update,
+    update::{Parallelism, update_with},
 };
 use alloy_primitives::{B256, Bytes, b256, hex, keccak256};
 use alloy_trie::{EMPTY_ROOT_HASH, HashBuilder, nodes::TrieNode, proof::verify_proof};
@@ -164,12 +166,33 @@ fn run(keys: Vec<B256>, batches: Vec<Batch>) -> Result<(), TestCaseError> {
                 None => model.remove(key),
             };
         }
+        // The same batch split over lanes by root nibble gives the same trie.
+        let parallel = update_with(
+            &nodes,
+            changes.clone(),
+            Parallelism {
+                lanes: 3,
+                min_changes: 0,
+            },
+        )
+        .unwrap();
         let result = update(&nodes, changes).unwrap();
         prop_assert_eq!(result.root, reference_root(&model));
+        prop_assert_eq!(parallel.root, result.root);
+        let mut parallel_paths: Vec<_> = parallel.writes.iter().map(|(p, _)| *p).collect();
+        parallel_paths.dedup();
+        prop_assert_eq!(
+            parallel_paths.len(),
+            parallel.writes.len(),
+            "a path written twice"
+        );
+        let mut parallel_nodes = nodes.clone();
+        parallel_nodes.apply(&parallel);
         let mut paths: Vec<_> = result.writes.iter().map(|(p, _)| *p).collect();
         paths.dedup();
         prop_assert_eq!(paths.len(), result.writes.len(), "a path written twice");
         nodes.apply(&result);
+        prop_assert_eq!(&parallel_nodes, &nodes);
         check(&nodes, &model, &keys)?;
 
         // The stored form is canonical: the same as building the current map in one go.
@@ -342,12 +365,13 @@ fn last_change_of_a_key_wins_and_empty_value_deletes() {
 /// A reader that counts its reads.
 struct Counting<'a> {
     inner: &'a MemoryNodes,
-    reads: std::cell::Cell<usize>,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl NodeReader for Counting<'_> {
     fn read_node(&self, path: &Nibbles) -> Result<Option<Bytes>, TrieError> {
-        self.reads.set(self.reads.get() + 1);
+        self.reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.read_node(path)
     }
 }
@@ -374,8 +398,9 @@ fn update_reads_only_touched_paths() {
     )
     .unwrap();
     // Root, ~3 branches and the leaf: a handful of reads, not thousands.
-    assert!(counting.reads.get() <= 6, "{} reads", counting.reads.get());
-    assert_eq!(result.writes.len(), counting.reads.get());
+    let reads = counting.reads.into_inner();
+    assert!(reads <= 6, "{reads} reads");
+    assert_eq!(result.writes.len(), reads);
 }
 
 #[test]
