@@ -125,6 +125,7 @@ impl Network {
             bootnodes,
             verified: HashSet::new(),
             bans: HashMap::new(),
+            incompatible: HashMap::new(),
             pending_requests: HashMap::new(),
             pending_responses: FuturesUnordered::new(),
             listen_addrs: vec![first_addr],
@@ -150,6 +151,9 @@ struct Service {
     verified: HashSet<PeerId>,
     /// Banned peers and when their ban ends.
     bans: HashMap<PeerId, Instant>,
+    /// Bootnodes found to be of another chain, and when to try them again (one ban duration
+    /// later: re-dialling them every few seconds would only fill the log).
+    incompatible: HashMap<PeerId, Instant>,
     pending_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Vec<u8>, RequestError>>>,
     /// Inbound requests waiting for the node's answer (bounded by the request timeout).
     pending_responses: FuturesUnordered<PendingResponse>,
@@ -252,11 +256,14 @@ impl Service {
                     tracing::warn!(target: TARGET, peer = %peer_id, theirs = %info.protocol_version, %ours, agent = %info.agent_version, "peer belongs to another chain: disconnecting");
                     metrics::counter!("bttd_p2p_incompatible_peers_total").increment(1);
                     let _ = self.swarm.disconnect_peer_id(peer_id);
+                    self.incompatible
+                        .insert(peer_id, Instant::now() + self.ban_duration);
                     self.emit(NetworkEvent::PeerIncompatible {
                         peer: peer_id,
                         protocol_version: Some(info.protocol_version),
                     });
                 } else if self.swarm.is_connected(&peer_id) && self.verified.insert(peer_id) {
+                    self.incompatible.remove(&peer_id);
                     tracing::info!(target: TARGET, peer = %peer_id, agent = %info.agent_version, ?connection_id, "peer connected");
                     self.update_peer_gauge();
                     self.emit(NetworkEvent::PeerConnected(peer_id));
@@ -271,6 +278,8 @@ impl Service {
                     tracing::warn!(target: TARGET, peer = %peer_id, "peer does not speak identify: disconnecting");
                     self.swarm.close_connection(connection_id);
                     if !self.verified.contains(&peer_id) {
+                        self.incompatible
+                            .insert(peer_id, Instant::now() + self.ban_duration);
                         self.emit(NetworkEvent::PeerIncompatible {
                             peer: peer_id,
                             protocol_version: None,
@@ -566,8 +575,13 @@ impl Service {
     }
 
     fn redial_bootnodes(&mut self) {
+        let now = Instant::now();
+        self.incompatible.retain(|_, retry_at| *retry_at > now);
         for (peer, addr) in &self.bootnodes {
-            if self.swarm.is_connected(peer) || self.bans.contains_key(peer) {
+            if self.swarm.is_connected(peer)
+                || self.bans.contains_key(peer)
+                || self.incompatible.contains_key(peer)
+            {
                 continue;
             }
             let opts = DialOpts::peer_id(*peer)
