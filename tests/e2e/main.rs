@@ -9,3 +9,4 @@ mod crash;
 mod keys;
 mod ops;
 mod support;
+mod validators;

@@ -16,7 +16,7 @@ use alloy_primitives::{Address, U256};
 use eyre::{Result, ensure, eyre};
 use serde_json::{Value, json};
 
-use crate::support::{BTTD, Devnet, quantity, signer, transfer_1559};
+use crate::support::{BTTD, Devnet, quantity, transfer_1559};
 
 const CHAIN_ID: u64 = 1337;
 const VALIDATORS: usize = 4;
@@ -101,8 +101,16 @@ fn same_chain(nodes: &[&Devnet]) -> Result<u64> {
     Ok(lowest)
 }
 
-fn send_transfers(node: &Devnet, from: usize, count: u64) -> Result<Vec<alloy_primitives::B256>> {
-    let key = signer(from);
+/// Dev account `index` of the test mnemonic (funded by `bttd testnet init`).
+fn dev_signer(index: u32) -> Result<alloy_signer_local::PrivateKeySigner> {
+    let account = bttd_genesis::dev_accounts(index + 1)?
+        .pop()
+        .ok_or_else(|| eyre!("no dev account {index}"))?;
+    Ok(alloy_signer_local::PrivateKeySigner::from_bytes(&account.private_key)?)
+}
+
+fn send_transfers(node: &Devnet, from: u32, count: u64) -> Result<Vec<alloy_primitives::B256>> {
+    let key = dev_signer(from)?;
     let nonce = node.nonce(key.address(), "pending")?;
     (0..count)
         .map(|i| {
@@ -112,6 +120,8 @@ fn send_transfers(node: &Devnet, from: usize, count: u64) -> Result<Vec<alloy_pr
                 nonce + i,
                 Address::with_last_byte(0xb0 + from as u8),
                 U256::from(1_000 + i),
+                10_000_000_000,
+                1_000_000_000,
             );
             node.send_raw(&raw)
         })
@@ -138,7 +148,7 @@ fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recov
     // Finality with everyone up, and transactions sent to different nodes.
     wait_height(nodes[0].as_ref().unwrap(), 3, Duration::from_secs(60))?;
     let mut sent = Vec::new();
-    for (i, from) in [(0usize, 0usize), (2, 1), (4, 2)] {
+    for (i, from) in [(0usize, 0u32), (2, 1), (4, 2)] {
         sent.extend(send_transfers(nodes[i].as_ref().unwrap(), from, 5)?);
     }
     for hash in &sent {
