@@ -48,6 +48,9 @@ enum Command {
     /// Write a local multi-validator network: a genesis and one node home per node.
     #[command(subcommand)]
     Testnet(cli::testnet::TestnetCommand),
+    /// Export or import a validator's slashing-protection record.
+    #[command(subcommand, name = "slashing-protection")]
+    SlashingProtection(cli::slashing::SlashingCommand),
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +179,7 @@ fn main() -> eyre::Result<()> {
         }
         Command::Keys(command) => cli::keys::run(command),
         Command::Testnet(command) => cli::testnet::run(command),
+        Command::SlashingProtection(command) => cli::slashing::run(command),
         Command::Channel(args) => cli::channel::run(args),
         Command::Node(args) => {
             let config_path = args.config.clone().or_else(|| {

@@ -2,4 +2,5 @@
 
 pub mod channel;
 pub mod keys;
+pub mod slashing;
 pub mod testnet;
