@@ -42,6 +42,8 @@ enum Command {
     Genesis(GenesisCommand),
     /// Bandwidth payment channels: open, pay with vouchers, settle, close, watch.
     Channel(cli::channel::ChannelArgs),
+    /// Offer a steady rate of signed transfers and measure send-to-finalized latency.
+    Loadgen(cli::loadgen::LoadgenArgs),
     /// Create, show and import a validator's keys (account and BLS keystores).
     #[command(subcommand)]
     Keys(cli::keys::KeysCommand),
@@ -181,6 +183,7 @@ fn main() -> eyre::Result<()> {
         Command::Testnet(command) => cli::testnet::run(command),
         Command::SlashingProtection(command) => cli::slashing::run(command),
         Command::Channel(args) => cli::channel::run(args),
+        Command::Loadgen(args) => cli::loadgen::run(args),
         Command::Node(args) => {
             let config_path = args.config.clone().or_else(|| {
                 args.home

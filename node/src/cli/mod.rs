@@ -2,5 +2,6 @@
 
 pub mod channel;
 pub mod keys;
+pub mod loadgen;
 pub mod slashing;
 pub mod testnet;
