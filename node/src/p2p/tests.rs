@@ -532,3 +532,117 @@ fn message_ids_hash_topic_and_data() {
         id(&message(Topic::Transactions, b"x", 1))
     );
 }
+
+/// Latency figures on loopback (not a pass/fail test): four fully connected nodes; time from
+/// `publish` until all three others have the message, and sync round trips. Run with
+/// `cargo nextest run --cargo-profile release -p bttd-node --lib p2p::tests::latency_figures --run-ignored only --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "prints figures; run on demand"]
+async fn latency_figures() {
+    let mut nodes = vec![node(&[]).await];
+    for i in 1..4 {
+        let boots: Vec<Multiaddr> = nodes.iter().map(|n| n.addr.clone()).collect();
+        let refs: Vec<&Multiaddr> = boots.iter().collect();
+        nodes.push(start(config(genesis(), Keypair::generate_ed25519(), 0, &refs)).await);
+        assert_eq!(nodes.len(), i + 1);
+    }
+    let ids: Vec<PeerId> = nodes.iter().map(|n| n.id()).collect();
+    for n in nodes.iter_mut() {
+        let others: Vec<PeerId> = ids.iter().copied().filter(|p| *p != n.id()).collect();
+        n.connected(&others).await;
+        n.wait_mesh(Topic::Consensus, &others).await;
+    }
+    let mut publisher = nodes.remove(0);
+    // Receivers accept everything and report (tag, arrival) to the publisher.
+    let (arrivals_tx, mut arrivals) = mpsc::unbounded_channel::<(u64, Instant)>();
+    for mut n in nodes {
+        let tx = arrivals_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = n.events.recv().await {
+                match event {
+                    NetworkEvent::Gossip {
+                        from,
+                        message_id,
+                        data,
+                        ..
+                    } => {
+                        let at = Instant::now();
+                        n.net
+                            .report(message_id, from, MessageAcceptance::Accept)
+                            .await
+                            .unwrap();
+                        let tag = u64::from_be_bytes(data[..8].try_into().unwrap());
+                        let _ = tx.send((tag, at));
+                    }
+                    NetworkEvent::Request { data, respond, .. } => {
+                        let _ = respond.send(data);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+    let percentile = |samples: &mut Vec<Duration>, p: f64| {
+        samples.sort();
+        samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+    };
+    for (label, size, rounds) in [
+        ("consensus 256 B", 256usize, 300u64),
+        ("block 1 MiB", 1 << 20, 30),
+    ] {
+        let mut samples = Vec::new();
+        let (mut publish_times, mut firsts) = (Vec::new(), Vec::new());
+        for tag in 0..rounds {
+            let tag = tag + size as u64 * 1_000_000;
+            let mut data = vec![0u8; size];
+            data[..8].copy_from_slice(&tag.to_be_bytes());
+            let sent = Instant::now();
+            publisher.net.publish(Topic::Consensus, data).await.unwrap();
+            publish_times.push(sent.elapsed());
+            let mut got = 0;
+            let mut first = None;
+            let mut last = sent;
+            while got < 3 {
+                let (t, at) = tokio::time::timeout(WAIT, arrivals.recv())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(t, tag);
+                got += 1;
+                last = last.max(at);
+                first = Some(first.map_or(at, |f: Instant| f.min(at)));
+            }
+            samples.push(last - sent);
+            firsts.push(first.unwrap() - sent);
+        }
+        println!(
+            "  {label}: publish call p50 {:?}, first receiver p50 {:?}",
+            percentile(&mut publish_times, 0.5),
+            percentile(&mut firsts, 0.5)
+        );
+        println!(
+            "gossip {label} to 3 peers: p50 {:?} p99 {:?} max {:?} ({} samples)",
+            percentile(&mut samples, 0.5),
+            percentile(&mut samples, 0.99),
+            samples.last().unwrap(),
+            samples.len()
+        );
+    }
+    let target = ids[1];
+    for (label, size) in [("1 KiB", 1024usize), ("1 MiB", 1 << 20)] {
+        let mut samples = Vec::new();
+        for _ in 0..100 {
+            let sent = Instant::now();
+            let response = publisher.net.request(target, vec![5; size]).await.unwrap();
+            samples.push(sent.elapsed());
+            assert_eq!(response.len(), size);
+        }
+        println!(
+            "sync request+response {label} echoed: p50 {:?} p99 {:?} ({} samples)",
+            percentile(&mut samples, 0.5),
+            percentile(&mut samples, 0.99),
+            samples.len()
+        );
+    }
+    let _ = publisher.events.try_recv();
+}
