@@ -116,6 +116,13 @@ await check("channel_listByPayer / channel_listByPayee find channel A", async ()
   const stranger = privateKeyToAccount(generatePrivateKey()).address;
   assertEq(ok(await rpc("channel_listByPayer", [stranger]), "listByPayer stranger").length, 0, "stranger's channels");
   assertEq(ok(await rpc("channel_listByPayee", [payer.address]), "listByPayee payer").length, 0, "payer as payee");
+  const after = `0x${(openA.blockNumber + 1n).toString(16)}`;
+  assertEq(ok(await rpc("channel_listByPayer", [payer.address, after]), "listByPayer from n+1").length, 0, "from after the open");
+  assertEq(ok(await rpc("channel_listByPayer", [payer.address, "0xffffffff"]), "listByPayer beyond head").length, 0, "from beyond the head");
+  const only = ok(await rpc("channel_listByPayer", [payer.address, `0x${openA.blockNumber.toString(16)}`, `0x${openA.blockNumber.toString(16)}`]), "listByPayer [n, n]");
+  assertEq(only.length, 1, "exactly the open block");
+  const bad = await rpc("channel_listByPayer", [payer.address, `0x${openA.blockNumber.toString(16)}`, `0x${(openA.blockNumber - 1n).toString(16)}`]);
+  assertEq(bad.error?.code, -32602, "from > to is invalid params");
 });
 
 await check(`sign ${VOUCHERS} vouchers with viem signTypedData`, async () => {

@@ -193,12 +193,17 @@ impl Rpc {
         let chain = &self.ctx.chain;
         let head = chain.head().number;
         let from = tag_number(chain, from.unwrap_or(BlockNumberOrTag::Earliest));
-        let to = tag_number(chain, to.unwrap_or(BlockNumberOrTag::Latest)).min(head);
+        let to = tag_number(chain, to.unwrap_or(BlockNumberOrTag::Latest));
+        // As eth_getLogs: a range starting beyond the head is empty, not an error.
+        if from > head {
+            return Ok(Vec::new());
+        }
         if from > to {
             return Err(invalid_params(format!(
                 "invalid block range: {from} > {to}"
             )));
         }
+        let to = to.min(head);
         let filter = Filter::new()
             .address(BANDWIDTH_CHANNELS_ADDRESS)
             .event_signature(IBandwidthChannels::ChannelOpened::SIGNATURE_HASH);

@@ -289,3 +289,37 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory source yields the lines of its *.json / *.jsonl files, once, and a file
+    /// again (whole) only after it changed.
+    #[test]
+    fn directory_source_rereads_only_changed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jsonl"), "a1\na2\n").unwrap();
+        std::fs::write(dir.path().join("b.json"), "b1\n").unwrap();
+        std::fs::write(dir.path().join("c.txt"), "ignored\n").unwrap();
+        let mut source = Source::Path(dir.path().to_owned());
+        let mut seen = Seen::new();
+        let lines: Vec<String> = read_lines(&mut source, &mut seen)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(lines, ["a1", "a2", "b1"]);
+        assert!(read_lines(&mut source, &mut seen).is_empty());
+        std::fs::write(dir.path().join("a.jsonl"), "a1\na2\na3\n").unwrap();
+        let again: Vec<String> = read_lines(&mut source, &mut seen)
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect();
+        assert_eq!(again, ["a1", "a2", "a3"]);
+        // A single file works the same way; a missing one yields nothing.
+        let mut file = Source::Path(dir.path().join("b.json"));
+        assert_eq!(read_lines(&mut file, &mut Seen::new()).len(), 1);
+        let mut missing = Source::Path(dir.path().join("nope.jsonl"));
+        assert!(read_lines(&mut missing, &mut Seen::new()).is_empty());
+    }
+}
