@@ -130,5 +130,5 @@ pub fn message_id(message: &gossipsub::Message) -> gossipsub::MessageId {
     hasher.update((topic.len() as u64).to_be_bytes());
     hasher.update(topic);
     hasher.update(&message.data);
-    gossipsub::MessageId::new(hasher.finalize().as_slice())
+    gossipsub::MessageId::new(&hasher.finalize()[..])
 }
