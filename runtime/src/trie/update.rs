@@ -104,11 +104,14 @@ pub(crate) fn update_with<R: NodeReader + Sync>(
     updater.finish(root)
 }
 
-/// The subtrees below one root nibble that one lane works on, with their changes.
+/// A batch of leaf changes: hashed key and new value (`None` deletes).
+type Changes = Vec<(B256, Option<Bytes>)>;
+
+/// The subtrees below root nibbles that one lane works on, with their changes.
 struct Lane<'r, R> {
     updater: Updater<'r, R>,
     /// (root nibble, the root's child there, that child's changes).
-    subtrees: Vec<(u8, Child, Vec<(B256, Option<Bytes>)>)>,
+    subtrees: Vec<(u8, Child, Changes)>,
 }
 
 /// The parallel update of a trie whose root is a branch: each lane applies the changes of its
@@ -117,12 +120,12 @@ struct Lane<'r, R> {
 fn update_below_root<R: NodeReader + Sync>(
     mut root_updater: Updater<'_, R>,
     children: Box<[Child; 16]>,
-    changes: Vec<(B256, Option<Bytes>)>,
+    changes: Changes,
     lanes: usize,
 ) -> Result<TrieUpdate, TrieError> {
     let reader = root_updater.reader;
     // Changes are sorted by key, so each root nibble's changes are contiguous.
-    let mut per_nibble: [Vec<(B256, Option<Bytes>)>; 16] = Default::default();
+    let mut per_nibble: [Changes; 16] = Default::default();
     for change in changes {
         per_nibble[(change.0[0] >> 4) as usize].push(change);
     }
