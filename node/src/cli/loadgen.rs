@@ -478,12 +478,41 @@ async fn call<T: serde::de::DeserializeOwned>(
 }
 
 /// A send error as a grouping key: the node's message for a JSON-RPC error, the client's
-/// description otherwise.
+/// description otherwise, with numbers (nonces, counts) replaced by `N` so that one cause
+/// is one line of the report.
 fn error_message(e: &jsonrpsee::core::ClientError) -> String {
-    match e {
+    let message = match e {
         jsonrpsee::core::ClientError::Call(obj) => obj.message().to_owned(),
         other => other.to_string(),
+    };
+    mask_numbers(&message)
+}
+
+/// `s` with every run of decimal digits (and any 0x-hex number) replaced by `N`.
+fn mask_numbers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let hex = c == '0' && chars.peek() == Some(&'x');
+            if hex {
+                chars.next();
+            }
+            while chars.peek().is_some_and(|d| {
+                if hex {
+                    d.is_ascii_hexdigit()
+                } else {
+                    d.is_ascii_digit()
+                }
+            }) {
+                chars.next();
+            }
+            out.push('N');
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 fn quantity(v: &serde_json::Value) -> Option<u128> {
@@ -538,4 +567,22 @@ pub fn render(r: &Report) -> String {
     line(&mut out, "interval ms hdr:", &r.block_interval_header_ms);
     line(&mut out, "txs per block:", &r.txs_per_block);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_group_by_cause() {
+        assert_eq!(
+            mask_numbers("nonce too high: next nonce 114, tx nonce 179, at most 64 ahead"),
+            "nonce too high: next nonce N, tx nonce N, at most N ahead"
+        );
+        assert_eq!(
+            mask_numbers("already known 0xAbC123 (x2)"),
+            "already known N (xN)"
+        );
+        assert_eq!(mask_numbers("no digits"), "no digits");
+    }
 }
