@@ -394,6 +394,8 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         }
     };
     let count = usize::from(args.validators);
+    // The network lives in a subdirectory: the datadir may already hold other files (logs).
+    let dir = dir.join("network");
     if !dir.join("genesis.json").exists() {
         bttd_node::testnet::init(&bttd_node::testnet::TestnetOptions {
             out: dir.clone(),

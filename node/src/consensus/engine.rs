@@ -332,11 +332,14 @@ impl Engine {
             .as_ref()
             .map(|k| k.address)
             .unwrap_or_default();
-        let extra = self
-            .head_certificate
-            .as_ref()
-            .map(wire::parent_certificate_extra)
-            .unwrap_or_default();
+        let extra = match &self.head_certificate {
+            Some(parent) => wire::ExtraData {
+                parent: parent.clone(),
+                next_set: self.next_set_commitment(height),
+            }
+            .encode(),
+            None => Bytes::new(),
+        };
         let ready_at = self.head_committed_at + self.settings.block_time;
         tokio::spawn(async move {
             tokio::time::sleep_until(ready_at.into()).await;
@@ -351,6 +354,11 @@ impl Engine {
                 result,
             });
         });
+    }
+
+    /// In the last block of an epoch: the commitment to the next epoch's set.
+    fn next_set_commitment(&self, height: Height) -> Option<B256> {
+        next_set_commitment(&self.info, height)
     }
 
     /// Checks a proposed block against the block rules and executes it on the head.
@@ -752,22 +760,40 @@ fn verify_block(
         ));
     }
     if height > 1 {
-        let cert = wire::parent_certificate_from_extra(
-            &sealed.header.extra_data,
-            head.number,
-            head.hash(),
-        )
-        .ok_or("extraData does not hold the parent's certificate")?;
         let set = info
             .sets
             .validator_set(head.number)
             .ok_or("no validator set for the parent")?;
-        cert.verify(&chain_id, &set, verifier)
+        let next_set = next_set_commitment(info, height);
+        let extra = wire::ExtraData::decode(
+            &sealed.header.extra_data,
+            head.number,
+            head.hash(),
+            set.len(),
+            next_set.is_some(),
+        )
+        .ok_or("extraData is not the parent's certificate (plus the next set at an epoch end)")?;
+        extra
+            .parent
+            .verify(&chain_id, &set, verifier)
             .map_err(|e| format!("parent certificate in extraData: {e}"))?;
+        if extra.next_set != next_set {
+            return Err("extraData commits to another next validator set".into());
+        }
     } else if !sealed.header.extra_data.is_empty() {
         return Err("block 1 must have empty extraData".into());
     }
     ctx.chain.import(sealed).map_err(|e| e.to_string())
+}
+
+/// The next epoch's set hash if `height` is the last block of its epoch.
+fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
+    if info.sets.epoch_of(height) == info.sets.epoch_of(height + 1) {
+        return None;
+    }
+    info.sets
+        .validator_set(height + 1)
+        .map(|set| wire::validator_set_hash(&set))
 }
 
 /// Executes a block decided through sync (its certificate already verified by the machine).
