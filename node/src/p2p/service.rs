@@ -256,12 +256,7 @@ impl Service {
                     tracing::warn!(target: TARGET, peer = %peer_id, theirs = %info.protocol_version, %ours, agent = %info.agent_version, "peer belongs to another chain: disconnecting");
                     metrics::counter!("bttd_p2p_incompatible_peers_total").increment(1);
                     let _ = self.swarm.disconnect_peer_id(peer_id);
-                    self.incompatible
-                        .insert(peer_id, Instant::now() + self.ban_duration);
-                    self.emit(NetworkEvent::PeerIncompatible {
-                        peer: peer_id,
-                        protocol_version: Some(info.protocol_version),
-                    });
+                    self.mark_incompatible(peer_id, Some(info.protocol_version));
                 } else if self.swarm.is_connected(&peer_id) && self.verified.insert(peer_id) {
                     self.incompatible.remove(&peer_id);
                     tracing::info!(target: TARGET, peer = %peer_id, agent = %info.agent_version, ?connection_id, "peer connected");
@@ -278,18 +273,29 @@ impl Service {
                     tracing::warn!(target: TARGET, peer = %peer_id, "peer does not speak identify: disconnecting");
                     self.swarm.close_connection(connection_id);
                     if !self.verified.contains(&peer_id) {
-                        self.incompatible
-                            .insert(peer_id, Instant::now() + self.ban_duration);
-                        self.emit(NetworkEvent::PeerIncompatible {
-                            peer: peer_id,
-                            protocol_version: None,
-                        });
+                        self.mark_incompatible(peer_id, None);
                     }
                 } else {
                     tracing::debug!(target: TARGET, peer = %peer_id, %error, "identify failed");
                 }
             }
             identify::Event::Sent { .. } | identify::Event::Pushed { .. } => {}
+        }
+    }
+
+    /// Keeps a peer of another chain (or none) away for a ban duration and tells the node,
+    /// once per period: identify may report it again on another connection or stream.
+    fn mark_incompatible(&mut self, peer: PeerId, protocol_version: Option<String>) {
+        let now = Instant::now();
+        let known = self
+            .incompatible
+            .insert(peer, now + self.ban_duration)
+            .is_some_and(|until| until > now);
+        if !known {
+            self.emit(NetworkEvent::PeerIncompatible {
+                peer,
+                protocol_version,
+            });
         }
     }
 
