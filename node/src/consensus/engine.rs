@@ -135,6 +135,35 @@ pub struct Engine {
     syncing_with: Option<PeerId>,
     /// The certificate of the head, for the next block's `extraData`.
     head_certificate: Option<CommitCertificate>,
+    /// Transactions that reached the pool through gossip: gossipsub forwards them already,
+    /// so the engine must not publish them again (each publish is a signature).
+    from_gossip: RecentHashes,
+}
+
+/// A bounded set of recent hashes (oldest forgotten first).
+#[derive(Default)]
+struct RecentHashes {
+    set: std::collections::HashSet<B256>,
+    order: std::collections::VecDeque<B256>,
+}
+
+impl RecentHashes {
+    const CAPACITY: usize = 65_536;
+
+    fn insert(&mut self, hash: B256) {
+        if self.set.insert(hash) {
+            self.order.push_back(hash);
+            if self.order.len() > Self::CAPACITY
+                && let Some(old) = self.order.pop_front()
+            {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    fn contains(&self, hash: &B256) -> bool {
+        self.set.contains(hash)
+    }
 }
 
 fn now_seconds() -> u64 {
@@ -205,6 +234,7 @@ impl Engine {
             nonce: rand::random(),
             syncing_with: None,
             head_certificate,
+            from_gossip: RecentHashes::default(),
         };
         engine.publish_status();
         Ok((engine, out))
@@ -503,7 +533,10 @@ impl Engine {
                 ..
             } => {
                 let acceptance = match self.ctx.submit_raw(&data) {
-                    Ok(_) => MessageAcceptance::Accept,
+                    Ok(hash) => {
+                        self.from_gossip.insert(hash);
+                        MessageAcceptance::Accept
+                    }
                     // Known, underpriced or stale transactions are not a peer's fault.
                     Err(crate::context::SubmitError::Pool(_)) => MessageAcceptance::Ignore,
                     Err(crate::context::SubmitError::Invalid(e)) => {
@@ -536,8 +569,12 @@ impl Engine {
         }
     }
 
-    /// Re-gossips a transaction that entered the pool (from RPC or from a peer).
+    /// Gossips a transaction that entered the pool from RPC (those from peers are forwarded by
+    /// gossipsub itself).
     async fn gossip_transaction(&mut self, hash: B256) {
+        if self.from_gossip.contains(&hash) {
+            return;
+        }
         let Some(tx) = self.ctx.pool.lock().get(&hash) else {
             return;
         };
