@@ -5,8 +5,8 @@
 mod devnet;
 mod spec;
 mod system_contract;
-mod validators;
 pub mod system_contracts;
+mod validators;
 
 pub use devnet::{
     CREATE2_DEPLOYER_ADDRESS, CREATE2_DEPLOYER_CODE, DEV_MNEMONIC, DEVNET_CHAIN_ID,

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
+use bttd_consensus::TimeoutConfig;
 use bttd_genesis::{ChainSpec, DevnetOptions, dev_accounts, devnet_genesis};
 use bttd_node::config::{NodeConfig, parse_duration};
+use bttd_node::consensus::{EngineSettings, ValidatorKey};
 use bttd_node::producer::ProducerConfig;
 use bttd_node::rpc::RpcConfig;
-use bttd_consensus::TimeoutConfig;
-use bttd_node::consensus::{EngineSettings, ValidatorKey};
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
@@ -421,10 +421,18 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         config.dev_accounts = true;
         config.metrics = if i == 0 { args.metrics } else { None };
         let settings = node_settings(&config, Some(&home))?;
-        nodes.push(launch(settings).await.wrap_err_with(|| format!("starting validator {i}"))?);
+        nodes.push(
+            launch(settings)
+                .await
+                .wrap_err_with(|| format!("starting validator {i}"))?,
+        );
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\nbttd devnet {}: {count} validators\n", env!("CARGO_PKG_VERSION"))?;
+    writeln!(
+        out,
+        "\nbttd devnet {}: {count} validators\n",
+        env!("CARGO_PKG_VERSION")
+    )?;
     print_accounts(&mut out, args.accounts, args.balance)?;
     writeln!(out, "Chain ID: {}", args.chain_id)?;
     writeln!(out, "Datadir: {}", dir.display())?;

@@ -436,7 +436,9 @@ impl Chain {
 
     /// The commit certificate stored with block `number`, if it was committed by consensus.
     pub fn certificate(&self, number: u64) -> Result<Option<Vec<u8>>, ChainError> {
-        Ok(self.store.get(Column::Certificates, &number.to_be_bytes())?)
+        Ok(self
+            .store
+            .get(Column::Certificates, &number.to_be_bytes())?)
     }
 
     fn commit_inner(

@@ -109,7 +109,9 @@ fn dev_signer(index: u32) -> Result<alloy_signer_local::PrivateKeySigner> {
     let account = bttd_genesis::dev_accounts(index + 1)?
         .pop()
         .ok_or_else(|| eyre!("no dev account {index}"))?;
-    Ok(alloy_signer_local::PrivateKeySigner::from_bytes(&account.private_key)?)
+    Ok(alloy_signer_local::PrivateKeySigner::from_bytes(
+        &account.private_key,
+    )?)
 }
 
 fn send_transfers(node: &Devnet, from: u32, count: u64) -> Result<Vec<alloy_primitives::B256>> {
@@ -132,8 +134,7 @@ fn send_transfers(node: &Devnet, from: u32, count: u64) -> Result<Vec<alloy_prim
 }
 
 #[test]
-fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recover() -> Result<()>
-{
+fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recover() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let rpc_port = free_port_range(5);
     let p2p_port = free_port_range(5);
@@ -160,14 +161,20 @@ fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recov
             .unwrap()
             .wait_receipt(*hash, Duration::from_secs(60))?
             .ok_or_else(|| eyre!("transaction {hash} not finalised"))?;
-        ensure!(receipt["status"] == json!("0x1"), "{hash} failed: {receipt}");
+        ensure!(
+            receipt["status"] == json!("0x1"),
+            "{hash} failed: {receipt}"
+        );
     }
     let all: Vec<&Devnet> = nodes.iter().flatten().collect();
     let h = same_chain(&all)?;
     ensure!(h >= 3, "chain too short: {h}");
     let head = all[4].block_number()?;
     let cert = all[4].call("bttd_getCommitCertificate", json!([format!("0x{head:x}")]))?;
-    ensure!(!cert.is_null(), "no certificate for block {head} on the full node");
+    ensure!(
+        !cert.is_null(),
+        "no certificate for block {head} on the full node"
+    );
     let signers = cert["signerIndices"].as_array().map(Vec::len).unwrap_or(0);
     ensure!(signers >= 3, "certificate with {signers} signers: {cert}");
     let validators = all[0].call("bor_getCurrentValidators", json!([]))?;
@@ -183,7 +190,10 @@ fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recov
         let proposer = n.call("bor_getCurrentProposer", json!([]))?;
         for who in [&author, &proposer] {
             let who = who.as_str().unwrap_or_default().to_lowercase();
-            ensure!(signers.contains(&who), "{who} is not a validator: {validators}");
+            ensure!(
+                signers.contains(&who),
+                "{who} is not a validator: {validators}"
+            );
         }
     }
 
@@ -191,7 +201,11 @@ fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recov
     nodes[3].as_mut().unwrap().kill();
     nodes[3] = None;
     let before = nodes[0].as_ref().unwrap().block_number()?;
-    wait_height(nodes[0].as_ref().unwrap(), before + 5, Duration::from_secs(60))?;
+    wait_height(
+        nodes[0].as_ref().unwrap(),
+        before + 5,
+        Duration::from_secs(60),
+    )?;
     let more = send_transfers(nodes[1].as_ref().unwrap(), 3, 3)?;
     for hash in &more {
         nodes[4]
@@ -237,7 +251,11 @@ fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recov
             n.rpc_url
         );
         let syncing = n.call("eth_syncing", json!([]))?;
-        ensure!(syncing == json!(false), "{} still syncing: {syncing}", n.rpc_url);
+        ensure!(
+            syncing == json!(false),
+            "{} still syncing: {syncing}",
+            n.rpc_url
+        );
     }
     let finalized = all[0].call("eth_getBlockByNumber", json!(["finalized", false]))?;
     ensure!(quantity(&finalized["number"])? >= target);

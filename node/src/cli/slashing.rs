@@ -43,8 +43,14 @@ pub struct ImportArgs {
 fn locate(home: &Path) -> eyre::Result<(PathBuf, alloy_primitives::B256)> {
     let mut config = NodeConfig::load(&home.join("config.toml"))?;
     config.resolve_paths(home);
-    let datadir = config.datadir.clone().expect("resolve_paths sets the datadir");
-    let genesis = config.genesis.clone().expect("resolve_paths sets the genesis");
+    let datadir = config
+        .datadir
+        .clone()
+        .expect("resolve_paths sets the datadir");
+    let genesis = config
+        .genesis
+        .clone()
+        .expect("resolve_paths sets the genesis");
     let spec = ChainSpec::load(&genesis)?;
     let chain = spec.genesis_hash()?;
     let record = config
@@ -79,7 +85,10 @@ pub fn run(command: SlashingCommand) -> eyre::Result<()> {
                 .latest
                 .map(|l| format!("height {} round {}", l.height, l.round))
                 .unwrap_or_else(|| "nothing signed".into());
-            println!("imported into {}: latest signature at {latest}", path.display());
+            println!(
+                "imported into {}: latest signature at {latest}",
+                path.display()
+            );
         }
     }
     Ok(())

@@ -190,8 +190,7 @@ impl Engine {
                     return Err(EngineError::NotAValidator);
                 }
                 let (store, record) = FileSlashingStore::open(&settings.slashing_db, chain_id)?;
-                let signer: Box<dyn bttd_consensus::Signer> =
-                    Box::new(BlsSigner(key.bls.clone()));
+                let signer: Box<dyn bttd_consensus::Signer> = Box::new(BlsSigner(key.bls.clone()));
                 (SlashingGuard::new(record, Box::new(store)), Some(signer))
             }
             None => (
@@ -282,7 +281,8 @@ impl Engine {
             .sets
             .validator_set(height)
             .map(|set| set.validators()[set.proposer(height, round) as usize].address);
-        self.info.set_round(height, round, self.machine.step(), proposer);
+        self.info
+            .set_round(height, round, self.machine.step(), proposer);
     }
 
     async fn apply(&mut self, input: Input, from: Option<PeerId>) {
@@ -373,11 +373,10 @@ impl Engine {
         let ready_at = self.head_committed_at + self.settings.block_time;
         tokio::spawn(async move {
             tokio::time::sleep_until(ready_at.into()).await;
-            let result = tokio::task::spawn_blocking(move || {
-                build_block(&ctx, height, beneficiary, extra)
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("block builder panicked: {e}")));
+            let result =
+                tokio::task::spawn_blocking(move || build_block(&ctx, height, beneficiary, extra))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("block builder panicked: {e}")));
             let _ = tx.send(Internal::Built {
                 height,
                 round,
@@ -702,17 +701,19 @@ impl Engine {
                 // execute: the node's software or storage is broken, not the chain. Stop
                 // rather than fork.
                 tracing::error!(target: "bttd::consensus", height, block = %block.id, %reason, "cannot execute a decided block; stopping consensus");
-                panic!("decided block {height} ({}) does not execute: {reason}", block.id);
+                panic!(
+                    "decided block {height} ({}) does not execute: {reason}",
+                    block.id
+                );
             }
         };
         let rejected = executed.rejected.clone();
         let receipts = executed.receipts.clone();
         let ctx = self.ctx.clone();
         let cert_bytes = wire::encode(&certificate);
-        let committed = tokio::task::spawn_blocking(move || {
-            ctx.chain.commit_certified(executed, cert_bytes)
-        })
-        .await;
+        let committed =
+            tokio::task::spawn_blocking(move || ctx.chain.commit_certified(executed, cert_bytes))
+                .await;
         match committed {
             Ok(Ok(sealed)) => {
                 self.head_committed_at = Instant::now();
@@ -834,7 +835,11 @@ fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
 }
 
 /// Executes a block decided through sync (its certificate already verified by the machine).
-fn execute_decided(ctx: &NodeContext, id: BlockId, payload: &[u8]) -> Result<ExecutedBlock, String> {
+fn execute_decided(
+    ctx: &NodeContext,
+    id: BlockId,
+    payload: &[u8],
+) -> Result<ExecutedBlock, String> {
     let sealed = WireBlock::decode(payload).map_err(|e| format!("undecodable: {e}"))?;
     if sealed.hash() != id {
         return Err("block id is not the header hash".into());

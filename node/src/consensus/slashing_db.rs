@@ -95,12 +95,10 @@ impl FileSlashingStore {
         } else {
             incoming
         };
-        store
-            .save(&merged)
-            .map_err(|e| SlashingDbError::Io {
-                path: path.display().to_string(),
-                source: std::io::Error::other(e.0),
-            })?;
+        store.save(&merged).map_err(|e| SlashingDbError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.0),
+        })?;
         Ok(merged)
     }
 }
@@ -172,8 +170,8 @@ impl SlashingStore for FileSlashingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bttd_consensus::guard::{LockRecord, RoundRecord};
     use alloy_primitives::B256;
+    use bttd_consensus::guard::{LockRecord, RoundRecord};
 
     fn record(height: u64, round: u32) -> SignRecord {
         SignRecord {
@@ -219,10 +217,28 @@ mod tests {
         let path = dir.path().join("slashing.json");
         let exported = dir.path().join("export.json");
         let chain = B256::repeat_byte(9);
-        FileSlashingStore::open(&path, chain).unwrap().0.save(&record(10, 0)).unwrap();
-        FileSlashingStore::open(&exported, chain).unwrap().0.save(&record(7, 3)).unwrap();
-        assert_eq!(FileSlashingStore::import(&path, chain, &exported).unwrap(), record(10, 0));
-        FileSlashingStore::open(&exported, chain).unwrap().0.save(&record(12, 0)).unwrap();
-        assert_eq!(FileSlashingStore::import(&path, chain, &exported).unwrap(), record(12, 0));
+        FileSlashingStore::open(&path, chain)
+            .unwrap()
+            .0
+            .save(&record(10, 0))
+            .unwrap();
+        FileSlashingStore::open(&exported, chain)
+            .unwrap()
+            .0
+            .save(&record(7, 3))
+            .unwrap();
+        assert_eq!(
+            FileSlashingStore::import(&path, chain, &exported).unwrap(),
+            record(10, 0)
+        );
+        FileSlashingStore::open(&exported, chain)
+            .unwrap()
+            .0
+            .save(&record(12, 0))
+            .unwrap();
+        assert_eq!(
+            FileSlashingStore::import(&path, chain, &exported).unwrap(),
+            record(12, 0)
+        );
     }
 }

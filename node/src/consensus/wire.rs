@@ -132,8 +132,8 @@ pub fn validator_set_hash(set: &bttd_consensus::ValidatorSet) -> B256 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bttd_consensus::messages::{Message, SignedVote, Vote};
     use bttd_consensus::VoteType;
+    use bttd_consensus::messages::{Message, SignedVote, Vote};
 
     #[test]
     fn messages_round_trip_compactly() {
@@ -152,7 +152,12 @@ mod tests {
         // is far smaller than its JSON (which spells them in hex).
         let json = serde_json::to_vec(&msg).unwrap();
         assert!(bytes.len() < 256, "{} bytes", bytes.len());
-        assert!(bytes.len() * 3 < json.len() * 2, "{} vs {} bytes", bytes.len(), json.len());
+        assert!(
+            bytes.len() * 3 < json.len() * 2,
+            "{} vs {} bytes",
+            bytes.len(),
+            json.len()
+        );
         assert_eq!(decode::<Message>("vote", &bytes).unwrap(), msg);
         assert!(decode::<Message>("vote", &bytes[..bytes.len() - 1]).is_err());
     }

@@ -80,7 +80,8 @@ impl BttdConsensusApiServer for Rpc {
         let Some(bytes) = chain.certificate(header.number).map_err(internal)? else {
             return Ok(None);
         };
-        let cert: CommitCertificate = wire::decode("stored certificate", &bytes).map_err(internal)?;
+        let cert: CommitCertificate =
+            wire::decode("stored certificate", &bytes).map_err(internal)?;
         let info = self.ctx.consensus.get();
         let set = info.and_then(|i| i.sets.validator_set(cert.height));
         Ok(Some(RpcCertificate {
@@ -119,7 +120,10 @@ impl BorApiServer for Rpc {
             return Ok(Vec::new());
         };
         let next = self.ctx.chain.head().number + 1;
-        let set = info.sets.validator_set(next).ok_or_else(|| internal("no validator set"))?;
+        let set = info
+            .sets
+            .validator_set(next)
+            .ok_or_else(|| internal("no validator set"))?;
         Ok(set
             .validators()
             .iter()
