@@ -118,6 +118,20 @@ impl NodeContext {
         Ok(hash)
     }
 
+    /// The pool's best transactions for a block with this base fee and gas limit, in
+    /// executable order, up to twice the gas limit (some fail or use less than their limit;
+    /// the builder stops when the block is full).
+    pub fn block_candidates(&self, base_fee: u64, gas_limit: u64) -> Vec<RecoveredTx> {
+        let pool = self.pool.lock();
+        let mut gas = 0u64;
+        pool.best(base_fee)
+            .take_while(|tx| {
+                gas += tx.gas_limit();
+                gas <= gas_limit.saturating_mul(2)
+            })
+            .collect()
+    }
+
     /// Pool bookkeeping after a block: drops what was mined or became invalid, and tells
     /// subscribers about the block.
     pub fn on_block_committed(

@@ -68,16 +68,7 @@ pub fn produce_one(
 ) -> Result<(), bttd_runtime::ChainError> {
     let started = std::time::Instant::now();
     let block_ctx = ctx.chain.next_block_context(now_seconds(), beneficiary);
-    let candidates: Vec<_> = {
-        let pool = ctx.pool.lock();
-        let mut gas = 0u64;
-        pool.best(block_ctx.base_fee)
-            .take_while(|tx| {
-                gas += tx.gas_limit();
-                gas <= block_ctx.gas_limit.saturating_mul(2)
-            })
-            .collect()
-    };
+    let candidates = ctx.block_candidates(block_ctx.base_fee, block_ctx.gas_limit);
     let executed = ctx
         .chain
         .build(block_ctx.timestamp, beneficiary, candidates)?;

@@ -2,7 +2,6 @@
 //! `bttd node --home` started from a generated home.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -253,26 +252,6 @@ fn keys_new_show_and_import_through_the_binary() -> Result<()> {
     Ok(())
 }
 
-/// `n` consecutive free TCP ports on loopback.
-fn free_port_range(n: u16) -> u16 {
-    loop {
-        let base = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if base.checked_add(n).is_none() {
-            continue;
-        }
-        let listeners: Vec<_> = (base..base + n)
-            .map(|p| TcpListener::bind(("127.0.0.1", p)))
-            .collect();
-        if listeners.iter().all(|l| l.is_ok()) {
-            return base;
-        }
-    }
-}
-
 /// A `bttd node --home` child, killed on drop; its log goes to a file printed on failure.
 struct HomeNode {
     child: Child,
@@ -352,8 +331,8 @@ fn rpc(url: &str, method: &str, params: Value) -> Result<Value> {
 fn testnet_init_writes_homes_that_start_with_node_home() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("net");
-    let rpc_port = free_port_range(5);
-    let p2p_port = free_port_range(5);
+    let rpc_port = crate::support::free_port_range(5);
+    let p2p_port = crate::support::free_port_range(5);
     let layout = bttd_json(&[
         "testnet",
         "init",

@@ -17,23 +17,10 @@ const SECONDS: u64 = 3;
 const SENDERS: u64 = 20;
 const FIRST_ACCOUNT: u32 = 10;
 
-/// A base port with `count` free loopback ports after it (best effort).
-fn free_port_range(count: u16) -> u16 {
-    loop {
-        let base = crate::support::free_port();
-        if base > 65535 - count {
-            continue;
-        }
-        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 #[test]
 fn loadgen_on_four_validators_includes_every_transaction_and_reports_json() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let p2p = free_port_range(4).to_string();
+    let p2p = crate::support::free_port_range(4).to_string();
     let node = Devnet::start(
         &dir.path().join("chain"),
         &[

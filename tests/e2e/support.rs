@@ -30,6 +30,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A base port with `count` free loopback ports after it (best effort: another process may
+/// take one before the node binds it).
+pub fn free_port_range(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > u16::MAX - count {
+            continue;
+        }
+        if (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

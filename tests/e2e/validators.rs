@@ -41,19 +41,6 @@ fn init_testnet(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
     Ok(())
 }
 
-/// A base port with `count` free ports after it (loopback, best effort).
-fn free_port_range(count: u16) -> u16 {
-    loop {
-        let base = crate::support::free_port();
-        if base > 65535 - count {
-            continue;
-        }
-        if (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-}
-
 fn wait_height(node: &Devnet, height: u64, timeout: Duration) -> Result<u64> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -136,8 +123,8 @@ fn send_transfers(node: &Devnet, from: u32, count: u64) -> Result<Vec<alloy_prim
 #[test]
 fn four_validators_finalise_survive_one_crash_halt_without_fork_at_two_and_recover() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let rpc_port = free_port_range(5);
-    let p2p_port = free_port_range(5);
+    let rpc_port = crate::support::free_port_range(5);
+    let p2p_port = crate::support::free_port_range(5);
     init_testnet(dir.path(), rpc_port, p2p_port)?;
     let homes: Vec<_> = (0..VALIDATORS)
         .map(|i| dir.path().join(format!("node{i}")))

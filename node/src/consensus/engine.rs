@@ -23,7 +23,7 @@ use bttd_consensus::{
     Message, Output, Reject, Round, SlashingGuard, Step, TimeoutConfig, ValidatorSetProvider,
     Verifier,
 };
-use bttd_runtime::{ExecutedBlock, RecoveredTx, WireBlock};
+use bttd_runtime::{ExecutedBlock, WireBlock};
 use libp2p::PeerId;
 use libp2p::gossipsub::MessageAcceptance;
 use rand::seq::IndexedRandom;
@@ -746,16 +746,7 @@ fn build_block(
         return Err(format!("head is {}, cannot build {height}", head.number));
     }
     let block_ctx = ctx.chain.next_block_context(now_seconds(), beneficiary);
-    let candidates: Vec<RecoveredTx> = {
-        let pool = ctx.pool.lock();
-        let mut gas = 0u64;
-        pool.best(block_ctx.base_fee)
-            .take_while(|tx| {
-                gas += tx.gas_limit();
-                gas <= block_ctx.gas_limit.saturating_mul(2)
-            })
-            .collect()
-    };
+    let candidates = ctx.block_candidates(block_ctx.base_fee, block_ctx.gas_limit);
     let executed = ctx
         .chain
         .build_with_extra(block_ctx.timestamp, beneficiary, candidates, extra)
