@@ -18,6 +18,7 @@
 pub mod bls;
 pub mod certificate;
 pub mod crypto;
+pub mod future;
 pub mod guard;
 pub mod machine;
 pub mod messages;
@@ -33,7 +34,7 @@ pub mod votes;
 pub use certificate::{CertificateError, CommitCertificate, SignerBitmap};
 pub use crypto::{BlsSigner, BlsVerifier, Signer, Verifier};
 pub use guard::{SignRecord, SlashingGuard, SlashingStore};
-pub use machine::{Config, Input, Machine, Output, Reject};
+pub use machine::{Applied, Config, Input, Machine, Output, Reject, Verdict};
 pub use messages::{Evidence, Message, Proposal, SignedProposal, SignedVote, Vote};
 pub use timeouts::TimeoutConfig;
 pub use types::{Block, BlockId, Height, Round, Step, ValidatorIndex, VoteType};

@@ -26,6 +26,7 @@
 use crate::bls::SignatureBytes;
 use crate::certificate::{CertificateError, CommitCertificate, SignerBitmap};
 use crate::crypto::{Signer, Verifier};
+use crate::future::{Buffered, FutureBuffer};
 use crate::guard::{SignRecord, SlashingGuard};
 use crate::messages::{Evidence, Message, Proposal, SignedProposal, SignedVote, Vote};
 use crate::timeouts::TimeoutConfig;
@@ -46,9 +47,13 @@ pub struct Config {
     pub timeouts: TimeoutConfig,
     /// Messages for rounds further ahead of ours are dropped (memory bound).
     pub max_round_ahead: Round,
-    /// Messages kept for future heights (memory bound).
-    pub max_buffered: usize,
+    /// Bytes of next-height messages kept until we get there, shared equally among the
+    /// validator indices of that height's set (see [`crate::future`]).
+    pub max_buffered_bytes: usize,
 }
+
+/// Default of [`Config::max_buffered_bytes`]: 64 MiB.
+pub const MAX_BUFFERED_BYTES: usize = 64 << 20;
 
 impl Config {
     /// Defaults for a chain.
@@ -57,7 +62,7 @@ impl Config {
             chain,
             timeouts: TimeoutConfig::default(),
             max_round_ahead: 1000,
-            max_buffered: 10_000,
+            max_buffered_bytes: MAX_BUFFERED_BYTES,
         }
     }
 }
@@ -136,6 +141,9 @@ pub enum Output {
         height: Height,
         /// The block.
         block: Block,
+        /// The proposer that proposed it fresh (no proof-of-lock round), whose account the
+        /// block must name as its author; `None` when it came only as a re-proposal.
+        proposer: Option<ValidatorIndex>,
     },
     /// The height is final.
     Decided {
@@ -148,8 +156,45 @@ pub enum Output {
     },
     /// Conflicting signed messages by one validator.
     Evidence(Evidence),
-    /// A message was refused; the engine may penalise the peer that sent it.
+}
+
+/// What the machine made of the one input it was given: never of the buffered messages it
+/// replayed while handling it, so an engine blames a peer only for what that peer sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Checked (sender, round, signature, certificate) and used, or identical to a message
+    /// already held: safe to relay. Local inputs (timers, answers) are `Accepted` too.
+    Accepted,
+    /// Refused: the input itself is invalid, and whoever sent it is at fault.
     Rejected(Reject),
+    /// Kept for the next height. `verified`: its signature was checked against that height's
+    /// set, so it may be relayed; an unverified message must not be.
+    Buffered {
+        /// Whether the signature was checked.
+        verified: bool,
+    },
+    /// Not used and nobody's fault: an old or far height or round, a buffer share that is
+    /// full, a second conflicting vote beyond the evidence already held.
+    Ignored,
+}
+
+impl Verdict {
+    /// Whether the message may be relayed to other peers.
+    pub fn relay(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Accepted | Verdict::Buffered { verified: true }
+        )
+    }
+}
+
+/// The answer of [`Machine::apply`].
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// The input's verdict.
+    pub verdict: Verdict,
+    /// Effects to carry out, including those of replayed buffered messages.
+    pub outputs: Vec<Output>,
 }
 
 /// Why an input was refused.
@@ -180,6 +225,10 @@ pub enum Reject {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Validity {
+    /// Held but not sent for verification yet: its round is not the current or the next one
+    /// and no quorum names it (bounds the executions one proposer can cause).
+    Unrequested,
+    /// Sent for verification.
     Pending,
     Valid,
     Invalid,
@@ -210,11 +259,15 @@ pub struct Machine {
     valid: Option<(Round, BlockId)>,
     proposals: BTreeMap<Round, Vec<SignedProposal>>,
     blocks: HashMap<BlockId, (Block, Validity)>,
+    /// Who proposed each block fresh (without a proof-of-lock round).
+    fresh_proposer: HashMap<BlockId, ValidatorIndex>,
     votes: HeightVotes,
     flags: RoundFlags,
     own_proposal: Option<SignedProposal>,
     reported: HashSet<(Round, u8, ValidatorIndex)>,
-    future: Vec<Message>,
+    future: FutureBuffer,
+    /// Size of the last known set, for the share of messages that cannot be verified yet.
+    last_set_len: usize,
 }
 
 impl std::fmt::Debug for Machine {
@@ -258,11 +311,13 @@ impl Machine {
             valid: None,
             proposals: BTreeMap::new(),
             blocks: HashMap::new(),
+            fresh_proposer: HashMap::new(),
             votes: HeightVotes::new(Vec::new(), 0),
             flags: RoundFlags::default(),
             own_proposal: None,
             reported: HashSet::new(),
-            future: Vec::new(),
+            future: FutureBuffer::default(),
+            last_set_len: 0,
         };
         let mut out = Vec::new();
         m.enter_height(height, &mut out);
@@ -303,17 +358,25 @@ impl Machine {
         self.set.as_ref()
     }
 
+    /// Bytes of next-height messages held (bounded by [`Config::max_buffered_bytes`]).
+    pub fn buffered_bytes(&self) -> usize {
+        self.future.bytes()
+    }
+
     /// Processes one input.
-    pub fn apply(&mut self, input: Input) -> Vec<Output> {
+    pub fn apply(&mut self, input: Input) -> Applied {
         let mut out = Vec::new();
-        match input {
-            Input::Proposal(p) => self.on_proposal(p, &mut out),
-            Input::Vote(v) => self.on_vote(v, &mut out),
+        let verdict = match input {
+            Input::Proposal(p) => self.on_proposal(p, false, &mut out),
+            Input::Vote(v) => self.on_vote(v, false, &mut out),
             Input::TimeoutFired {
                 height,
                 round,
                 step,
-            } => self.on_timeout(height, round, step, &mut out),
+            } => {
+                self.on_timeout(height, round, step, &mut out);
+                Verdict::Accepted
+            }
             Input::BlockVerified { id, valid } => {
                 if let Some((_, v)) = self.blocks.get_mut(&id)
                     && *v == Validity::Pending
@@ -324,22 +387,33 @@ impl Machine {
                         Validity::Invalid
                     };
                 }
+                Verdict::Accepted
             }
             Input::ProposalBuilt {
                 height,
                 round,
                 block,
-            } => self.on_built(height, round, block, &mut out),
+            } => {
+                self.on_built(height, round, block, &mut out);
+                Verdict::Accepted
+            }
             Input::Commit { block, certificate } => self.on_commit(block, certificate, &mut out),
-            Input::Rebroadcast => self.rebroadcast(&mut out),
+            Input::Rebroadcast => {
+                self.rebroadcast(&mut out);
+                Verdict::Accepted
+            }
             Input::ValidatorSetAvailable => {
                 if self.set.is_none() {
                     self.enter_height(self.height, &mut out);
                 }
+                Verdict::Accepted
             }
-        }
+        };
         self.run_rules(&mut out);
-        out
+        Applied {
+            verdict,
+            outputs: out,
+        }
     }
 
     // ----- height and round transitions -----
@@ -352,6 +426,7 @@ impl Machine {
         self.valid = None;
         self.proposals.clear();
         self.blocks.clear();
+        self.fresh_proposer.clear();
         self.reported.clear();
         self.own_proposal = None;
         self.flags = RoundFlags::default();
@@ -359,6 +434,7 @@ impl Machine {
             self.set = None;
             return;
         };
+        self.last_set_len = set.len();
         self.me = self
             .signer
             .as_ref()
@@ -385,12 +461,13 @@ impl Machine {
                 self.cast(VoteType::Precommit, v, out);
             }
         }
-        let buffered = std::mem::take(&mut self.future);
-        for m in buffered {
-            match m {
-                Message::Proposal(p) => self.on_proposal(p, out),
-                Message::Vote(v) => self.on_vote(v, out),
-            }
+        // Replayed messages have no sender to blame: their verdicts are dropped (a forgery
+        // that could not be checked on receipt was never relayed).
+        for b in self.future.take(height) {
+            let _ = match b.message {
+                Message::Proposal(p) => self.on_proposal(p, b.verified, out),
+                Message::Vote(v) => self.on_vote(v, b.verified, out),
+            };
         }
     }
 
@@ -401,6 +478,16 @@ impl Machine {
         self.step = Step::Propose;
         self.flags = RoundFlags::default();
         self.own_proposal = None;
+        for r in [round, round.saturating_add(1)] {
+            let ids: Vec<BlockId> = self
+                .proposals
+                .get(&r)
+                .map(|l| l.iter().map(|p| p.proposal.block.id).collect())
+                .unwrap_or_default();
+            for id in ids {
+                self.request_verification(id, out);
+            }
+        }
         out.push(Output::ScheduleTimeout {
             height: self.height,
             round,
@@ -520,101 +607,183 @@ impl Machine {
 
     // ----- inputs -----
 
-    fn buffer(&mut self, m: Message) {
-        if self.future.len() < self.config.max_buffered {
-            self.future.push(m);
+    /// Keeps a message of the next height (or of this height while its set is unknown).
+    /// Checked on receipt when the set of its height is known; otherwise kept unverified
+    /// within a share computed from the last known set size, and never relayed.
+    fn buffer(&mut self, m: Message) -> Verdict {
+        let height = m.height();
+        let known = if height == self.height {
+            self.set.clone()
+        } else {
+            self.provider.validator_set(height)
+        };
+        let (verified, len) = match known {
+            Some(set) => {
+                if let Err(reject) = self.check_sender(&set, &m) {
+                    return Verdict::Rejected(reject);
+                }
+                if !self.signature_ok(&set, &m) {
+                    return Verdict::Rejected(Reject::BadSignature);
+                }
+                (true, set.len())
+            }
+            None if (m.sender() as usize) < self.last_set_len => (false, self.last_set_len),
+            None => return Verdict::Ignored,
+        };
+        let quota = self.config.max_buffered_bytes / len.max(1);
+        if self.future.push(
+            height,
+            Buffered {
+                message: m,
+                verified,
+            },
+            quota,
+        ) {
+            Verdict::Buffered { verified }
+        } else {
+            Verdict::Ignored
         }
     }
 
-    /// Common admission checks; `None` means drop (maybe after buffering).
-    fn admit(&mut self, m: &Message, out: &mut Vec<Output>) -> Option<Arc<ValidatorSet>> {
-        if m.height() < self.height {
-            return None;
-        }
-        if m.height() > self.height || self.set.is_none() {
-            self.buffer(m.clone());
-            return None;
-        }
-        let set = self.set.clone()?;
+    /// Sender, round and proposer checks that need no signature.
+    fn check_sender(&self, set: &ValidatorSet, m: &Message) -> Result<(), Reject> {
         if m.sender() as usize >= set.len() {
-            out.push(Output::Rejected(Reject::UnknownValidator));
-            return None;
+            return Err(Reject::UnknownValidator);
         }
-        if m.round() > self.round.saturating_add(self.config.max_round_ahead) {
-            out.push(Output::Rejected(Reject::RoundTooFar));
-            return None;
+        if let Message::Proposal(sp) = m {
+            let p = &sp.proposal;
+            if p.proposer != set.proposer(p.height, p.round) {
+                return Err(Reject::WrongProposer);
+            }
+            if p.pol_round.is_some_and(|vr| vr >= p.round) {
+                return Err(Reject::BadPolRound);
+            }
         }
-        Some(set)
+        Ok(())
     }
 
-    fn on_proposal(&mut self, sp: SignedProposal, out: &mut Vec<Output>) {
+    fn signature_ok(&self, set: &ValidatorSet, m: &Message) -> bool {
+        let (bytes, signature) = match m {
+            Message::Proposal(sp) => (
+                sp.proposal.sign_bytes(&self.config.chain, set.epoch()),
+                &sp.signature,
+            ),
+            Message::Vote(sv) => (
+                sv.vote.sign_bytes(&self.config.chain, set.epoch()),
+                &sv.signature,
+            ),
+        };
+        self.verifier.verify(set, m.sender(), &bytes, signature)
+    }
+
+    /// Common admission checks: `Ok(set)` to go on with a message of the current height.
+    fn admit(&mut self, m: &Message) -> Result<Arc<ValidatorSet>, Verdict> {
+        if m.height() < self.height || m.height() > self.height.saturating_add(1) {
+            return Err(Verdict::Ignored);
+        }
+        let set = match &self.set {
+            Some(set) if m.height() == self.height => set.clone(),
+            _ => return Err(self.buffer(m.clone())),
+        };
+        if m.round() > self.round.saturating_add(self.config.max_round_ahead) {
+            return Err(Verdict::Rejected(Reject::RoundTooFar));
+        }
+        self.check_sender(&set, m).map_err(Verdict::Rejected)?;
+        Ok(set)
+    }
+
+    fn on_proposal(
+        &mut self,
+        sp: SignedProposal,
+        verified: bool,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
         let msg = Message::Proposal(sp);
-        let Some(set) = self.admit(&msg, out) else {
-            return;
+        let set = match self.admit(&msg) {
+            Ok(set) => set,
+            Err(verdict) => return verdict,
         };
         let Message::Proposal(sp) = msg else {
             unreachable!()
         };
-        let p = &sp.proposal;
-        if p.proposer != set.proposer(p.height, p.round) {
-            out.push(Output::Rejected(Reject::WrongProposer));
-            return;
-        }
-        if p.pol_round.is_some_and(|vr| vr >= p.round) {
-            out.push(Output::Rejected(Reject::BadPolRound));
-            return;
-        }
-        if self
+        let round = sp.proposal.round;
+        if let Some(held) = self
             .proposals
-            .get(&p.round)
-            .is_some_and(|l| l.contains(&sp))
+            .get(&round)
+            .and_then(|l| l.iter().find(|h| same_signed_proposal(h, &sp)))
         {
-            return;
+            // A payload other than the signed one is not the proposer's doing (the engine
+            // checks payloads against the id before they get here).
+            return if held.proposal.block.payload == sp.proposal.block.payload {
+                Verdict::Accepted
+            } else {
+                Verdict::Ignored
+            };
         }
-        let bytes = p.sign_bytes(&self.config.chain, set.epoch());
-        if !self
-            .verifier
-            .verify(&set, p.proposer, &bytes, &sp.signature)
-        {
-            out.push(Output::Rejected(Reject::BadSignature));
-            return;
+        // Only the current and the next round can use a proposal; later ones are re-sent by
+        // their proposer when we get there.
+        if round > self.round.saturating_add(1) {
+            return Verdict::Ignored;
+        }
+        if !verified && !self.signature_ok(&set, &Message::Proposal(sp.clone())) {
+            return Verdict::Rejected(Reject::BadSignature);
         }
         self.store_proposal(sp, out);
+        Verdict::Accepted
     }
 
     fn store_proposal(&mut self, sp: SignedProposal, out: &mut Vec<Output>) {
         let p = &sp.proposal;
         let (round, proposer, block) = (p.round, p.proposer, p.block.clone());
         let list = self.proposals.entry(round).or_default();
-        if list.contains(&sp) {
+        if list.iter().any(|held| same_signed_proposal(held, &sp)) {
             return;
         }
         if list.len() == 1 {
             let epoch = self.set.as_ref().map_or(0, |s| s.epoch());
             out.push(Output::Evidence(Evidence::DuplicateProposal {
                 epoch,
-                first: Box::new(list[0].clone()),
-                second: Box::new(sp.clone()),
+                first: Box::new(without_payload(&list[0])),
+                second: Box::new(without_payload(&sp)),
             }));
         }
         if list.len() >= 2 {
             return;
         }
+        let fresh = sp.proposal.pol_round.is_none();
         list.push(sp);
         self.votes.saw_sender(round, proposer);
-        if let std::collections::hash_map::Entry::Vacant(e) = self.blocks.entry(block.id) {
-            e.insert((block.clone(), Validity::Pending));
+        let id = block.id;
+        if fresh {
+            self.fresh_proposer.entry(id).or_insert(proposer);
+        }
+        self.blocks
+            .entry(id)
+            .or_insert((block, Validity::Unrequested));
+        if round == self.round || round == self.round.saturating_add(1) {
+            self.request_verification(id, out);
+        }
+    }
+
+    /// Sends a held block for verification, once.
+    fn request_verification(&mut self, id: BlockId, out: &mut Vec<Output>) {
+        if let Some((block, v)) = self.blocks.get_mut(&id)
+            && *v == Validity::Unrequested
+        {
+            *v = Validity::Pending;
             out.push(Output::VerifyBlock {
                 height: self.height,
-                block,
+                block: block.clone(),
+                proposer: self.fresh_proposer.get(&id).copied(),
             });
         }
     }
 
-    fn on_vote(&mut self, sv: SignedVote, out: &mut Vec<Output>) {
+    fn on_vote(&mut self, sv: SignedVote, verified: bool, out: &mut Vec<Output>) -> Verdict {
         let msg = Message::Vote(sv);
-        let Some(set) = self.admit(&msg, out) else {
-            return;
+        let set = match self.admit(&msg) {
+            Ok(set) => set,
+            Err(verdict) => return verdict,
         };
         let Message::Vote(sv) = msg else {
             unreachable!()
@@ -625,24 +794,22 @@ impl Machine {
             VoteType::Precommit => &rv.precommits,
         });
         // Skip the signature check for what we hold or would not store.
-        if tally.is_some_and(|t| t.contains(&sv) || t.is_full(v.validator)) {
-            return;
+        if tally.is_some_and(|t| t.contains(&sv)) {
+            return Verdict::Accepted;
+        }
+        if tally.is_some_and(|t| t.is_full(v.validator)) {
+            return Verdict::Ignored;
         }
         let key = (v.round, v.vote_type as u8, v.validator);
-        if !self.verifier.verify(
-            &set,
-            v.validator,
-            &v.sign_bytes(&self.config.chain, set.epoch()),
-            &sv.signature,
-        ) {
-            out.push(Output::Rejected(Reject::BadSignature));
-            return;
+        if !verified && !self.signature_ok(&set, &Message::Vote(sv.clone())) {
+            return Verdict::Rejected(Reject::BadSignature);
         }
         if let AddVote::Equivocation(ev) = self.votes.add(sv)
             && self.reported.insert(key)
         {
             out.push(Output::Evidence(*ev));
         }
+        Verdict::Accepted
     }
 
     /// Paper lines 57-67.
@@ -672,20 +839,26 @@ impl Machine {
         self.propose(block, None, out);
     }
 
-    fn on_commit(&mut self, block: Block, certificate: CommitCertificate, out: &mut Vec<Output>) {
-        let Some(set) = self.set.clone() else { return };
+    fn on_commit(
+        &mut self,
+        block: Block,
+        certificate: CommitCertificate,
+        out: &mut Vec<Output>,
+    ) -> Verdict {
+        let Some(set) = self.set.clone() else {
+            return Verdict::Ignored;
+        };
         if certificate.height != self.height {
-            return;
+            return Verdict::Ignored;
         }
         if certificate.block_id != block.id {
-            out.push(Output::Rejected(Reject::CertificateMismatch));
-            return;
+            return Verdict::Rejected(Reject::CertificateMismatch);
         }
         if let Err(e) = certificate.verify(&self.config.chain, &set, self.verifier.as_ref()) {
-            out.push(Output::Rejected(e.into()));
-            return;
+            return Verdict::Rejected(e.into());
         }
         self.decide(block, certificate, out);
+        Verdict::Accepted
     }
 
     /// Re-sends our latest messages and relays the round's proposal (and the
@@ -731,6 +904,7 @@ impl Machine {
     // ----- the upon rules -----
 
     fn run_rules(&mut self, out: &mut Vec<Output>) {
+        self.request_named(out);
         while self.set.is_some() {
             let fired = self.rule_decide(out)
                 || self.rule_round_skip(out)
@@ -742,6 +916,28 @@ impl Machine {
             if !fired {
                 break;
             }
+        }
+    }
+
+    /// Blocks of other rounds wait unverified until a prevote or precommit quorum names them
+    /// (lines 36 and 49 may then need them).
+    fn request_named(&mut self, out: &mut Vec<Output>) {
+        let Some(set) = self.set.clone() else { return };
+        if !self
+            .blocks
+            .values()
+            .any(|(_, v)| *v == Validity::Unrequested)
+        {
+            return;
+        }
+        let named: Vec<BlockId> = self
+            .votes
+            .rounds()
+            .flat_map(|(_, rv)| rv.prevotes.values().chain(rv.precommits.values()))
+            .filter_map(|(value, power)| value.filter(|_| set.is_quorum(power)))
+            .collect();
+        for id in named {
+            self.request_verification(id, out);
         }
     }
 
@@ -821,7 +1017,7 @@ impl Machine {
         for sp in list {
             let id = sp.proposal.block.id;
             let validity = self.blocks.get(&id).map_or(Validity::Pending, |(_, v)| *v);
-            if validity == Validity::Pending {
+            if matches!(validity, Validity::Pending | Validity::Unrequested) {
                 continue;
             }
             let ok = match sp.proposal.pol_round {
@@ -930,6 +1126,24 @@ impl Machine {
         }
         q
     }
+}
+
+/// Same signed content (what the signature covers), whatever the payload beside it.
+fn same_signed_proposal(a: &SignedProposal, b: &SignedProposal) -> bool {
+    let (p, q) = (&a.proposal, &b.proposal);
+    a.signature == b.signature
+        && p.height == q.height
+        && p.round == q.round
+        && p.pol_round == q.pol_round
+        && p.proposer == q.proposer
+        && p.block.id == q.block.id
+}
+
+/// A proposal as evidence keeps it: the signed part, not the block.
+fn without_payload(p: &SignedProposal) -> SignedProposal {
+    let mut p = p.clone();
+    p.proposal.block.payload = Default::default();
+    p
 }
 
 #[cfg(test)]
@@ -1109,7 +1323,7 @@ mod tests {
                 _ => vec![],
             };
             for (i, input) in inputs {
-                let out = ms[i].apply(input);
+                let out = ms[i].apply(input).outputs;
                 queue.extend(out.into_iter().map(|o| (i, o)));
             }
             if decided.len() == 4 {
@@ -1150,10 +1364,12 @@ mod tests {
         });
         assert_eq!(m.round(), 1);
         m.apply(Input::Proposal(n.proposal(1, None, &b)));
-        let out = m.apply(Input::BlockVerified {
-            id: b.id,
-            valid: true,
-        });
+        let out = m
+            .apply(Input::BlockVerified {
+                id: b.id,
+                valid: true,
+            })
+            .outputs;
         assert_eq!(
             sent_votes(&out),
             vec![(VoteType::Prevote, 1, None)],
@@ -1170,7 +1386,7 @@ mod tests {
             step: Step::Precommit,
         });
         assert_eq!(m.round(), 2);
-        let out = m.apply(Input::Proposal(n.proposal(2, Some(1), &b)));
+        let out = m.apply(Input::Proposal(n.proposal(2, Some(1), &b))).outputs;
         assert_eq!(
             sent_votes(&out),
             vec![(VoteType::Prevote, 2, Some(b.id))],
@@ -1207,11 +1423,13 @@ mod tests {
                 (VoteType::Precommit, 0, Some(a.id))
             ]
         );
-        let out = m2.apply(Input::TimeoutFired {
-            height: 1,
-            round: 0,
-            step: Step::Propose,
-        });
+        let out = m2
+            .apply(Input::TimeoutFired {
+                height: 1,
+                round: 0,
+                step: Step::Propose,
+            })
+            .outputs;
         assert!(sent_votes(&out).is_empty());
     }
 
@@ -1222,18 +1440,18 @@ mod tests {
         let other = (0..4u32).find(|&i| Some(i) != m.validator_index()).unwrap();
         let mut forged = n.vote(other, VoteType::Prevote, 0, None);
         forged.signature.0[0] ^= 1;
-        let out = m.apply(Input::Vote(forged));
-        assert!(matches!(
-            out.as_slice(),
-            [Output::Rejected(Reject::BadSignature)]
-        ));
+        let applied = m.apply(Input::Vote(forged));
+        assert_eq!(applied.verdict, Verdict::Rejected(Reject::BadSignature));
+        assert!(applied.outputs.is_empty());
         m.apply(Input::Vote(n.vote(other, VoteType::Prevote, 0, None)));
-        let out = m.apply(Input::Vote(n.vote(
-            other,
-            VoteType::Prevote,
-            0,
-            Some(B256::repeat_byte(3)),
-        )));
+        let out = m
+            .apply(Input::Vote(n.vote(
+                other,
+                VoteType::Prevote,
+                0,
+                Some(B256::repeat_byte(3)),
+            )))
+            .outputs;
         assert!(
             out.iter()
                 .any(|o| matches!(o, Output::Evidence(e) if e.offender() == other))
@@ -1253,5 +1471,295 @@ mod tests {
         assert_eq!(m.round(), 0);
         m.apply(Input::Vote(n.vote(others[1], VoteType::Precommit, 5, None)));
         assert_eq!(m.round(), 5);
+    }
+
+    /// A provider that knows the sets of heights up to `known` only (the next epoch's set
+    /// not decided yet).
+    struct UpTo {
+        known: Height,
+        inner: Arc<StaticProvider>,
+    }
+
+    impl ValidatorSetProvider for UpTo {
+        fn validator_set(&self, height: Height) -> Option<Arc<ValidatorSet>> {
+            (height <= self.known)
+                .then(|| self.inner.validator_set(height))
+                .flatten()
+        }
+    }
+
+    impl Net {
+        fn machine_with(
+            &self,
+            i: usize,
+            config: Config,
+            provider: Arc<dyn ValidatorSetProvider>,
+        ) -> Machine {
+            Machine::new(
+                config,
+                Some(Box::new(TestSigner(self.keys[i]))),
+                SlashingGuard::new(SignRecord::default(), Box::new(NoStore)),
+                self.verifier.clone(),
+                provider,
+                1,
+            )
+            .0
+        }
+        fn vote_at(
+            &self,
+            index: u32,
+            t: VoteType,
+            height: Height,
+            round: Round,
+            block: Option<BlockId>,
+        ) -> SignedVote {
+            let vote = Vote {
+                vote_type: t,
+                height,
+                round,
+                block,
+                validator: index,
+            };
+            let signature =
+                TestSigner(self.keys[self.key_of(index)]).sign(&vote.sign_bytes(&chain(), 0));
+            SignedVote { vote, signature }
+        }
+    }
+
+    fn forged(index: u32, height: Height, round: Round) -> SignedVote {
+        SignedVote {
+            vote: Vote {
+                vote_type: VoteType::Precommit,
+                height,
+                round,
+                block: Some(B256::repeat_byte(0xee)),
+                validator: index,
+            },
+            signature: SignatureBytes::repeat_byte(0x66),
+        }
+    }
+
+    /// Decides height 1 on a machine: proposal, verification, then the precommits of the
+    /// other three validators. Returns the `Applied` of the deciding precommit.
+    fn decide_height_one(n: &Net, m: &mut Machine) -> Applied {
+        let a = block(0xa);
+        m.apply(Input::Proposal(n.proposal(0, None, &a)));
+        m.apply(Input::BlockVerified {
+            id: a.id,
+            valid: true,
+        });
+        let others: Vec<u32> = (0..4u32)
+            .filter(|&i| Some(i) != m.validator_index())
+            .collect();
+        let mut last = None;
+        for &i in &others {
+            let applied = m.apply(Input::Vote(n.vote(i, VoteType::Precommit, 0, Some(a.id))));
+            if m.height() == 2 && last.is_none() {
+                last = Some(applied);
+            }
+        }
+        last.expect("height 1 decided")
+    }
+
+    /// Fault 1 of the hostile-peers issue: forged next-height votes used to be buffered
+    /// unchecked, reported `Accept` (so relayed), and replayed inside the deciding
+    /// precommit's `apply`, whose `Rejected` outputs got the honest sender banned.
+    #[test]
+    fn forged_next_height_votes_are_refused_on_receipt_and_never_blamed_on_the_decider() {
+        let n = net();
+        let mut m = n.machine_with(n.follower(), Config::new(chain()), n.provider.clone());
+        for i in 0..1_000u32 {
+            let applied = m.apply(Input::Vote(forged(i % 4, 2, i % 3)));
+            assert_eq!(
+                applied.verdict,
+                Verdict::Rejected(Reject::BadSignature),
+                "the set of height 2 is known: checked on receipt"
+            );
+            assert!(!applied.verdict.relay());
+        }
+        let genuine = n.vote_at(n.index(n.follower()) ^ 1, VoteType::Prevote, 2, 0, None);
+        assert_eq!(
+            m.apply(Input::Vote(genuine)).verdict,
+            Verdict::Buffered { verified: true }
+        );
+        let decided = decide_height_one(&n, &mut m);
+        assert_eq!(decided.verdict, Verdict::Accepted);
+        assert!(
+            decided
+                .outputs
+                .iter()
+                .any(|o| matches!(o, Output::Decided { height: 1, .. }))
+        );
+    }
+
+    /// The same when the next height's set is not known yet: forgeries are kept unverified
+    /// (never relayed), and their failure at replay is nobody's verdict.
+    #[test]
+    fn unverifiable_next_height_messages_are_buffered_unrelayed_and_blame_nobody() {
+        let n = net();
+        let provider = Arc::new(UpTo {
+            known: 1,
+            inner: n.provider.clone(),
+        });
+        let mut m = n.machine_with(n.follower(), Config::new(chain()), provider.clone());
+        let mut buffered = 0;
+        for i in 0..1_000u32 {
+            let verdict = m.apply(Input::Vote(forged(i % 4, 2, i))).verdict;
+            assert!(
+                matches!(
+                    verdict,
+                    Verdict::Buffered { verified: false } | Verdict::Ignored
+                ),
+                "{verdict:?}"
+            );
+            assert!(!verdict.relay());
+            buffered += usize::from(verdict != Verdict::Ignored);
+        }
+        assert!(buffered > 0);
+        assert_eq!(
+            m.apply(Input::Vote(forged(9, 2, 0))).verdict,
+            Verdict::Ignored,
+            "an index outside the last known set is not kept"
+        );
+        assert_eq!(
+            m.apply(Input::Vote(forged(0, 3, 0))).verdict,
+            Verdict::Ignored,
+            "only the next height is kept"
+        );
+        let decided = decide_height_one(&n, &mut m);
+        // The machine waits for the set of height 2; the forgeries wait with it.
+        assert_eq!(decided.verdict, Verdict::Accepted);
+        assert_eq!(m.height(), 2);
+    }
+
+    /// Fault 2: the next-height buffer holds an equal byte share per validator index, so
+    /// one validator (or a forger in its name) cannot fill it.
+    #[test]
+    fn next_height_buffer_is_bounded_per_validator_index() {
+        let n = net();
+        let mut config = Config::new(chain());
+        config.max_buffered_bytes = 4 * 8 * crate::future::MESSAGE_OVERHEAD;
+        let mut m = n.machine_with(n.follower(), config.clone(), n.provider.clone());
+        let me = n.index(n.follower());
+        let flooder = (me + 1) % 4;
+        let mut kept = 0;
+        for round in 0..100 {
+            for t in [VoteType::Prevote, VoteType::Precommit] {
+                let verdict = m
+                    .apply(Input::Vote(n.vote_at(flooder, t, 2, round, None)))
+                    .verdict;
+                kept += usize::from(verdict == Verdict::Buffered { verified: true });
+            }
+        }
+        assert_eq!(kept, 8, "a share is max_buffered_bytes / 4 validators");
+        assert_eq!(
+            m.buffered_bytes(),
+            config.max_buffered_bytes / 4,
+            "the flooder holds its share only"
+        );
+        let other = (me + 2) % 4;
+        assert_eq!(
+            m.apply(Input::Vote(n.vote_at(other, VoteType::Prevote, 2, 0, None)))
+                .verdict,
+            Verdict::Buffered { verified: true },
+            "another validator still has room"
+        );
+        assert_eq!(
+            m.apply(Input::Vote(n.vote_at(other, VoteType::Prevote, 3, 0, None)))
+                .verdict,
+            Verdict::Ignored,
+            "two heights ahead is never kept"
+        );
+        decide_height_one(&n, &mut m);
+        assert_eq!(m.buffered_bytes(), 0, "replayed at height 2");
+    }
+
+    /// Fault 3: a relayer that swaps the unsigned payload beside a signed proposal makes
+    /// no evidence; two different signed proposals do, without their payloads.
+    #[test]
+    fn payload_swaps_are_not_evidence_and_evidence_carries_no_payload() {
+        let n = net();
+        let (mut m, _) = n.machine(n.follower(), SignRecord::default());
+        let a = block(0xa);
+        let signed = n.proposal(0, None, &a);
+        assert_eq!(
+            m.apply(Input::Proposal(signed.clone())).verdict,
+            Verdict::Accepted
+        );
+        let mut swapped = signed.clone();
+        swapped.proposal.block.payload = Bytes::from_static(b"another body");
+        let applied = m.apply(Input::Proposal(swapped));
+        assert_eq!(applied.verdict, Verdict::Ignored);
+        assert!(
+            !applied
+                .outputs
+                .iter()
+                .any(|o| matches!(o, Output::Evidence(_)))
+        );
+        let other = n.proposal(0, None, &block(0xb));
+        let applied = m.apply(Input::Proposal(other));
+        let evidence = applied.outputs.iter().find_map(|o| match o {
+            Output::Evidence(Evidence::DuplicateProposal { first, second, .. }) => {
+                Some((first.clone(), second.clone()))
+            }
+            _ => None,
+        });
+        let (first, second) = evidence.expect("two signed proposals are evidence");
+        assert!(
+            first.proposal.block.payload.is_empty() && second.proposal.block.payload.is_empty()
+        );
+        assert_ne!(first.proposal.block.id, second.proposal.block.id);
+    }
+
+    /// Fault 6: only proposals of the current and the next round are executed; later ones
+    /// are dropped (their proposer re-sends them), earlier ones wait for a quorum to name
+    /// them.
+    #[test]
+    fn only_the_current_and_next_round_proposals_are_verified() {
+        let n = net();
+        let (mut m, _) = n.machine(n.follower(), SignRecord::default());
+        let verifies = |out: &[Output]| {
+            out.iter()
+                .filter(|o| matches!(o, Output::VerifyBlock { .. }))
+                .count()
+        };
+        let far = m.apply(Input::Proposal(n.proposal(2, None, &block(2))));
+        assert_eq!(far.verdict, Verdict::Ignored);
+        assert_eq!(verifies(&far.outputs), 0);
+        let next = m.apply(Input::Proposal(n.proposal(1, None, &block(1))));
+        assert_eq!(next.verdict, Verdict::Accepted);
+        assert_eq!(verifies(&next.outputs), 1);
+        // Move to round 3 (round skip); round 1's block is now old and never asked again.
+        let others: Vec<u32> = (0..4u32)
+            .filter(|&i| Some(i) != m.validator_index())
+            .collect();
+        let mut out = Vec::new();
+        for &i in &others[..2] {
+            out.extend(
+                m.apply(Input::Vote(n.vote(i, VoteType::Prevote, 3, None)))
+                    .outputs,
+            );
+        }
+        assert_eq!(m.round(), 3);
+        assert_eq!(verifies(&out), 0);
+    }
+
+    /// Heights and rounds from the wire never overflow anything.
+    #[test]
+    fn absurd_heights_and_rounds_are_ignored_or_refused() {
+        let n = net();
+        let (mut m, _) = n.machine(n.follower(), SignRecord::default());
+        assert_eq!(
+            m.apply(Input::Vote(forged(0, u64::MAX, 0))).verdict,
+            Verdict::Ignored
+        );
+        assert_eq!(
+            m.apply(Input::Vote(forged(0, 1, u32::MAX))).verdict,
+            Verdict::Rejected(Reject::RoundTooFar)
+        );
+        assert_eq!(
+            m.apply(Input::Vote(forged(u32::MAX, 1, 0))).verdict,
+            Verdict::Rejected(Reject::UnknownValidator)
+        );
     }
 }

@@ -109,6 +109,34 @@ fn byzantine_equivocators_under_one_third() {
     );
 }
 
+/// The hostile-peers issue, faults 1-3 and 6: a validator under 1/3 floods forged
+/// next-height votes (1,000 with each of its precommits), swaps relayed payloads and sends
+/// absurd heights and rounds, next to equivocators. Honest nodes agree and progress, blame
+/// no honest peer, accuse no honest validator and keep their buffers under the bound.
+#[test]
+fn hostile_peers_under_one_third() {
+    let t = run_many(
+        "hostile_peers",
+        |seed| scenarios::hostile_peers(seed, 1_000),
+        0,
+        seeds(1000),
+        1,
+    );
+    assert!(t.rejected > 0, "the forgeries must be refused");
+}
+
+/// The same with 10,000 forged votes per precommit, at 100 seeds.
+#[test]
+fn hostile_peers_ten_thousand_forgeries() {
+    run_many(
+        "hostile_peers_10k",
+        |seed| scenarios::hostile_peers(seed, 10_000),
+        0,
+        seeds(1000).min(100),
+        1,
+    );
+}
+
 #[test]
 fn real_bls_scenario() {
     let t = run_many("real_bls", scenarios::real_bls, 0, seeds(1000).min(4), 1);
@@ -159,6 +187,9 @@ fn soak() {
         ("crash_restart", scenarios::crash_restart),
         ("loss_reorder", scenarios::loss_reorder),
         ("equivocators", scenarios::equivocators),
+        ("hostile_peers", |seed| {
+            scenarios::hostile_peers(seed, 1_000)
+        }),
     ] {
         if std::env::var("BTTD_SIM_ONLY").is_ok_and(|only| !only.split(',').any(|o| o == name)) {
             continue;
@@ -167,7 +198,7 @@ fn soak() {
         run_many(name, build, 1_000_000, n, threads);
     }
     eprintln!(
-        "soak: {} seeds x 4 scenarios, no violation, {:.1?}",
+        "soak: {} seeds x 5 scenarios, no violation, {:.1?}",
         n,
         t0.elapsed()
     );
@@ -187,6 +218,7 @@ fn debug_seed() {
         "loss_reorder" => scenarios::loss_reorder(seed),
         "equivocators" => scenarios::equivocators(seed),
         "split_brain" => scenarios::split_brain(seed),
+        "hostile_peers" => scenarios::hostile_peers(seed, 1_000),
         "real_bls" => scenarios::real_bls(seed),
         other => panic!("unknown scenario {other}"),
     };

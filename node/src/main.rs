@@ -250,6 +250,12 @@ fn node_settings(config: &NodeConfig, home: Option<&Path>) -> eyre::Result<NodeS
     };
     let spec = ChainSpec::load(&genesis)?;
     let validator = validator_keys(config, home, &spec)?;
+    if let (Some(keys), Some(coinbase)) = (&validator, config.coinbase) {
+        bail!(
+            "`coinbase` ({coinbase}) cannot be set on a validator node: the miner of its blocks is always the validator's account {} (voters refuse any other); remove `coinbase` from node.toml or --coinbase",
+            keys.address()
+        );
+    }
     let settings = NodeSettings {
         datadir,
         spec,

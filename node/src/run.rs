@@ -157,8 +157,11 @@ async fn start_consensus(
     let (engine, first) = Engine::new(ctx.clone(), net.clone(), info, engine_settings)?;
     tracing::info!(target: "bttd::node", ?validator, "consensus started");
     Ok(tokio::spawn(async move {
-        engine.run(first, events, shutdown).await;
+        let result = engine.run(first, events, shutdown).await;
         let _ = net.shutdown().await;
+        if let Err(fault) = result {
+            panic!("consensus engine: {fault}");
+        }
     }))
 }
 

@@ -2,10 +2,12 @@
 //! standard) plus the transactions with their senders, recovered once at admission and kept
 //! so nothing downstream recovers a signature again. The header rules are docs/block-format.md.
 
-use alloy_consensus::{Header, ReceiptEnvelope, TxEnvelope};
+use alloy_consensus::proofs::calculate_transaction_root;
+use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, TxEnvelope};
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_primitives::{Address, B256, Sealed, keccak256};
 use alloy_rlp::{RlpDecodable, RlpEncodable};
+use alloy_trie::EMPTY_ROOT_HASH;
 
 /// A header with its hash.
 pub type SealedHeader = Sealed<Header>;
@@ -51,6 +53,35 @@ impl WireBlock {
         alloy_rlp::encode(wire)
     }
 
+    /// Decodes the bytes that travel beside a signed or certified block id, and checks that
+    /// they are that block: the header hashes to `id`, and the body is the one the header
+    /// commits to (transactions root; no ommers, no withdrawals). Everything that needs no
+    /// execution, so a mismatch is known before the block is stored, relayed or executed, and
+    /// is the fault of whoever sent these bytes, never of the block's signer.
+    pub fn decode_for(bytes: &[u8], id: B256) -> Result<SealedBlock, BodyMismatch> {
+        let block = Self::decode(bytes).map_err(BodyMismatch::Undecodable)?;
+        if block.hash() != id {
+            return Err(BodyMismatch::Hash {
+                expected: id,
+                got: block.hash(),
+            });
+        }
+        let header = &block.header;
+        let transactions_root = calculate_transaction_root(&block.body.transactions);
+        if header.transactions_root != transactions_root {
+            return Err(BodyMismatch::TransactionsRoot {
+                header: header.transactions_root,
+                body: transactions_root,
+            });
+        }
+        if header.ommers_hash != EMPTY_OMMER_ROOT_HASH
+            || header.withdrawals_root != Some(EMPTY_ROOT_HASH)
+        {
+            return Err(BodyMismatch::NonEmptyRoots);
+        }
+        Ok(block)
+    }
+
     /// Decodes network bytes into a block whose `senders` are empty (see [`WireBlock`]).
     /// The hash is computed from the header, never taken from the peer.
     pub fn decode(mut bytes: &[u8]) -> Result<SealedBlock, alloy_rlp::Error> {
@@ -66,6 +97,19 @@ impl WireBlock {
             },
         })
     }
+}
+
+/// Why bytes are not the block they are said to be.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyMismatch {
+    #[error("undecodable block: {0}")]
+    Undecodable(alloy_rlp::Error),
+    #[error("header hash {got} is not the block id {expected}")]
+    Hash { expected: B256, got: B256 },
+    #[error("transactions root of the body {body} is not the header's {header}")]
+    TransactionsRoot { header: B256, body: B256 },
+    #[error("the header commits to ommers or withdrawals, which bttd blocks never have")]
+    NonEmptyRoots,
 }
 
 #[derive(RlpEncodable)]
@@ -128,5 +172,55 @@ mod wire_tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(WireBlock::decode(&longer).is_err());
+    }
+
+    /// The bytes beside a signed id must be that block: same header, and the body the header
+    /// commits to. A body with one transaction removed keeps the header (and its hash) but
+    /// not the transactions root.
+    #[test]
+    fn decode_for_refuses_a_swapped_or_edited_body() {
+        use alloy_consensus::{Signed, TxLegacy};
+        use alloy_primitives::Signature;
+        let tx = |nonce| {
+            TxEnvelope::Legacy(Signed::new_unchecked(
+                TxLegacy {
+                    nonce,
+                    ..Default::default()
+                },
+                Signature::test_signature(),
+                B256::with_last_byte(nonce as u8),
+            ))
+        };
+        let transactions = vec![tx(0), tx(1)];
+        let header = alloy_consensus::Header {
+            number: 7,
+            transactions_root: calculate_transaction_root(&transactions),
+            withdrawals_root: Some(EMPTY_ROOT_HASH),
+            ..Default::default()
+        };
+        let block = SealedBlock {
+            header: seal(header),
+            body: Body {
+                transactions,
+                senders: Vec::new(),
+            },
+        };
+        let id = block.hash();
+        let bytes = WireBlock::encode(&block);
+        assert_eq!(WireBlock::decode_for(&bytes, id).unwrap().hash(), id);
+        assert!(matches!(
+            WireBlock::decode_for(&bytes, B256::repeat_byte(1)),
+            Err(BodyMismatch::Hash { .. })
+        ));
+        let mut edited = block.clone();
+        edited.body.transactions.pop();
+        assert!(matches!(
+            WireBlock::decode_for(&WireBlock::encode(&edited), id),
+            Err(BodyMismatch::TransactionsRoot { .. })
+        ));
+        assert!(matches!(
+            WireBlock::decode_for(&bytes[1..], id),
+            Err(BodyMismatch::Undecodable(_))
+        ));
     }
 }

@@ -17,7 +17,7 @@ pub mod tx;
 #[cfg(test)]
 mod tests;
 
-pub use block::{Body, SealedBlock, SealedHeader, WireBlock};
+pub use block::{Body, BodyMismatch, SealedBlock, SealedHeader, WireBlock};
 pub use chain::{Chain, ChainError, ExecutedBlock, TxLocation};
 pub use config::ChainConfig;
 pub use tx::{RecoveredTx, TxError};

@@ -8,6 +8,10 @@
 //! - **No honest equivocation**: no honest identity ever signs two different
 //!   votes for one `(height, round, type)` or two proposals for one
 //!   `(height, round)`, crashes and restarts included (slashing protection).
+//! - **Blame only the guilty**: no honest node refuses a message sent by an honest peer
+//!   (the engine would penalise that peer), and no honest node produces evidence against an
+//!   honest identity.
+//! - **Bounded buffers**: next-height messages stay within the configured bytes.
 //! - **Liveness**: after the last fault, every honest node gains the required
 //!   number of heights within the bound.
 
@@ -60,6 +64,29 @@ pub enum Violation {
     },
     /// A run hit its hard stop without finishing a required check.
     Unfinished,
+    /// An honest node's verdict blamed an honest peer for a message it sent.
+    HonestBlamed {
+        /// The node that refused the message.
+        node: usize,
+        /// The honest sender.
+        from: usize,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An honest node produced evidence against an honest identity.
+    FalseEvidence {
+        /// The accused identity.
+        identity: usize,
+        /// Height of the supposed offence.
+        height: Height,
+    },
+    /// A machine held more next-height bytes than its configured bound.
+    BufferOverBound {
+        /// The node.
+        node: usize,
+        /// Bytes held.
+        bytes: usize,
+    },
 }
 
 /// Bookkeeping for the invariants.

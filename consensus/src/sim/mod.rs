@@ -52,6 +52,12 @@ pub enum Behaviour {
     /// Corrupts the signature of most of its messages and forges votes for
     /// other validators.
     BadSignatures,
+    /// Votes honestly, and attacks the glue around the machine: with every precommit it
+    /// sends this many next-height votes forged in other validators' names (the old buffer
+    /// replayed them at decision and blamed the deciding peer), re-sends every proposal it
+    /// receives with another payload (an unsigned swap that once made false evidence), and
+    /// sends messages for absurd heights and rounds.
+    FutureForger(u32),
 }
 
 impl Behaviour {

@@ -27,6 +27,8 @@ pub(crate) enum NetMsg {
         from: Height,
     },
     SyncResponse(Vec<(Block, CommitCertificate)>),
+    /// Many consensus messages in one delivery (a flood, without an event per message).
+    Batch(Vec<Message>),
 }
 
 /// Everything that can happen.

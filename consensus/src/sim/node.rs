@@ -7,8 +7,8 @@ use crate::bls::{BlsSecretKey, PublicKeyBytes, SignatureBytes};
 use crate::certificate::CommitCertificate;
 use crate::crypto::{BlsSigner, BlsVerifier, Signer, Verifier};
 use crate::guard::{SignRecord, SlashingGuard, SlashingStore, StoreError};
-use crate::machine::{Config, Input, Machine, Output};
-use crate::messages::{Message, Proposal, SignedProposal, SignedVote, Vote};
+use crate::machine::{Applied, Config, Input, MAX_BUFFERED_BYTES, Machine, Output, Verdict};
+use crate::messages::{Evidence, Message, Proposal, SignedProposal, SignedVote, Vote};
 use crate::test_scheme::{TestKey, TestSigner, TestVerifier};
 use crate::types::{Block, Height, VoteType};
 use crate::validator_set::{StaticProvider, Validator, ValidatorSet, ValidatorSetProvider};
@@ -261,17 +261,49 @@ impl Sim {
         self.outputs(n, out);
     }
 
+    /// Applies a local input (timer, answer): nobody to blame.
     fn apply(&mut self, n: usize, input: Input) {
+        self.apply_from(n, input, None);
+    }
+
+    /// Applies an input; `from` is the peer that sent it, whom the verdict concerns.
+    fn apply_from(&mut self, n: usize, input: Input, from: Option<usize>) {
         let Some(m) = self.nodes[n].machine.as_mut() else {
             return;
         };
-        let out = m.apply(input);
+        let Applied { verdict, outputs } = m.apply(input);
+        let buffered = m.buffered_bytes();
         if self.cfg.verbose {
-            for o in &out {
+            eprintln!("           node {n} {m:?} verdict {verdict:?}");
+            for o in &outputs {
                 eprintln!("           node {n} {m:?} -> {}", describe_out(o));
             }
         }
-        self.outputs(n, out);
+        if buffered > MAX_BUFFERED_BYTES {
+            self.checker.violations.push(Violation::BufferOverBound {
+                node: n,
+                bytes: buffered,
+            });
+        }
+        if let Verdict::Rejected(reason) = verdict {
+            self.blame(n, from, reason.to_string());
+        }
+        self.outputs(n, outputs);
+    }
+
+    /// An honest node refused what `from` sent: the engine would penalise `from`.
+    fn blame(&mut self, n: usize, from: Option<usize>, reason: String) {
+        if !self.honest(n) {
+            return;
+        }
+        self.rejected += 1;
+        if let Some(from) = from.filter(|&f| self.honest(f)) {
+            self.checker.violations.push(Violation::HonestBlamed {
+                node: n,
+                from,
+                reason,
+            });
+        }
     }
 
     fn live(&self, n: usize, inc: u32) -> bool {
@@ -380,15 +412,11 @@ impl Sim {
         };
         let my_height = m.height();
         match msg {
-            NetMsg::Consensus(c) => {
-                if c.height() > my_height {
-                    self.maybe_sync(to, from, my_height);
+            NetMsg::Consensus(c) => self.deliver_consensus(to, from, my_height, c),
+            NetMsg::Batch(batch) => {
+                for c in batch {
+                    self.deliver_consensus(to, from, my_height, c);
                 }
-                let input = match c {
-                    Message::Proposal(p) => Input::Proposal(p),
-                    Message::Vote(v) => Input::Vote(v),
-                };
-                self.apply(to, input);
             }
             NetMsg::Status { height } => {
                 if height > my_height {
@@ -416,11 +444,32 @@ impl Sim {
                 for (block, certificate) in batch {
                     let cur = self.nodes[to].machine.as_ref().map(|m| m.height());
                     if cur == Some(certificate.height) {
-                        self.apply(to, Input::Commit { block, certificate });
+                        self.apply_from(to, Input::Commit { block, certificate }, Some(from));
                     }
                 }
             }
         }
+    }
+
+    fn deliver_consensus(&mut self, to: usize, from: usize, my_height: Height, c: Message) {
+        if c.height() > my_height && c.height() != u64::MAX {
+            self.maybe_sync(to, from, my_height);
+        }
+        // The engine's check: a payload must hash to the signed id.
+        if let Message::Proposal(p) = &c
+            && B256::from_slice(&Sha256::digest(&p.proposal.block.payload)) != p.proposal.block.id
+        {
+            self.blame(to, Some(from), "payload does not match the id".into());
+            return;
+        }
+        if let (Behaviour::FutureForger(_), Message::Proposal(p)) = (self.nodes[to].behaviour, &c) {
+            self.swap_payload(to, p.clone());
+        }
+        let input = match c {
+            Message::Proposal(p) => Input::Proposal(p),
+            Message::Vote(v) => Input::Vote(v),
+        };
+        self.apply_from(to, input, Some(from));
     }
 
     fn maybe_sync(&mut self, n: usize, peer: usize, height: Height) {
@@ -474,7 +523,7 @@ impl Sim {
                         },
                     );
                 }
-                Output::VerifyBlock { height, block } => {
+                Output::VerifyBlock { height, block, .. } => {
                     let valid = block_is_valid(&block, height);
                     self.q.after(
                         APP_DELAY_US,
@@ -491,14 +540,10 @@ impl Sim {
                     block,
                     certificate,
                 } => self.on_decided(n, height, block, certificate),
-                Output::Evidence(_) => {
+                Output::Evidence(e) => {
                     if self.honest(n) {
                         self.evidence += 1;
-                    }
-                }
-                Output::Rejected(_) => {
-                    if self.honest(n) {
-                        self.rejected += 1;
+                        self.check_evidence(&e);
                     }
                 }
             }
@@ -595,6 +640,100 @@ impl Sim {
                 self.send_all(n, &msg);
                 self.forge_vote(n, &msg);
             }
+            Behaviour::FutureForger(count) => {
+                let precommit =
+                    matches!(&msg, Message::Vote(v) if v.vote.vote_type == VoteType::Precommit);
+                let height = msg.height();
+                self.send_all(n, &msg);
+                if precommit {
+                    self.forge_future(n, height, count);
+                }
+            }
+        }
+    }
+
+    /// Forged messages for the next height in other validators' names, plus absurd heights
+    /// and rounds, all in one delivery per peer (the harness applies them one by one).
+    fn forge_future(&mut self, n: usize, height: Height, count: u32) {
+        let next = height + 1;
+        let Some(set) = self.provider.validator_set(next) else {
+            return;
+        };
+        let mut forged = Vec::with_capacity(count as usize + 2);
+        for i in 0..count {
+            let mut sig = [0u8; 96];
+            self.rng.fill(&mut sig[..]);
+            let vote_type = if i % 2 == 0 {
+                VoteType::Prevote
+            } else {
+                VoteType::Precommit
+            };
+            forged.push(Message::Vote(SignedVote {
+                vote: Vote {
+                    vote_type,
+                    height: next,
+                    round: self.rng.random_range(0..4),
+                    block: Some(B256::repeat_byte(0xee)),
+                    validator: self.rng.random_range(0..set.len()) as u32,
+                },
+                signature: FixedBytes(sig),
+            }));
+        }
+        for (h, round) in [(u64::MAX, 0), (height, u32::MAX)] {
+            forged.push(Message::Vote(SignedVote {
+                vote: Vote {
+                    vote_type: VoteType::Precommit,
+                    height: h,
+                    round,
+                    block: None,
+                    validator: 0,
+                },
+                signature: FixedBytes([7; 96]),
+            }));
+        }
+        for to in (0..self.nodes.len()).filter(|&t| t != n) {
+            self.net.send(
+                &mut self.q,
+                &mut self.rng,
+                n,
+                to,
+                NetMsg::Batch(forged.clone()),
+            );
+        }
+    }
+
+    /// Relays a proposal with another payload beside the same signed id.
+    fn swap_payload(&mut self, n: usize, mut p: SignedProposal) {
+        let mut payload = p.proposal.block.payload.to_vec();
+        payload.extend_from_slice(b"swapped");
+        p.proposal.block.payload = Bytes::from(payload);
+        self.send_all(n, &Message::Proposal(p));
+    }
+
+    /// Evidence must name a byzantine identity.
+    fn check_evidence(&mut self, e: &Evidence) {
+        let Some(set) = self.provider.validator_set(e.height()) else {
+            return;
+        };
+        let Some(key) = set
+            .validators()
+            .get(e.offender() as usize)
+            .map(|v| v.public_key)
+        else {
+            return;
+        };
+        let Some(identity) = self.pubkeys.iter().position(|k| *k == key) else {
+            return;
+        };
+        let byzantine = self
+            .nodes
+            .iter()
+            .any(|node| node.identity == identity && node.behaviour.is_byzantine());
+        if !byzantine {
+            self.checker.violations.push(Violation::FalseEvidence {
+                identity,
+                height: e.height(),
+            });
         }
     }
 
@@ -679,6 +818,10 @@ impl Sim {
                         t.update(height.to_be_bytes());
                     }
                     NetMsg::SyncResponse(b) => t.update((b.len() as u64).to_be_bytes()),
+                    NetMsg::Batch(b) => {
+                        t.update([2]);
+                        t.update((b.len() as u64).to_be_bytes());
+                    }
                 }
             }
             Event::Timeout {

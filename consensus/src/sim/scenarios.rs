@@ -247,6 +247,35 @@ pub fn equivocators(seed: u64) -> SimConfig {
     cfg
 }
 
+/// A validator under 1/3 of the stake that floods forged next-height votes (`forged` with
+/// each of its precommits), swaps the payloads of proposals it relays and sends absurd
+/// heights and rounds, sometimes next to an equivocating twin; links lossy, sometimes a
+/// partition. Honest nodes must decide, blame nobody honest and keep their buffers bounded.
+pub fn hostile_peers(seed: u64, forged: u32) -> SimConfig {
+    let mut cfg = equivocators(seed);
+    let mut rng = shape_rng(seed ^ 2);
+    // equivocators() makes the first byzantine identity a twin pair; the forger replaces one
+    // instance, so its identity signs only through the forger (no equivocation by it).
+    let first_twin = cfg
+        .nodes
+        .iter()
+        .position(|n| n.behaviour == Behaviour::Twin)
+        .expect("equivocators has a twin");
+    let identity = cfg.nodes[first_twin].identity;
+    cfg.nodes.remove(first_twin + 1);
+    cfg.nodes[first_twin] = NodeSpec {
+        identity,
+        behaviour: Behaviour::FutureForger(forged),
+    };
+    // A second byzantine validator, if any, keeps its behaviour (twin, conflicting
+    // proposer, bad signatures or silent).
+    if rng.random_bool(0.5) {
+        cfg.faults.clear();
+        cfg.liveness = live(Duration::ZERO, 4, ms(60_000));
+    }
+    cfg
+}
+
 /// The attack the protocol cannot survive, to prove the checker sees it: four
 /// equal validators, two of them byzantine (1/2 of the stake) and run as
 /// twins, one twin on each side of a permanent partition between the two

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use alloy_primitives::{Address, B256, Bytes};
 use bttd_consensus::bls::BlsSecretKey;
 use bttd_consensus::{
-    Block, BlockId, BlsSigner, BlsVerifier, CommitCertificate, Config, Height, Input, Machine,
-    Message, Output, Reject, Round, SlashingGuard, Step, TimeoutConfig, ValidatorSetProvider,
-    Verifier,
+    Applied, Block, BlockId, BlsSigner, BlsVerifier, CommitCertificate, Config, Height, Input,
+    Machine, Message, Output, Reject, Round, SlashingGuard, Step, TimeoutConfig, ValidatorIndex,
+    ValidatorSetProvider, Verdict, Verifier,
 };
 use bttd_runtime::{ExecutedBlock, WireBlock};
 use libp2p::PeerId;
@@ -32,7 +32,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::info::ConsensusInfo;
 use super::slashing_db::FileSlashingStore;
-use super::sync;
+use super::sync::{self, ServeLimiter, SyncPeers};
+use super::timestamp;
 use super::wire::{self, CertifiedBlock, SyncRequest, SyncResponse};
 use crate::context::NodeContext;
 use crate::p2p::{NetworkEvent, NetworkHandle, Topic};
@@ -43,9 +44,6 @@ const REBROADCAST: Duration = Duration::from_secs(1);
 const STATUS_POLL: Duration = Duration::from_secs(2);
 /// Blocks asked for per sync request.
 const SYNC_BATCH: u32 = 64;
-/// A block's timestamp may be at most this far ahead of the local clock
-/// (docs/block-format.md).
-const MAX_FUTURE_SECONDS: u64 = 1;
 
 /// The validator's consensus key and account.
 #[derive(Clone)]
@@ -103,8 +101,26 @@ enum Internal {
     },
     Synced {
         peer: PeerId,
+        /// `Some(from)` for a block request from that height; `None` for a status request.
+        asked_from: Option<Height>,
         result: Result<SyncResponse, String>,
     },
+}
+
+/// Why the engine stopped: a fault of this node (its storage or its software), never of a
+/// peer. The node must stop rather than go on from a state it cannot trust.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineFault {
+    #[error(
+        "decided block {height} ({block}) matches its certified header but does not execute here: {reason}; this node's database or software is broken"
+    )]
+    DecidedBlockDoesNotExecute {
+        height: Height,
+        block: BlockId,
+        reason: String,
+    },
+    #[error("committing decided block {height}: {reason}")]
+    Commit { height: Height, reason: String },
 }
 
 /// Why the engine could not start.
@@ -114,6 +130,10 @@ pub enum EngineError {
     Slashing(#[from] super::slashing_db::SlashingDbError),
     #[error("the validator's BLS key is not in the genesis validator set")]
     NotAValidator,
+    #[error(
+        "the validator's account {key} is not the account {set} the validator set names for its BLS key"
+    )]
+    AccountMismatch { key: Address, set: Address },
 }
 
 pub struct Engine {
@@ -133,6 +153,12 @@ pub struct Engine {
     nonce: u64,
     /// A sync request is in flight.
     syncing_with: Option<PeerId>,
+    /// Which peers to ask for blocks (rotation, and peers that gave nothing lately).
+    sync_peers: SyncPeers,
+    /// Per-peer rate limit and in-flight cap of the sync requests this node serves.
+    serve_limiter: ServeLimiter,
+    /// A fault of this node seen while carrying out outputs: the run loop stops on it.
+    fault: Option<EngineFault>,
     /// The certificate of the head, for the next block's `extraData`.
     head_certificate: Option<CommitCertificate>,
     /// Transactions that reached the pool through gossip: gossipsub forwards them already,
@@ -200,6 +226,18 @@ impl Engine {
         };
         let mut config = Config::new(chain_id);
         config.timeouts = settings.timeouts;
+        if let Some(key) = &settings.key
+            && let Some(set) = info.sets.validator_set(ctx.chain.head().number + 1)
+            && let Some(index) = set.index_of(&key.bls.public_key())
+        {
+            let named = set.validators()[index as usize].address;
+            if named != key.address {
+                return Err(EngineError::AccountMismatch {
+                    key: key.address,
+                    set: named,
+                });
+            }
+        }
         let verifier: Arc<dyn Verifier> = Arc::new(BlsVerifier);
         let provider: Arc<dyn ValidatorSetProvider> = info.sets.clone();
         let head = ctx.chain.head();
@@ -232,6 +270,9 @@ impl Engine {
             head_committed_at: Instant::now(),
             nonce: rand::random(),
             syncing_with: None,
+            sync_peers: SyncPeers::default(),
+            serve_limiter: ServeLimiter::default(),
+            fault: None,
             head_certificate,
             from_gossip: RecentHashes::default(),
         };
@@ -239,14 +280,14 @@ impl Engine {
         Ok((engine, out))
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true, or until a fault of this node (see [`EngineFault`]).
     pub async fn run(
         mut self,
         first: Vec<Output>,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut shutdown: watch::Receiver<bool>,
-    ) {
-        self.carry_out(first, None).await;
+    ) -> Result<(), EngineFault> {
+        self.carry_out(first).await;
         let mut pending_txs = self.ctx.pending_txs.subscribe();
         let mut rebroadcast = tokio::time::interval(REBROADCAST);
         let mut status_poll = tokio::time::interval(STATUS_POLL);
@@ -264,13 +305,17 @@ impl Engine {
                     }
                 }
                 _ = rebroadcast.tick() => {
-                    let out = self.machine.apply(Input::Rebroadcast);
-                    self.carry_out(out, None).await;
+                    self.apply(Input::Rebroadcast, None).await;
                 }
                 _ = status_poll.tick() => self.poll_status().await,
             }
+            if let Some(fault) = self.fault.take() {
+                tracing::error!(target: "bttd::consensus", height = self.machine.height(), %fault, "consensus engine stopped by a fault of this node");
+                return Err(fault);
+            }
         }
         tracing::info!(target: "bttd::consensus", height = self.machine.height(), "consensus engine stopped");
+        Ok(())
     }
 
     fn publish_status(&self) {
@@ -285,13 +330,24 @@ impl Engine {
             .set_round(height, round, self.machine.step(), proposer);
     }
 
-    async fn apply(&mut self, input: Input, from: Option<PeerId>) {
-        let out = self.machine.apply(input);
-        self.carry_out(out, from).await;
+    /// Applies one input; a refused input is held against `from`, the peer that sent it, and
+    /// against nobody else (effects of replayed buffered messages carry no verdict).
+    async fn apply(&mut self, input: Input, from: Option<PeerId>) -> Verdict {
+        let Applied { verdict, outputs } = self.machine.apply(input);
+        if let (Verdict::Rejected(reason), Some(peer)) = (&verdict, from) {
+            self.penalise(peer, reason).await;
+        }
+        metrics::gauge!("bttd_consensus_buffered_bytes").set(self.machine.buffered_bytes() as f64);
+        self.carry_out(outputs).await;
+        verdict
     }
 
-    async fn carry_out(&mut self, outputs: Vec<Output>, from: Option<PeerId>) {
+    async fn carry_out(&mut self, outputs: Vec<Output>) {
         for output in outputs {
+            if self.fault.is_some() {
+                // Nothing after a local fault: the node stops.
+                return;
+            }
             match output {
                 Output::Broadcast(message) => {
                     self.nonce = self.nonce.wrapping_add(1);
@@ -320,7 +376,11 @@ impl Engine {
                     });
                 }
                 Output::BuildProposal { height, round } => self.build(height, round),
-                Output::VerifyBlock { height, block } => self.verify(height, block),
+                Output::VerifyBlock {
+                    height,
+                    block,
+                    proposer,
+                } => self.verify(height, block, proposer),
                 Output::Decided {
                     height,
                     block,
@@ -330,25 +390,27 @@ impl Engine {
                     tracing::warn!(target: "bttd::consensus", offender = evidence.offender(), height = evidence.height(), "equivocation detected");
                     self.info.add_evidence(evidence);
                 }
-                Output::Rejected(reason) => self.on_rejected(reason, from).await,
             }
         }
         self.publish_status();
     }
 
-    async fn on_rejected(&mut self, reason: Reject, from: Option<PeerId>) {
+    /// A peer sent something the machine refused. Honest peers relay only what they checked,
+    /// so anything a correct node could not have sent bans the peer; a round too far ahead
+    /// may be an honest peer's view, and is only refused.
+    async fn penalise(&mut self, peer: PeerId, reason: &Reject) {
         metrics::counter!("bttd_consensus_rejected_total").increment(1);
-        let forged = matches!(
-            reason,
-            Reject::BadSignature | Reject::BadCertificate(_) | Reject::CertificateMismatch
-        );
-        match from {
-            Some(peer) if forged => {
-                tracing::warn!(target: "bttd::consensus", %peer, %reason, "peer sent forged consensus data; banning");
-                let _ = self.net.ban(peer, reason.to_string()).await;
-            }
-            _ => tracing::debug!(target: "bttd::consensus", %reason, "consensus message refused"),
+        let ban = !matches!(reason, Reject::RoundTooFar);
+        if ban {
+            let _ = self.net.ban(peer, format!("consensus: {reason}")).await;
+        } else {
+            tracing::debug!(target: "bttd::consensus", %peer, %reason, "consensus message refused");
         }
+    }
+
+    /// Bans a peer for bytes no correct node sends (the reason says which).
+    async fn ban(&mut self, peer: PeerId, reason: String) {
+        let _ = self.net.ban(peer, reason).await;
     }
 
     /// Builds a proposal on the head, no sooner than `block_time` after the head was
@@ -391,7 +453,10 @@ impl Engine {
     }
 
     /// Checks a proposed block against the block rules and executes it on the head.
-    fn verify(&mut self, height: Height, block: Block) {
+    /// `proposer`: the proposer of the round that proposed it fresh, whose account must be
+    /// the block's `miner` (`None` for a re-proposal, whose miner was checked by the prevote
+    /// quorum that justifies it).
+    fn verify(&mut self, height: Height, block: Block, proposer: Option<ValidatorIndex>) {
         let tx = self.internal_tx.clone();
         let id = block.id;
         if self.executed.contains_key(&id) {
@@ -406,7 +471,15 @@ impl Engine {
         let verifier = self.verifier.clone();
         let chain_id = self.chain_id;
         tokio::task::spawn_blocking(move || {
-            let result = verify_block(&ctx, &info, verifier.as_ref(), chain_id, height, &block);
+            let result = verify_block(
+                &ctx,
+                &info,
+                verifier.as_ref(),
+                chain_id,
+                height,
+                proposer,
+                &block,
+            );
             let _ = tx.send(Internal::Verified {
                 id,
                 result: result.map(Some),
@@ -429,7 +502,7 @@ impl Engine {
                     },
                     None,
                 )
-                .await
+                .await;
             }
             Internal::Built {
                 height,
@@ -473,9 +546,15 @@ impl Engine {
                 };
                 self.apply(Input::BlockVerified { id, valid }, None).await;
             }
-            Internal::Synced { peer, result } => {
-                self.syncing_with = None;
-                self.on_synced(peer, result).await;
+            Internal::Synced {
+                peer,
+                asked_from,
+                result,
+            } => {
+                if asked_from.is_some() {
+                    self.syncing_with = None;
+                }
+                self.on_synced(peer, asked_from, result).await;
             }
         }
     }
@@ -496,33 +575,49 @@ impl Engine {
                             .net
                             .report(message_id, from, MessageAcceptance::Reject)
                             .await;
-                        let _ = self.net.ban(from, e.to_string()).await;
+                        self.ban(from, e.to_string()).await;
                         return;
                     }
                 };
                 let message = envelope.message;
-                if message.height() > self.machine.height() {
-                    self.info.saw_height(message.height().saturating_sub(1));
-                    self.start_sync(from).await;
+                // The payload travels unsigned beside the signed id: it must be that block
+                // before anything stores, relays or executes it.
+                if let Message::Proposal(p) = &message
+                    && let Err(e) =
+                        WireBlock::decode_for(&p.proposal.block.payload, p.proposal.block.id)
+                {
+                    let _ = self
+                        .net
+                        .report(message_id, from, MessageAcceptance::Reject)
+                        .await;
+                    self.ban(
+                        from,
+                        format!("proposal payload is not the signed block: {e}"),
+                    )
+                    .await;
+                    return;
                 }
+                let height = message.height();
+                let ahead = height > self.machine.height();
                 let input = match message {
                     Message::Proposal(p) => Input::Proposal(p),
                     Message::Vote(v) => Input::Vote(v),
                 };
-                let out = self.machine.apply(input);
-                let forged = out.iter().any(|o| {
-                    matches!(
-                        o,
-                        Output::Rejected(Reject::BadSignature | Reject::UnknownValidator)
-                    )
-                });
-                let acceptance = if forged {
-                    MessageAcceptance::Reject
-                } else {
-                    MessageAcceptance::Accept
+                let verdict = self.apply(input, Some(from)).await;
+                let acceptance = match &verdict {
+                    v if v.relay() => MessageAcceptance::Accept,
+                    Verdict::Rejected(_) => MessageAcceptance::Reject,
+                    _ => MessageAcceptance::Ignore,
                 };
                 let _ = self.net.report(message_id, from, acceptance).await;
-                self.carry_out(out, Some(from)).await;
+                if ahead && !matches!(verdict, Verdict::Rejected(_)) {
+                    // A checked message of the next height proves this one was decided;
+                    // anything else only makes us ask (sync verifies what it gets).
+                    if verdict.relay() {
+                        self.info.saw_height(height.saturating_sub(1));
+                    }
+                    self.start_sync(Some(from)).await;
+                }
             }
             NetworkEvent::Gossip {
                 topic: Topic::Transactions,
@@ -550,9 +645,18 @@ impl Engine {
                 data,
                 respond,
             } => {
+                let permit = match self.serve_limiter.admit(peer, Instant::now()) {
+                    Ok(permit) => permit,
+                    Err(refusal) => {
+                        let response = SyncResponse::Error(refusal.to_string());
+                        let _ = respond.send(wire::encode(&response));
+                        return;
+                    }
+                };
                 let ctx = self.ctx.clone();
                 let max_bytes = self.info.max_message_bytes;
                 tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
                     let response = sync::answer(&ctx, &data, max_bytes);
                     if respond.send(wire::encode(&response)).is_err() {
                         tracing::debug!(target: "bttd::sync", %peer, "peer left before the sync response");
@@ -563,7 +667,10 @@ impl Engine {
                 self.info.peer_connected();
                 self.request_status(peer);
             }
-            NetworkEvent::PeerDisconnected(_) => self.info.peer_disconnected(),
+            NetworkEvent::PeerDisconnected(peer) => {
+                self.info.peer_disconnected();
+                self.serve_limiter.forget(&peer);
+            }
             NetworkEvent::PeerIncompatible { .. } => {}
         }
     }
@@ -590,33 +697,14 @@ impl Engine {
     }
 
     fn request_status(&self, peer: PeerId) {
-        let net = self.net.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result = net
-                .request(peer, wire::encode(&SyncRequest::Status))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    wire::decode::<SyncResponse>("sync response", &bytes).map_err(|e| e.to_string())
-                });
-            let _ = tx.send(Internal::Synced { peer, result });
-        });
+        self.request(peer, SyncRequest::Status, None);
     }
 
-    async fn start_sync(&mut self, peer: PeerId) {
-        if self.syncing_with.is_some() {
-            return;
-        }
-        self.syncing_with = Some(peer);
-        let from = self.machine.height();
+    /// Sends a sync request; the answer comes back as `Internal::Synced`.
+    fn request(&self, peer: PeerId, request: SyncRequest, asked_from: Option<Height>) {
         let net = self.net.clone();
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
-            let request = SyncRequest::Blocks {
-                from,
-                max: SYNC_BATCH,
-            };
             let result = net
                 .request(peer, wire::encode(&request))
                 .await
@@ -624,58 +712,119 @@ impl Engine {
                 .and_then(|bytes| {
                     wire::decode::<SyncResponse>("sync response", &bytes).map_err(|e| e.to_string())
                 });
-            let _ = tx.send(Internal::Synced { peer, result });
+            let _ = tx.send(Internal::Synced {
+                peer,
+                asked_from,
+                result,
+            });
         });
     }
 
-    async fn on_synced(&mut self, peer: PeerId, result: Result<SyncResponse, String>) {
-        match result {
-            Ok(SyncResponse::Status { head, .. }) => {
-                self.info.saw_height(head);
+    /// Asks a peer for the blocks from our next height: `hint` if it has not failed us
+    /// lately, otherwise another connected peer (rotation, so one peer cannot stall us).
+    async fn start_sync(&mut self, hint: Option<PeerId>) {
+        if self.syncing_with.is_some() {
+            return;
+        }
+        let peers = self.net.peers().await.unwrap_or_default();
+        let Some(peer) = self.sync_peers.choose(hint, &peers, Instant::now()) else {
+            return;
+        };
+        self.syncing_with = Some(peer);
+        let from = self.machine.height();
+        self.request(
+            peer,
+            SyncRequest::Blocks {
+                from,
+                max: SYNC_BATCH,
+            },
+            Some(from),
+        );
+    }
+
+    async fn on_synced(
+        &mut self,
+        peer: PeerId,
+        asked_from: Option<Height>,
+        result: Result<SyncResponse, String>,
+    ) {
+        match (asked_from, result) {
+            // A peer's head is only a hint: it moves nothing until blocks prove it.
+            (None, Ok(SyncResponse::Status { head, .. })) => {
                 if head >= self.machine.height() {
-                    self.start_sync(peer).await;
+                    self.start_sync(Some(peer)).await;
                 }
             }
-            Ok(SyncResponse::Blocks(blocks)) => {
-                let got = blocks.len();
-                for CertifiedBlock { block, certificate } in blocks {
-                    if certificate.height != self.machine.height() {
-                        continue;
-                    }
-                    self.info.saw_height(certificate.height);
-                    let id = certificate.block_id;
-                    if WireBlock::decode(&block).map(|b| b.hash()).ok() != Some(id) {
-                        tracing::warn!(target: "bttd::sync", %peer, height = certificate.height, "synced block does not match its certificate; banning");
-                        let _ = self
-                            .net
-                            .ban(peer, "sync block does not match its certificate")
-                            .await;
-                        break;
-                    }
-                    let before = self.machine.height();
-                    self.apply(
-                        Input::Commit {
-                            block: Block { id, payload: block },
-                            certificate,
-                        },
-                        Some(peer),
-                    )
-                    .await;
-                    if self.machine.height() == before {
-                        // Refused (and the peer punished if it was forged): stop here.
-                        break;
-                    }
-                }
-                if got as u32 == SYNC_BATCH {
-                    self.start_sync(peer).await;
-                }
+            (Some(from), Ok(SyncResponse::Blocks(blocks))) => {
+                self.on_synced_blocks(peer, from, blocks).await
             }
-            Ok(SyncResponse::Error(reason)) => {
+            (_, Ok(SyncResponse::Error(reason))) => {
+                self.sync_peers.no_progress(peer, Instant::now());
                 tracing::debug!(target: "bttd::sync", %peer, %reason, "peer could not serve sync")
             }
-            Err(reason) => {
+            (_, Ok(other)) => {
+                self.ban(
+                    peer,
+                    format!("sync: answer of the wrong kind ({})", other.kind()),
+                )
+                .await
+            }
+            (_, Err(reason)) => {
+                self.sync_peers.no_progress(peer, Instant::now());
                 tracing::debug!(target: "bttd::sync", %peer, %reason, "sync request failed")
             }
+        }
+    }
+
+    /// Feeds synced blocks to the machine in order. Each must be the next height, its body
+    /// the one its certified header commits to, and its certificate valid: otherwise the
+    /// peer answered garbage and is banned. An answer that moves us nowhere makes us ask
+    /// another peer next time.
+    async fn on_synced_blocks(&mut self, peer: PeerId, from: Height, blocks: Vec<CertifiedBlock>) {
+        let got = blocks.len();
+        let mut progressed = 0usize;
+        if self.machine.height() != from {
+            // We moved on (consensus decided meanwhile); the answer is stale, not wrong.
+            return;
+        }
+        for CertifiedBlock { block, certificate } in blocks {
+            let height = self.machine.height();
+            if certificate.height != height {
+                self.ban(
+                    peer,
+                    format!("sync: block {} where {height} was due", certificate.height),
+                )
+                .await;
+                break;
+            }
+            let id = certificate.block_id;
+            if let Err(e) = WireBlock::decode_for(&block, id) {
+                self.ban(
+                    peer,
+                    format!("sync: body does not match its certified header: {e}"),
+                )
+                .await;
+                break;
+            }
+            let verdict = self
+                .apply(
+                    Input::Commit {
+                        block: Block { id, payload: block },
+                        certificate,
+                    },
+                    Some(peer),
+                )
+                .await;
+            if verdict != Verdict::Accepted || self.fault.is_some() {
+                break;
+            }
+            progressed += 1;
+            self.info.saw_height(height);
+        }
+        if progressed == 0 {
+            self.sync_peers.no_progress(peer, Instant::now());
+        } else if got as u32 == SYNC_BATCH && progressed == got {
+            self.start_sync(Some(peer)).await;
         }
     }
 
@@ -697,14 +846,16 @@ impl Engine {
         let executed = match executed {
             Ok(executed) => executed,
             Err(reason) => {
-                // A certificate of more than 2/3 of the stake for a block this node cannot
-                // execute: the node's software or storage is broken, not the chain. Stop
-                // rather than fork.
-                tracing::error!(target: "bttd::consensus", height, block = %block.id, %reason, "cannot execute a decided block; stopping consensus");
-                panic!(
-                    "decided block {height} ({}) does not execute: {reason}",
-                    block.id
-                );
+                // A certificate of more than 2/3 of the stake for a block whose body matches
+                // its header (checked on receipt) that this node cannot execute: this node's
+                // software or storage is broken, not the chain, and no peer is to blame.
+                // Stop rather than fork.
+                self.fault = Some(EngineFault::DecidedBlockDoesNotExecute {
+                    height,
+                    block: block.id,
+                    reason,
+                });
+                return;
             }
         };
         let rejected = executed.rejected.clone();
@@ -728,8 +879,18 @@ impl Engine {
                 self.head_certificate = Some(certificate);
                 self.ctx.on_block_committed(sealed, receipts, &rejected);
             }
-            Ok(Err(e)) => panic!("committing decided block {height}: {e}"),
-            Err(e) => panic!("committing decided block {height} panicked: {e}"),
+            Ok(Err(e)) => {
+                self.fault = Some(EngineFault::Commit {
+                    height,
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => {
+                self.fault = Some(EngineFault::Commit {
+                    height,
+                    reason: format!("panicked: {e}"),
+                })
+            }
         }
     }
 }
@@ -767,11 +928,26 @@ fn verify_block(
     verifier: &dyn Verifier,
     chain_id: B256,
     height: Height,
+    proposer: Option<ValidatorIndex>,
     block: &Block,
 ) -> Result<ExecutedBlock, String> {
-    let sealed = WireBlock::decode(&block.payload).map_err(|e| format!("undecodable: {e}"))?;
-    if sealed.hash() != block.id {
-        return Err("block id is not the header hash".into());
+    let sealed = WireBlock::decode_for(&block.payload, block.id).map_err(|e| e.to_string())?;
+    if let Some(index) = proposer {
+        let set = info
+            .sets
+            .validator_set(height)
+            .ok_or("no validator set for the block's height")?;
+        let expected = set
+            .validators()
+            .get(index as usize)
+            .map(|v| v.address)
+            .ok_or("proposer outside the set")?;
+        if sealed.header.beneficiary != expected {
+            return Err(format!(
+                "miner {} is not the round's proposer {expected}",
+                sealed.header.beneficiary
+            ));
+        }
     }
     let head = ctx.chain.head();
     if sealed.number() != height || sealed.header.parent_hash != head.hash() {
@@ -781,13 +957,7 @@ fn verify_block(
             head.number
         ));
     }
-    let now = now_seconds();
-    if sealed.header.timestamp > now + MAX_FUTURE_SECONDS {
-        return Err(format!(
-            "timestamp {} is ahead of our clock {now}",
-            sealed.header.timestamp
-        ));
-    }
+    timestamp::check(sealed.header.timestamp, now_seconds()).map_err(|e| e.to_string())?;
     if height > 1 {
         let set = info
             .sets
@@ -825,15 +995,13 @@ fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
         .map(|set| wire::validator_set_hash(&set))
 }
 
-/// Executes a block decided through sync (its certificate already verified by the machine).
+/// Executes a block decided through sync (its certificate verified by the machine, its body
+/// checked against the certified header on receipt).
 fn execute_decided(
     ctx: &NodeContext,
     id: BlockId,
     payload: &[u8],
 ) -> Result<ExecutedBlock, String> {
-    let sealed = WireBlock::decode(payload).map_err(|e| format!("undecodable: {e}"))?;
-    if sealed.hash() != id {
-        return Err("block id is not the header hash".into());
-    }
+    let sealed = WireBlock::decode_for(payload, id).map_err(|e| e.to_string())?;
     ctx.chain.import(sealed).map_err(|e| e.to_string())
 }

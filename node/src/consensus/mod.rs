@@ -8,9 +8,10 @@ pub mod info;
 pub mod provider;
 pub mod slashing_db;
 pub mod sync;
+pub mod timestamp;
 pub mod wire;
 
-pub use engine::{Engine, EngineError, EngineSettings, ValidatorKey};
+pub use engine::{Engine, EngineError, EngineFault, EngineSettings, ValidatorKey};
 pub use info::{ConsensusInfo, RoundStatus};
 pub use provider::GenesisSets;
 pub use slashing_db::{FileSlashingStore, SlashingDbError};

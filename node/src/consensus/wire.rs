@@ -59,6 +59,17 @@ pub enum SyncResponse {
     Error(String),
 }
 
+impl SyncResponse {
+    /// The variant's name, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SyncResponse::Status { .. } => "status",
+            SyncResponse::Blocks(_) => "blocks",
+            SyncResponse::Error(_) => "error",
+        }
+    }
+}
+
 /// Length of the fixed part of the `extraData` certificate: round (4) + aggregate (96).
 const EXTRA_FIXED: usize = 4 + 96;
 
