@@ -40,6 +40,14 @@ pub enum TxError {
     FeeCapTooLow { max_fee: u128, base_fee: u64 },
     #[error("max initcode size exceeded: code size {size}, limit {limit}")]
     InitcodeTooLarge { size: usize, limit: usize },
+    /// `gas * maxFee + value` does not fit in 256 bits, so no balance can ever pay it. geth's
+    /// wording (its state transition's `buyGas`). Wrapping arithmetic would price such a
+    /// transaction at almost nothing; it is refused here, before any state is read, so a peer
+    /// that gossips one is at fault whatever its head.
+    #[error(
+        "insufficient funds for gas * price + value: address {sender} required balance exceeds 256 bits"
+    )]
+    CostOverflow { sender: Address },
 }
 
 /// A transaction whose sender has been recovered and whose hash and size are cached.
@@ -50,6 +58,8 @@ pub struct RecoveredTx {
     hash: B256,
     size: usize,
     intrinsic_gas: u64,
+    /// `gas * maxFee + value`, checked to fit in 256 bits when the transaction was recovered.
+    max_cost: U256,
 }
 
 impl RecoveredTx {
@@ -121,6 +131,7 @@ impl RecoveredTx {
                 needed: intrinsic_gas,
             });
         }
+        let max_cost = checked_max_cost(&envelope).ok_or(TxError::CostOverflow { sender })?;
         let hash = *envelope.tx_hash();
         let size = envelope.encode_2718_len();
         Ok(Self {
@@ -129,6 +140,7 @@ impl RecoveredTx {
             hash,
             size,
             intrinsic_gas,
+            max_cost,
         })
     }
 
@@ -180,7 +192,8 @@ impl RecoveredTx {
     pub fn effective_gas_price(&self, base_fee: u64) -> Option<u128> {
         let base = base_fee as u128;
         let cap = self.max_fee_per_gas();
-        (cap >= base).then(|| cap.min(base + self.max_priority_fee_per_gas()))
+        // Saturating is exact here: the result is capped by `cap`, itself a u128.
+        (cap >= base).then(|| cap.min(base.saturating_add(self.max_priority_fee_per_gas())))
     }
     /// What the proposer earns per gas at `base_fee`.
     pub fn effective_tip(&self, base_fee: u64) -> Option<u128> {
@@ -188,10 +201,19 @@ impl RecoveredTx {
             .map(|p| p - base_fee as u128)
     }
     /// The most this transaction can cost its sender: `gas * maxFee + value`, the amount
-    /// geth requires up front ("insufficient funds for gas * price + value").
+    /// geth requires up front ("insufficient funds for gas * price + value"). Exact: a
+    /// transaction whose cost exceeds 256 bits is never recovered ([`TxError::CostOverflow`]).
     pub fn max_cost(&self) -> U256 {
-        U256::from(self.gas_limit()) * U256::from(self.max_fee_per_gas()) + self.value()
+        self.max_cost
     }
+}
+
+/// `gas * maxFee + value` in checked arithmetic (ruint's `*` and `+` wrap), or None when it
+/// exceeds `2^256 - 1`.
+fn checked_max_cost(tx: &TxEnvelope) -> Option<U256> {
+    U256::from(tx.gas_limit())
+        .checked_mul(U256::from(tx.max_fee_per_gas()))?
+        .checked_add(tx.value())
 }
 
 /// Intrinsic gas under Prague: the larger of the classic intrinsic cost and the EIP-7623

@@ -183,10 +183,12 @@ impl Pool {
         let queue = self.senders.get(&sender);
         let old = queue.and_then(|q| q.txs.get(&nonce));
         if let Some(old) = old {
-            let bump = 100 + self.cfg.price_bump_percent;
-            let need_cap = old.tx.max_fee_per_gas().saturating_mul(bump) / 100;
-            let need_tip = old.tx.max_priority_fee_per_gas().saturating_mul(bump) / 100;
-            if tx.max_fee_per_gas() < need_cap || tx.max_priority_fee_per_gas() < need_tip {
+            let bump = self.cfg.price_bump_percent.saturating_add(100);
+            let need_cap = bumped(old.tx.max_fee_per_gas(), bump);
+            let need_tip = bumped(old.tx.max_priority_fee_per_gas(), bump);
+            if U256::from(tx.max_fee_per_gas()) < need_cap
+                || U256::from(tx.max_priority_fee_per_gas()) < need_tip
+            {
                 return Err(PoolError::ReplacementUnderpriced);
             }
         } else {
@@ -203,13 +205,17 @@ impl Pool {
         // execute first.
         let balance = state.balance(sender);
         let cost = tx.max_cost();
-        let queued_cost = queue.map_or(U256::ZERO, |q| {
-            q.txs.range(next..nonce).fold(U256::ZERO, |acc, (_, p)| {
-                acc.saturating_add(p.tx.max_cost())
-            })
+        let queued_cost = queue.map_or(Some(U256::ZERO), |q| {
+            q.txs
+                .range(next..nonce)
+                .try_fold(U256::ZERO, |spent, (_, p)| add_cost(spent, &p.tx))
         });
-        let total = queued_cost.saturating_add(cost);
-        if total > balance {
+        if queued_cost
+            .and_then(|queued| add_cost(queued, &tx))
+            .is_none_or(|total| total > balance)
+        {
+            // A sum beyond 256 bits exceeds every balance; the message shows it saturated.
+            let queued_cost = queued_cost.unwrap_or(U256::MAX);
             return Err(if queued_cost.is_zero() {
                 PoolError::InsufficientFunds { balance, cost }
             } else {
@@ -345,13 +351,20 @@ impl Pool {
                 continue;
             }
             self.set_state_nonce(sender, state.nonce(sender));
+            // Admission's rule again, in nonce order: each transaction together with the
+            // sender's lower nonces kept so far. One that no longer fits goes; the later ones
+            // are then counted without it (and wait, queued, behind the gap).
             let balance = state.balance(sender);
             let unaffordable: Vec<u64> = self.senders.get(&sender).map_or_else(Vec::new, |q| {
-                q.txs
-                    .iter()
-                    .filter(|(_, p)| p.tx.max_cost() > balance)
-                    .map(|(n, _)| *n)
-                    .collect()
+                let mut spent = U256::ZERO;
+                let mut drop = Vec::new();
+                for (&nonce, p) in &q.txs {
+                    match add_cost(spent, &p.tx) {
+                        Some(total) if total <= balance => spent = total,
+                        _ => drop.push(nonce),
+                    }
+                }
+                drop
             });
             for nonce in unaffordable {
                 self.take(sender, nonce);
@@ -495,6 +508,22 @@ impl Pool {
             }
         }
     }
+}
+
+/// `spent` plus the transaction's `gas * maxFee + value`, or None beyond 256 bits (more than
+/// any balance). The one cost function of the pool: admission sums a sender's lower nonces and
+/// the newcomer with it, and the re-check after each block walks the sender's transactions
+/// with it, so both apply the same rule. Checked, because ruint's `+` wraps and a wrapped sum
+/// would let a transaction costing 2^256 wei in for free.
+fn add_cost(spent: U256, tx: &RecoveredTx) -> Option<U256> {
+    spent.checked_add(tx.max_cost())
+}
+
+/// `fee * bump / 100`, exact (the product of two u128 fits in 256 bits).
+fn bumped(fee: u128, bump: u128) -> U256 {
+    U256::from(fee)
+        .checked_mul(U256::from(bump))
+        .map_or(U256::MAX, |p| p / U256::from(100))
 }
 
 #[cfg(test)]

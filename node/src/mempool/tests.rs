@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use alloy_consensus::crypto::secp256k1::sign_message;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, U512};
 use alloy_signer_local::PrivateKeySigner;
 use bttd_runtime::tx::RecoveredTx;
 
@@ -809,4 +809,318 @@ fn ten_thousand_txs_add_and_best_timing() {
         *e += 1;
     }
     p.assert_consistent();
+}
+
+// ---- Issue 11, fault 1: `gas * maxFee + value` must never wrap. ----
+
+/// `2^256 - x`: the value that makes `x + value` wrap to exactly zero in 256 bits.
+fn wraps_to_zero(x: U256) -> U256 {
+    U256::ZERO.wrapping_sub(x)
+}
+
+/// A signed EIP-1559 transfer with the given fee cap, tip and value.
+fn transfer(a: Acct, nonce: u64, max_fee: u128, tip: u128, value: U256) -> TxEnvelope {
+    let tx = TxEip1559 {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: GAS,
+        max_fee_per_gas: max_fee,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::repeat_byte(0x42)),
+        value,
+        access_list: Default::default(),
+        input: Bytes::new(),
+    };
+    let sig = sign_message(a.key, tx.signature_hash()).expect("sign");
+    tx.into_signed(sig).into()
+}
+
+/// What `NodeContext::submit` does with a gossiped or RPC transaction: the stateless checks,
+/// then the pool. Errors as the client sees them.
+fn admit(p: &mut Pool, env: TxEnvelope, st: &State) -> Result<AddOutcome, String> {
+    let tx = RecoveredTx::from_envelope(env, CHAIN, 30_000_000).map_err(|e| e.to_string())?;
+    p.add(tx, st, MIN_BASE).map_err(|e| e.to_string())
+}
+
+/// The cost as the EVM charges it, in 512 bits so it cannot wrap.
+fn true_cost(tx: &RecoveredTx) -> U512 {
+    U512::from(tx.gas_limit()) * U512::from(tx.max_fee_per_gas()) + U512::from(tx.value())
+}
+
+#[test]
+fn wrapping_cost_is_refused_and_evicts_nothing_honest() {
+    const HONEST: u64 = 50;
+    let mut st = State::default();
+    let mut p = pool_with(|c| c.max_total = HONEST as usize);
+    let honest: Vec<RecoveredTx> = (0..HONEST).map(|i| eip1559(acct(i), 0, 100, 1)).collect();
+    for t in &honest {
+        p.add(t.clone(), &st, MIN_BASE).unwrap();
+    }
+
+    // A zero-balance key whose `gas * fee + value` is exactly 2^256: it wraps to a cost of 0.
+    let fee = 1_000_000_000_000u128;
+    let gas_fee = U256::from(GAS) * U256::from(fee);
+    let attacker = acct(1_000_000);
+    st.set(attacker, 0, U256::ZERO);
+    let err = admit(
+        &mut p,
+        transfer(attacker, 0, fee, fee, wraps_to_zero(gas_fee)),
+        &st,
+    )
+    .expect_err("a transaction costing 2^256 wei must be refused");
+    assert!(
+        err.starts_with("insufficient funds for gas * price + value"),
+        "{err}"
+    );
+
+    // 100 of them from fresh keys, each with a tip far above every honest one: nothing
+    // honest is evicted and nothing of theirs enters.
+    for i in 0..100 {
+        let a = acct(2_000_000 + i);
+        st.set(a, 0, U256::ZERO);
+        let value = wraps_to_zero(gas_fee) + U256::from(i);
+        let err = admit(&mut p, transfer(a, 0, fee, fee, value), &st).unwrap_err();
+        assert!(
+            err.starts_with("insufficient funds for gas * price + value"),
+            "{err}"
+        );
+    }
+    assert_eq!(p.len(), HONEST as usize);
+    assert!(honest.iter().all(|t| p.contains(&t.hash())));
+    assert_eq!(hashes(p.best(10)).len(), HONEST as usize);
+    p.assert_consistent();
+}
+
+#[test]
+fn cost_sum_over_earlier_nonces_does_not_saturate_into_admission() {
+    // Each transaction alone fits a balance of 2^256 - 1, both together cost more than 2^256:
+    // a saturating sum (2^256 - 1) would compare as affordable.
+    let a = acct(1);
+    let mut st = State::default();
+    st.set(a, 0, U256::MAX);
+    let mut p = pool();
+    let half = U256::from(1) << 255;
+    let first = admit(&mut p, transfer(a, 0, 100, 1, half), &st);
+    assert_eq!(first, Ok(AddOutcome::Pending));
+    let err = admit(&mut p, transfer(a, 1, 100, 1, half), &st).unwrap_err();
+    assert!(
+        err.starts_with("insufficient funds for gas * price + value"),
+        "{err}"
+    );
+    assert_eq!(p.len(), 1);
+    p.assert_consistent();
+}
+
+#[test]
+fn new_state_recheck_counts_earlier_nonces_like_admission() {
+    // After a block the sender's balance covers each transaction alone but not all of them:
+    // the re-check applies admission's rule, so the ones the balance cannot reach go (and
+    // their successors become queued), as admission would have refused them.
+    let a = acct(1);
+    let mut st = State::default();
+    let mut p = pool();
+    let txs: Vec<RecoveredTx> = (0..3).map(|n| eip1559(a, n, 100, 1)).collect();
+    for t in &txs {
+        p.add(t.clone(), &st, MIN_BASE).unwrap();
+    }
+    let one = txs[0].max_cost();
+    st.set(a, 0, one + one + one - U256::from(1));
+    p.on_new_state(&st);
+    assert!(p.contains(&txs[0].hash()) && p.contains(&txs[1].hash()));
+    assert!(!p.contains(&txs[2].hash()));
+    assert_eq!(p.pending_nonce(a.addr, 0), 2);
+    p.assert_consistent();
+
+    // A sender drained to zero leaves the pool entirely.
+    st.set(a, 0, U256::ZERO);
+    p.on_new_state_for(&st, [a.addr]);
+    assert!(p.is_empty());
+    p.assert_consistent();
+}
+
+mod cost_props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// How a transaction's value is chosen: the interesting ones sit at the 2^256 boundary.
+    #[derive(Debug, Clone)]
+    enum Value {
+        Small(u64),
+        Any([u8; 32]),
+        /// `2^256 - gas * fee + delta`: wraps to `delta`.
+        Wrap(u64),
+        /// `2^256 - 1 - delta`.
+        NearMax(u64),
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<u64>().prop_map(Value::Small),
+            any::<[u8; 32]>().prop_map(Value::Any),
+            (0u64..1_000_000).prop_map(Value::Wrap),
+            (0u64..1_000_000).prop_map(Value::NearMax),
+        ]
+    }
+
+    fn balance() -> impl Strategy<Value = U256> {
+        prop_oneof![
+            Just(U256::ZERO),
+            Just(U256::MAX),
+            any::<u128>().prop_map(U256::from),
+            any::<[u8; 32]>().prop_map(U256::from_be_bytes),
+            // Around an honest account's balance.
+            (0u128..10u128.pow(24)).prop_map(U256::from),
+        ]
+    }
+
+    fn fee() -> impl Strategy<Value = u128> {
+        prop_oneof![
+            MIN_BASE as u128..10_000u128,
+            any::<u128>().prop_map(|f| f.max(7))
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    struct Op {
+        sender: usize,
+        nonce: u64,
+        gas: u64,
+        fee: u128,
+        tip_pct: u8,
+        value: Value,
+        /// Set this balance for the sender and run the post-block re-check first.
+        new_balance: Option<U256>,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        (
+            0usize..3,
+            0u64..5,
+            21_000u64..200_000,
+            fee(),
+            0u8..=100,
+            value(),
+            prop::option::weighted(0.2, balance()),
+        )
+            .prop_map(
+                |(sender, nonce, gas, fee, tip_pct, value, new_balance)| Op {
+                    sender,
+                    nonce,
+                    gas,
+                    fee,
+                    tip_pct,
+                    value,
+                    new_balance,
+                },
+            )
+    }
+
+    fn envelope(a: Acct, op: &Op) -> TxEnvelope {
+        let gas_fee = U256::from(op.gas).wrapping_mul(U256::from(op.fee));
+        let value = match op.value {
+            Value::Small(v) => U256::from(v),
+            Value::Any(b) => U256::from_be_bytes(b),
+            Value::Wrap(d) => wraps_to_zero(gas_fee).wrapping_add(U256::from(d)),
+            Value::NearMax(d) => U256::MAX - U256::from(d),
+        };
+        let tip = if op.tip_pct == 100 {
+            op.fee
+        } else {
+            op.fee / 100 * u128::from(op.tip_pct)
+        };
+        let tx = TxEip1559 {
+            chain_id: CHAIN,
+            nonce: op.nonce,
+            gas_limit: op.gas,
+            max_fee_per_gas: op.fee,
+            max_priority_fee_per_gas: tip,
+            to: TxKind::Call(Address::repeat_byte(0x42)),
+            value,
+            access_list: Default::default(),
+            input: Bytes::new(),
+        };
+        let sig = sign_message(a.key, tx.signature_hash()).expect("sign");
+        tx.into_signed(sig).into()
+    }
+
+    /// A sender's pooled transactions in nonce order.
+    fn pooled(p: &Pool, sender: Address) -> Vec<RecoveredTx> {
+        let content = p.content();
+        let mut all: Vec<RecoveredTx> = [&content.pending, &content.queued]
+            .into_iter()
+            .filter_map(|side| side.get(&sender))
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        all.sort_by_key(|t| t.nonce());
+        all
+    }
+
+    /// The sender's pooled transactions up to nonce `upto` (all when None), each counted
+    /// together with the lower nonces that execute before it, cost at most the balance, in
+    /// true (512-bit) arithmetic.
+    fn assert_affordable(
+        p: &Pool,
+        st: &State,
+        sender: Address,
+        upto: Option<u64>,
+    ) -> Result<(), TestCaseError> {
+        let balance = U512::from(st.balance(sender));
+        let mut spent = U512::ZERO;
+        for tx in pooled(p, sender) {
+            if upto.is_some_and(|n| tx.nonce() > n) {
+                break;
+            }
+            spent += true_cost(&tx);
+            prop_assert!(
+                spent <= balance,
+                "sender {sender} nonce {}: pooled cost {spent} > balance {balance}",
+                tx.nonce()
+            );
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn pool_never_admits_more_than_the_balance_covers(
+            balances in prop::collection::vec(balance(), 3),
+            ops in prop::collection::vec(op(), 1..12),
+        ) {
+            let accts: Vec<Acct> = (0..3).map(|i| acct(500 + i)).collect();
+            let mut st = State::default();
+            for (a, b) in accts.iter().zip(&balances) {
+                st.set(*a, 0, *b);
+            }
+            let mut p = pool_with(|c| c.max_total = 8);
+            for op in &ops {
+                let a = accts[op.sender];
+                if let Some(b) = op.new_balance {
+                    st.set(a, 0, b);
+                    p.on_new_state(&st);
+                    // The post-block re-check restores the rule for every sender.
+                    for other in &accts {
+                        assert_affordable(&p, &st, other.addr, None)?;
+                    }
+                }
+                let env = envelope(a, op);
+                let Ok(tx) = RecoveredTx::from_envelope(env, CHAIN, 30_000_000) else {
+                    // Refused before the pool: only a cost beyond 256 bits may be.
+                    continue;
+                };
+                let cost = true_cost(&tx);
+                let nonce = tx.nonce();
+                if p.add(tx, &st, MIN_BASE).is_ok() {
+                    prop_assert!(cost <= U512::from(st.balance(a.addr)));
+                    // Admission counts the lower nonces that execute first.
+                    assert_affordable(&p, &st, a.addr, Some(nonce))?;
+                }
+                p.assert_consistent();
+                // Ordering must cope with any fee a transaction can carry.
+                let _ = p.best(10).count();
+            }
+        }
+    }
 }

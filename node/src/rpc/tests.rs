@@ -882,6 +882,44 @@ async fn txpool_status_and_content() {
     );
 }
 
+/// Issue 11, fault 1: a zero-balance key whose `gas * maxFee + value` is 2^256 wei (a cost of 0
+/// in wrapping arithmetic) gets geth's insufficient-funds error, never enters the pool, and is
+/// classified invalid so gossip rejects (penalizes) the peer that sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrapping_cost_is_refused() {
+    let node = node().await;
+    let fresh = B256::repeat_byte(0x77);
+    let fee = 10 * GWEI;
+    let mut wrap = tx(0, TxKind::Call(RECIPIENT), 0, 21_000, vec![]);
+    wrap.max_fee_per_gas = fee;
+    wrap.max_priority_fee_per_gas = fee;
+    wrap.value = U256::ZERO.wrapping_sub(U256::from(21_000u64) * U256::from(fee));
+    let signature = alloy_consensus::crypto::secp256k1::sign_message(fresh, wrap.signature_hash())
+        .expect("sign");
+    let raw: Bytes = TxEnvelope::from(wrap.into_signed(signature))
+        .encoded_2718()
+        .into();
+
+    let error = node.error("eth_sendRawTransaction", json!([raw])).await;
+    assert_eq!(error["code"], json!(-32000), "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("insufficient funds for gas * price + value"),
+        "{error}"
+    );
+    assert!(matches!(
+        node.ctx.submit_raw(&raw),
+        Err(crate::context::SubmitError::Invalid(_))
+    ));
+    assert_eq!(
+        node.call("txpool_content", json!([])).await,
+        json!({"pending": {}, "queued": {}})
+    );
+    node.rpc.stop().await;
+}
+
 /// Runtime code that returns the 32-byte word 42.
 const ANSWER_RUNTIME: [u8; 10] = hex!("602a60005260206000f3");
 
