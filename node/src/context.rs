@@ -3,6 +3,7 @@
 //! hold an `Arc<NodeContext>`; none of them owns another.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::{Address, B256, U256};
@@ -41,6 +42,9 @@ pub struct NodeContext {
     pub client_version: String,
     /// Consensus state, on nodes that run consensus (set once at launch).
     pub consensus: std::sync::OnceLock<Arc<crate::consensus::ConsensusInfo>>,
+    /// When the head last changed (monotonic; the start of the node until a block commits),
+    /// for `/health`.
+    head_changed_at: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for NodeContext {
@@ -85,7 +89,13 @@ impl NodeContext {
                 std::env::consts::ARCH
             ),
             consensus: std::sync::OnceLock::new(),
+            head_changed_at: Mutex::new(Instant::now()),
         }
+    }
+
+    /// Time since the head last changed (or since the node started).
+    pub fn since_head_changed(&self) -> std::time::Duration {
+        self.head_changed_at.lock().elapsed()
     }
 
     /// Decodes, checks and pools a raw EIP-2718 transaction (eth_sendRawTransaction).
@@ -140,6 +150,7 @@ impl NodeContext {
         receipts: Vec<ReceiptEnvelope>,
         rejected: &[(B256, String)],
     ) {
+        *self.head_changed_at.lock() = Instant::now();
         {
             let mut pool = self.pool.lock();
             if !rejected.is_empty() {

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod consensus;
 pub mod context;
+pub mod health;
 pub mod keys;
 pub mod mempool;
 pub mod metrics_server;
@@ -11,4 +12,5 @@ pub mod p2p;
 pub mod producer;
 pub mod rpc;
 pub mod run;
+pub mod supervisor;
 pub mod testnet;

@@ -15,6 +15,7 @@ use bttd_node::consensus::{EngineSettings, ValidatorKey};
 use bttd_node::producer::ProducerConfig;
 use bttd_node::rpc::RpcConfig;
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
+use bttd_node::supervisor::TaskFailure;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
@@ -118,6 +119,27 @@ struct NodeArgs {
     /// Sign for the test mnemonic's accounts (eth_sendTransaction, eth_sign, ...), as the devnet does.
     #[arg(long)]
     dev_accounts: bool,
+    /// Test-only fault injection: the consensus engine panics when about to commit this
+    /// height. Refused unless BTTD_FAULT_INJECTION=1 (docs/architecture.md, Decisions).
+    #[arg(long, hide = true)]
+    fault_panic_at_height: Option<u64>,
+}
+
+/// The environment variable that unlocks the hidden fault-injection flags.
+const FAULT_INJECTION_ENV: &str = "BTTD_FAULT_INJECTION";
+
+/// Checks a fault-injection request: only honoured with `BTTD_FAULT_INJECTION=1`.
+fn fault_injection(panic_at_height: Option<u64>) -> eyre::Result<Option<u64>> {
+    let Some(height) = panic_at_height else {
+        return Ok(None);
+    };
+    if std::env::var(FAULT_INJECTION_ENV).as_deref() != Ok("1") {
+        bail!(
+            "--fault-panic-at-height is a test-only fault injection; it needs {FAULT_INJECTION_ENV}=1"
+        );
+    }
+    tracing::warn!(target: "bttd::node", height, "FAULT INJECTION: the consensus engine will panic at this height");
+    Ok(Some(height))
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,9 +220,11 @@ fn main() -> eyre::Result<()> {
             if let Some(home) = &home {
                 config.resolve_paths(home);
             }
+            let fault = args.fault_panic_at_height;
             apply_flags(&mut config, args);
             init_tracing(config.log.as_deref().unwrap_or("info"));
-            runtime()?.block_on(node(config, home))
+            let panic_at_height = fault_injection(fault)?;
+            runtime()?.block_on(node(config, home, panic_at_height))
         }
     }
 }
@@ -241,7 +265,11 @@ fn rpc_config(section: &bttd_node::config::RpcSection) -> RpcConfig {
 }
 
 /// The settings of `bttd node` from a resolved config.
-fn node_settings(config: &NodeConfig, home: Option<&Path>) -> eyre::Result<NodeSettings> {
+fn node_settings(
+    config: &NodeConfig,
+    home: Option<&Path>,
+    panic_at_height: Option<u64>,
+) -> eyre::Result<NodeSettings> {
     let Some(datadir) = config.datadir.clone() else {
         bail!("missing --datadir (or `datadir` in the config file)")
     };
@@ -276,18 +304,22 @@ fn node_settings(config: &NodeConfig, home: Option<&Path>) -> eyre::Result<NodeS
                 .unwrap_or_else(devnet_coinbase),
         },
         pool: config.pool.pool_config(),
-        consensus: Some(consensus_settings(config, validator)?),
+        consensus: Some(consensus_settings(config, validator, panic_at_height)?),
     };
     Ok(settings)
 }
 
-async fn node(config: NodeConfig, home: Option<PathBuf>) -> eyre::Result<()> {
-    let settings = node_settings(&config, home.as_deref())?;
+async fn node(
+    config: NodeConfig,
+    home: Option<PathBuf>,
+    panic_at_height: Option<u64>,
+) -> eyre::Result<()> {
+    let settings = node_settings(&config, home.as_deref(), panic_at_height)?;
     let node = launch(settings).await?;
     println!("RPC URL: http://{}", node.rpc_addr());
-    wait_for_ctrl_c().await;
+    let outcome = wait_for_stop(node.failed()).await;
     node.stop().await;
-    Ok(())
+    Ok(outcome?)
 }
 
 /// How this node takes part in consensus (used when the genesis names validators): the
@@ -295,6 +327,7 @@ async fn node(config: NodeConfig, home: Option<PathBuf>) -> eyre::Result<()> {
 fn consensus_settings(
     config: &NodeConfig,
     validator: Option<bttd_node::keys::ValidatorKeys>,
+    panic_at_height: Option<u64>,
 ) -> eyre::Result<ConsensusSettings> {
     let block_time = config.block_time()?;
     Ok(ConsensusSettings {
@@ -316,6 +349,7 @@ fn consensus_settings(
                 .as_ref()
                 .map(|v| v.slashing_db.clone())
                 .unwrap_or_else(|| PathBuf::from("slashing-protection.json")),
+            panic_at_height,
         },
     })
 }
@@ -385,9 +419,9 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
     };
     let node = launch(settings).await?;
     print_banner(&args, chain_id, &datadir, &node)?;
-    wait_for_ctrl_c().await;
+    let outcome = wait_for_stop(node.failed()).await;
     node.stop().await;
-    Ok(())
+    Ok(outcome?)
 }
 
 /// `bttd devnet --validators N`: a testnet made by `bttd testnet init` in the datadir (or
@@ -426,7 +460,7 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         config.resolve_paths(&home);
         config.dev_accounts = true;
         config.metrics = if i == 0 { args.metrics } else { None };
-        let settings = node_settings(&config, Some(&home))?;
+        let settings = node_settings(&config, Some(&home), None)?;
         nodes.push(
             launch(settings)
                 .await
@@ -448,11 +482,12 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
     writeln!(out, "RPC URL: http://{}", nodes[0].rpc_addr())?;
     out.flush()?;
     drop(out);
-    wait_for_ctrl_c().await;
+    let any_failed = futures::future::select_all(nodes.iter().map(|node| Box::pin(node.failed())));
+    let outcome = wait_for_stop(async move { any_failed.await.0 }).await;
     for node in nodes {
         node.stop().await;
     }
-    Ok(())
+    Ok(outcome?)
 }
 
 /// The devnet's genesis: the one already in `datadir` (resume), or a new one written there.
@@ -518,6 +553,17 @@ fn print_banner(
     writeln!(out, "WebSocket URL: ws://{}", node.rpc_addr())?;
     out.flush()?;
     Ok(())
+}
+
+/// Waits for ctrl-c / SIGTERM (`Ok`) or the failure of a critical task (`Err`; the supervisor
+/// has logged it), whichever comes first.
+async fn wait_for_stop(
+    failed: impl std::future::Future<Output = TaskFailure>,
+) -> Result<(), TaskFailure> {
+    tokio::select! {
+        () = wait_for_ctrl_c() => Ok(()),
+        failure = failed => Err(failure),
+    }
 }
 
 async fn wait_for_ctrl_c() {

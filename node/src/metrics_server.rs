@@ -1,17 +1,21 @@
 //! Prometheus metrics and a health endpoint on `--metrics ADDR`: `GET /metrics` renders every
-//! `metrics::` counter and gauge the node records; `GET /health` answers 200 with the head
-//! while the node runs, so orchestrators and load balancers can probe it.
+//! `metrics::` counter and gauge the node records; `GET /health` answers 200
+//! `{"status":"ok",...}` while the node follows the chain and 503 `{"status":"stalled"|"syncing",...}`
+//! when it does not (see [`crate::health`]), so orchestrators and load balancers can probe it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bttd_runtime::Chain;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+
+use crate::context::NodeContext;
+use crate::health::{HealthInputs, assess, stall_after};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -25,10 +29,16 @@ pub enum MetricsError {
 }
 
 /// Installs the global Prometheus recorder and serves it; returns the bound address.
-pub async fn serve(addr: SocketAddr, chain: Arc<Chain>) -> Result<SocketAddr, MetricsError> {
+/// `block_time` is the chain's block interval (the `/health` stall threshold is ten of them).
+pub async fn serve(
+    addr: SocketAddr,
+    ctx: Arc<NodeContext>,
+    block_time: Duration,
+) -> Result<SocketAddr, MetricsError> {
     let handle = PrometheusBuilder::new()
         .install_recorder()
         .map_err(|e| MetricsError::Recorder(e.to_string()))?;
+    describe_metrics();
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
@@ -36,20 +46,41 @@ pub async fn serve(addr: SocketAddr, chain: Arc<Chain>) -> Result<SocketAddr, Me
         .local_addr()
         .map_err(|source| MetricsError::Bind { addr, source })?;
     tracing::info!(target: "bttd::metrics", %local, "serving /metrics and /health");
-    tokio::spawn(accept_loop(listener, handle, chain));
+    tokio::spawn(accept_loop(listener, handle, ctx, block_time));
     Ok(local)
 }
 
-async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, chain: Arc<Chain>) {
+/// Descriptions (and zero values, so they are rendered before the first event) of the metrics
+/// that operators alert on.
+fn describe_metrics() {
+    crate::p2p::register_ban_metrics();
+    metrics::describe_counter!(
+        "bttd_consensus_round_changes_total",
+        "Times the consensus engine moved to a later round at the same height"
+    );
+    metrics::counter!("bttd_consensus_round_changes_total").increment(0);
+    metrics::describe_gauge!(
+        "bttd_consensus_buffered_bytes",
+        metrics::Unit::Bytes,
+        "Bytes of consensus messages buffered for a later height"
+    );
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    ctx: Arc<NodeContext>,
+    block_time: Duration,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let handle = handle.clone();
-        let chain = chain.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let response = respond(&req, &handle, &chain);
+                let response = respond(&req, &handle, &ctx, block_time);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -65,18 +96,14 @@ async fn accept_loop(listener: TcpListener, handle: PrometheusHandle, chain: Arc
 fn respond(
     req: &Request<Incoming>,
     handle: &PrometheusHandle,
-    chain: &Chain,
+    ctx: &NodeContext,
+    block_time: Duration,
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
         "/health" => {
-            let head = chain.head();
-            let body = serde_json::json!({
-                "status": "ok",
-                "chainId": chain.config().chain_id,
-                "head": { "number": head.number, "hash": head.hash(), "timestamp": head.timestamp },
-            });
-            (StatusCode::OK, "application/json", body.to_string())
+            let (status, body) = health(ctx, block_time);
+            (status, "application/json", body.to_string())
         }
         _ => (
             StatusCode::NOT_FOUND,
@@ -89,4 +116,32 @@ fn respond(
         .header("content-type", content_type)
         .body(Full::new(Bytes::from(body)))
         .expect("static response parts are valid")
+}
+
+/// The `/health` answer: status code and JSON body.
+fn health(ctx: &NodeContext, block_time: Duration) -> (StatusCode, serde_json::Value) {
+    let head = ctx.chain.head();
+    let since = ctx.since_head_changed();
+    let highest_seen = ctx.consensus.get().map(|info| info.highest_seen());
+    let status = assess(&HealthInputs {
+        head: head.number,
+        since_head_changed: since,
+        block_time,
+        highest_seen,
+    });
+    let body = serde_json::json!({
+        "status": status,
+        "chainId": ctx.chain.config().chain_id,
+        "head": { "number": head.number, "hash": head.hash(), "timestamp": head.timestamp },
+        "secondsSinceLastBlock": since.as_secs_f64(),
+        "stalledAfterSeconds": stall_after(block_time).as_secs_f64(),
+        "highestSeenBlock": highest_seen.unwrap_or(head.number).max(head.number),
+        "peers": ctx.consensus.get().map(|info| info.peer_count()),
+    });
+    let code = if status.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, body)
 }

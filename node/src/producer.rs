@@ -24,6 +24,15 @@ fn now_seconds() -> u64 {
         .unwrap_or_default()
 }
 
+/// Why the producer stopped before shutdown. A failed block (an error from the chain) is
+/// logged and retried at the next tick; a panic while building is a bug or broken storage and
+/// ends the producer, which the supervisor turns into a node shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("building block {number} panicked: {message}")]
+    Panicked { number: u64, message: String },
+}
+
 /// Produces blocks until `shutdown` turns true. A block in progress is finished and committed
 /// before the loop ends, so a clean stop never leaves a half-built block behind (and a crash
 /// cannot: the commit is one atomic batch).
@@ -31,7 +40,7 @@ pub async fn run(
     ctx: Arc<NodeContext>,
     config: ProducerConfig,
     mut shutdown: watch::Receiver<bool>,
-) {
+) -> Result<(), ProducerError> {
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + config.block_time,
         config.block_time,
@@ -54,11 +63,15 @@ pub async fn run(
                 tracing::error!(target: "bttd::producer", error = %e, "block production failed")
             }
             Err(e) => {
-                tracing::error!(target: "bttd::producer", error = %e, "block production panicked")
+                return Err(ProducerError::Panicked {
+                    number: ctx.chain.head().number.saturating_add(1),
+                    message: crate::supervisor::panic_message(e),
+                });
             }
         }
     }
     tracing::info!(target: "bttd::producer", "producer stopped");
+    Ok(())
 }
 
 /// Builds, commits and announces one block.

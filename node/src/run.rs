@@ -1,6 +1,10 @@
 //! Wiring: opens the datadir, the chain and the pool, and starts RPC, metrics and the block
 //! producer over one shared [`NodeContext`]. `bttd node` and `bttd devnet` both launch
 //! through here; they differ only in where the genesis and settings come from.
+//!
+//! Every critical task (the producer or the consensus engine, the p2p service, the RPC server)
+//! runs under a [`Supervisor`]: if one ends or panics while the node is not shutting down,
+//! [`RunningNode::failed`] resolves and the binary stops the node and exits non-zero.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,16 +13,19 @@ use std::sync::Arc;
 use bttd_genesis::ChainSpec;
 use bttd_runtime::Chain;
 use bttd_runtime::storage::RocksStore;
+use std::future::Future;
+use std::time::Duration;
+
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::config::P2pSection;
 use crate::consensus::{ConsensusInfo, Engine, EngineSettings, GenesisSets};
 use crate::context::NodeContext;
 use crate::mempool::{Pool, PoolConfig};
-use crate::p2p::{Network, NetworkConfig};
+use crate::p2p::{Network, NetworkConfig, NetworkHandle};
 use crate::producer::{self, ProducerConfig};
 use crate::rpc::{self, RpcConfig, RpcHandle};
+use crate::supervisor::{Supervisor, TaskFailure};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -69,7 +76,9 @@ pub struct RunningNode {
     pub rpc: RpcHandle,
     pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
-    producer: JoinHandle<()>,
+    supervisor: Supervisor,
+    /// The p2p service, on nodes that run consensus (stopped last).
+    net: Option<NetworkHandle>,
 }
 
 impl std::fmt::Debug for RunningNode {
@@ -95,39 +104,58 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     let head = chain.head();
     tracing::info!(target: "bttd::node", chain_id = chain.config().chain_id, genesis = %chain.genesis_hash(), head = head.number, "chain ready");
 
+    let ctx = Arc::new(NodeContext::new(chain, Pool::new(settings.pool.clone())));
+    let single_producer = settings.spec.params.validators.is_empty();
+    let consensus = if single_producer {
+        None
+    } else {
+        Some(settings.consensus.clone().ok_or_else(|| {
+            NodeError::Validators("the genesis has validators: [p2p] settings are required".into())
+        })?)
+    };
+    let block_time = consensus
+        .as_ref()
+        .map_or(settings.producer.block_time, |c| c.engine.block_time);
     let metrics_addr = match settings.metrics {
-        Some(addr) => Some(crate::metrics_server::serve(addr, chain.clone()).await?),
+        Some(addr) => Some(crate::metrics_server::serve(addr, ctx.clone(), block_time).await?),
         None => None,
     };
-    let ctx = Arc::new(NodeContext::new(chain, Pool::new(settings.pool.clone())));
     let rpc = rpc::start(ctx.clone(), settings.rpc.clone())
         .await
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let producer = if settings.spec.params.validators.is_empty() {
-        tokio::spawn(producer::run(ctx.clone(), settings.producer, shutdown_rx))
-    } else {
-        let consensus = settings.consensus.clone().ok_or_else(|| {
-            NodeError::Validators("the genesis has validators: [p2p] settings are required".into())
-        })?;
-        start_consensus(&ctx, &settings, consensus, shutdown_rx).await?
+    let mut supervisor = Supervisor::new(shutdown_rx.clone());
+    supervisor.monitor("rpc server", rpc.clone().stopped());
+    let net = match consensus {
+        None => {
+            supervisor.spawn(
+                "block producer",
+                producer::run(ctx.clone(), settings.producer.clone(), shutdown_rx),
+            );
+            None
+        }
+        Some(consensus) => {
+            Some(start_consensus(&ctx, &settings, consensus, shutdown_rx, &mut supervisor).await?)
+        }
     };
     Ok(RunningNode {
         ctx,
         rpc,
         metrics_addr,
         shutdown,
-        producer,
+        supervisor,
+        net,
     })
 }
 
-/// Starts the p2p network and the consensus engine; returns the engine's task.
+/// Starts the p2p network and the consensus engine under the supervisor; returns the network.
 async fn start_consensus(
     ctx: &Arc<NodeContext>,
     settings: &NodeSettings,
     consensus: ConsensusSettings,
     shutdown: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, NodeError> {
+    supervisor: &mut Supervisor,
+) -> Result<NetworkHandle, NodeError> {
     let genesis_set = settings
         .spec
         .validator_set()
@@ -156,13 +184,15 @@ async fn start_consensus(
     let validator = engine_settings.key.as_ref().map(|k| k.address);
     let (engine, first) = Engine::new(ctx.clone(), net.clone(), info, engine_settings)?;
     tracing::info!(target: "bttd::node", ?validator, "consensus started");
-    Ok(tokio::spawn(async move {
+    let watched = net.clone();
+    supervisor.monitor("p2p network", async move { watched.stopped().await });
+    let engine_net = net.clone();
+    supervisor.spawn("consensus engine", async move {
         let result = engine.run(first, events, shutdown).await;
-        let _ = net.shutdown().await;
-        if let Err(fault) = result {
-            panic!("consensus engine: {fault}");
-        }
-    }))
+        let _ = engine_net.shutdown().await;
+        result
+    });
+    Ok(net)
 }
 
 impl RunningNode {
@@ -170,11 +200,35 @@ impl RunningNode {
         self.rpc.local_addr()
     }
 
-    /// Stops producing (finishing the block in progress), then stops serving RPC.
+    /// Resolves when a critical task has ended or panicked while the node was not shutting
+    /// down (never, if none does). The caller should then [`RunningNode::stop`] the node and
+    /// exit with an error. Owns nothing of the node, so it can be awaited beside ctrl-c.
+    pub fn failed(&self) -> impl Future<Output = TaskFailure> + Send + 'static + use<> {
+        self.supervisor.failed()
+    }
+
+    /// The first critical-task failure so far, if any.
+    pub fn failure(&self) -> Option<TaskFailure> {
+        self.supervisor.failure()
+    }
+
+    /// Stops producing (finishing the block in progress), then stops serving RPC and the
+    /// network. After a task failure the engine may be gone: every step is bounded.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.producer.await;
+        if tokio::time::timeout(STOP_TIMEOUT, self.supervisor.join())
+            .await
+            .is_err()
+        {
+            tracing::warn!(target: "bttd::node", "critical tasks did not stop in time");
+        }
         self.rpc.stop().await;
+        if let Some(net) = &self.net {
+            let _ = tokio::time::timeout(STOP_TIMEOUT, net.shutdown()).await;
+        }
         tracing::info!(target: "bttd::node", head = self.ctx.chain.head().number, "node stopped");
     }
 }
+
+/// How long a clean stop waits for a task (a block in progress finishes well within it).
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);

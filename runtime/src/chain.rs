@@ -189,7 +189,7 @@ impl Chain {
     ) -> Result<Self, ChainError> {
         match store.get(Column::Meta, HEAD_KEY)? {
             Some(head_hash) => {
-                let head_hash = B256::from_slice(&head_hash);
+                let head_hash = hash_from_bytes("head pointer", &head_hash)?;
                 let stored_genesis = read_hash(&*store, 0)?.ok_or(ChainError::Corrupt {
                     what: "canonical index",
                     reason: "no block 0".into(),
@@ -554,9 +554,20 @@ fn invalid(
 }
 
 fn read_hash(store: &dyn KvStore, number: u64) -> Result<Option<B256>, ChainError> {
-    Ok(store
+    store
         .get(Column::NumberToHash, &number.to_be_bytes())?
-        .map(|h| B256::from_slice(&h)))
+        .map(|h| hash_from_bytes("canonical index", &h))
+        .transpose()
+}
+
+/// A stored 32-byte hash; anything else is a corrupt database (an error, never a panic).
+fn hash_from_bytes(what: &'static str, bytes: &[u8]) -> Result<B256, ChainError> {
+    <[u8; 32]>::try_from(bytes)
+        .map(B256::from)
+        .map_err(|_| ChainError::Corrupt {
+            what,
+            reason: format!("a hash of {} bytes", bytes.len()),
+        })
 }
 
 fn read_header(store: &dyn KvStore, hash: B256) -> Result<Option<SealedHeader>, ChainError> {

@@ -341,3 +341,29 @@ fn stateless_checks_refuse_bad_transactions() {
         Err(TxError::InvalidSignature)
     ));
 }
+
+/// A corrupt head pointer or canonical index is an error at open, never a panic (issue 9,
+/// fault 8: a corrupt database at start is an error message).
+#[test]
+fn a_corrupt_head_pointer_or_index_is_an_error_not_a_panic() {
+    use crate::storage::{Column, KvStore, WriteBatch};
+    let genesis = genesis(&[key(1).address()]);
+    for (column, key, what) in [
+        (Column::Meta, b"head".to_vec(), "head pointer"),
+        (
+            Column::NumberToHash,
+            0u64.to_be_bytes().to_vec(),
+            "canonical index",
+        ),
+    ] {
+        let store = Arc::new(MemoryStore::new());
+        Chain::open(store.clone(), config(), &genesis).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(column, key.clone(), b"garbage".to_vec());
+        store.write(batch).unwrap();
+        match Chain::open(store, config(), &genesis) {
+            Err(crate::ChainError::Corrupt { what: w, .. }) => assert_eq!(w, what),
+            other => panic!("expected a corrupt {what} error, got {other:?}"),
+        }
+    }
+}

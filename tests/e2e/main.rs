@@ -6,6 +6,7 @@ mod channels_contract;
 mod channels_devnet;
 mod clients;
 mod crash;
+mod failstop;
 mod keys;
 mod loadgen;
 mod ops;

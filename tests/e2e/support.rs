@@ -22,6 +22,12 @@ pub const DEV_KEYS: [&str; 3] = [
     "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804aeab365a",
 ];
 
+/// The binary under test: `BTTD_E2E_BIN` if set (to run a test against another build, e.g. to
+/// see a regression test fail on the commit before a fix), else the one cargo built.
+pub fn bttd_bin() -> String {
+    std::env::var("BTTD_E2E_BIN").unwrap_or_else(|_| BTTD.to_string())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -87,7 +93,36 @@ impl Devnet {
         Self::spawn(&args, home, rpc_port)
     }
 
-    fn spawn(args: &[String], log_dir: &Path, port: u16) -> Result<Self> {
+    /// Like [`Devnet::start_home`], with extra arguments and environment variables.
+    pub fn start_home_with(
+        home: &Path,
+        rpc_port: u16,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Result<Self> {
+        let mut args: Vec<String> = vec![
+            "node".into(),
+            "--home".into(),
+            home.display().to_string(),
+            "--log".into(),
+            "info,bttd=debug,libp2p=info".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn_with(&args, home, rpc_port, envs)
+    }
+
+    /// Starts `bttd <args>` (which must print its RPC URL, as `devnet` and `node` do) with its
+    /// log in `log_dir`.
+    pub fn spawn(args: &[String], log_dir: &Path, port: u16) -> Result<Self> {
+        Self::spawn_with(args, log_dir, port, &[])
+    }
+
+    fn spawn_with(
+        args: &[String],
+        log_dir: &Path,
+        port: u16,
+        envs: &[(&str, &str)],
+    ) -> Result<Self> {
         let log = log_dir.join(format!(
             "bttd-{}.log",
             std::time::SystemTime::now()
@@ -95,8 +130,9 @@ impl Devnet {
                 .as_nanos()
         ));
         let log_file = std::fs::File::create(&log)?;
-        let mut child = Command::new(BTTD)
+        let mut child = Command::new(bttd_bin())
             .args(args)
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -129,6 +165,40 @@ impl Devnet {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends a signal (`STOP`, `CONT`, ...) with kill(1).
+    pub fn signal(&self, signal: &str) -> Result<()> {
+        let pid = self.pid().ok_or_else(|| eyre!("not running"))?;
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} {pid} failed");
+        }
+        Ok(())
+    }
+
+    /// Waits until the process exits on its own (`Ok(None)` if it still runs at the timeout).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        let child = self.child.as_mut().ok_or_else(|| eyre!("not running"))?;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// SIGKILL: the process gets no chance to clean up.

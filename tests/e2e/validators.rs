@@ -21,7 +21,7 @@ use crate::support::{BTTD, Devnet, quantity, transfer_1559};
 const CHAIN_ID: u64 = 1337;
 const VALIDATORS: usize = 4;
 
-fn init_testnet(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
+pub(crate) fn init_testnet(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
     let out = Command::new(BTTD)
         .args(["testnet", "init", "--validators", "4", "--full-nodes", "1"])
         .arg("--out")
@@ -41,7 +41,7 @@ fn init_testnet(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
     Ok(())
 }
 
-fn wait_height(node: &Devnet, height: u64, timeout: Duration) -> Result<u64> {
+pub(crate) fn wait_height(node: &Devnet, height: u64, timeout: Duration) -> Result<u64> {
     let deadline = Instant::now() + timeout;
     loop {
         let n = node.block_number()?;
@@ -59,7 +59,7 @@ fn wait_height(node: &Devnet, height: u64, timeout: Duration) -> Result<u64> {
     }
 }
 
-fn tail(log: &str) -> String {
+pub(crate) fn tail(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }

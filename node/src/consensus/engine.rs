@@ -72,6 +72,8 @@ pub struct EngineSettings {
     pub timeouts: TimeoutConfig,
     /// Slashing-protection record (validators only).
     pub slashing_db: std::path::PathBuf,
+    /// Test-only fault injection (`--fault-panic-at-height`): panic when about to commit it.
+    pub panic_at_height: Option<Height>,
 }
 
 /// A consensus message on gossip. The nonce makes a re-broadcast a new gossip message
@@ -831,6 +833,9 @@ impl Engine {
     /// Commits a decided block with its certificate, executing it first if this node has not
     /// (a block that arrived through sync).
     async fn commit(&mut self, height: Height, block: Block, certificate: CommitCertificate) {
+        if self.settings.panic_at_height == Some(height) {
+            panic!("fault injection: panicking before committing block {height}");
+        }
         let executed = match self.executed.remove(&block.id) {
             Some(executed) => Ok(executed),
             None => {

@@ -73,12 +73,19 @@ impl ConsensusInfo {
     }
 
     pub fn set_round(&self, height: Height, round: Round, step: Step, proposer: Option<Address>) {
-        *self.status.write() = RoundStatus {
-            height,
-            round,
-            step,
-            proposer,
-        };
+        let previous = std::mem::replace(
+            &mut *self.status.write(),
+            RoundStatus {
+                height,
+                round,
+                step,
+                proposer,
+            },
+        );
+        // A round change is a later round at the same height (a new height starts at round 0).
+        if previous.height == height && round > previous.round {
+            metrics::counter!("bttd_consensus_round_changes_total").increment(1);
+        }
         metrics::gauge!("bttd_consensus_height").set(height as f64);
         metrics::gauge!("bttd_consensus_round").set(f64::from(round));
     }
@@ -89,6 +96,11 @@ impl ConsensusInfo {
 
     pub fn saw_height(&self, height: Height) {
         self.highest_seen.fetch_max(height, Ordering::Relaxed);
+    }
+
+    /// The highest committed height seen from peers (at least our head at start).
+    pub fn highest_seen(&self) -> Height {
+        self.highest_seen.load(Ordering::Relaxed)
     }
 
     /// `(startingBlock, highestBlock)` while this node is behind its peers.

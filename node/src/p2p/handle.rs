@@ -175,6 +175,11 @@ impl NetworkHandle {
         self.query(Command::ListenAddrs).await
     }
 
+    /// Resolves when the service task has ended (stopped, or panicked); for supervision.
+    pub async fn stopped(&self) {
+        self.commands.closed().await
+    }
+
     /// Stops the service and waits until its sockets are closed (so the port can be reused).
     pub async fn shutdown(&self) -> Result<(), P2pError> {
         self.query(Command::Shutdown).await

@@ -41,6 +41,7 @@
 //! ```
 //! Wire details, limits and metrics: docs/network.md.
 
+mod ban;
 mod behaviour;
 mod codec;
 mod config;
@@ -52,6 +53,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 
+pub use ban::{BAN_REASONS, ban_reason_label, register_ban_metrics};
 pub use behaviour::{HEARTBEAT, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 pub use config::{NetworkConfig, parse_bootnode};
 pub use error::{DialError, P2pError, PublishError, RequestError};

@@ -555,8 +555,9 @@ impl Service {
             return;
         }
         let until = Instant::now() + self.ban_duration;
-        tracing::warn!(target: TARGET, %peer, %reason, duration = ?self.ban_duration, "banning peer");
-        metrics::counter!("bttd_p2p_bans_total").increment(1);
+        let label = super::ban::ban_reason_label(&reason);
+        tracing::warn!(target: TARGET, %peer, %reason, label, duration = ?self.ban_duration, "banning peer");
+        metrics::counter!("bttd_p2p_bans_total", "reason" => label).increment(1);
         self.bans.insert(peer, until);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
         metrics::gauge!("bttd_p2p_banned_peers").set(self.bans.len() as f64);
