@@ -1010,3 +1010,108 @@ fn execute_decided(
     let sealed = WireBlock::decode_for(payload, id).map_err(|e| e.to_string())?;
     ctx.chain.import(sealed).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consensus::GenesisSets;
+    use crate::keys::ValidatorKeys;
+    use crate::mempool::{Pool, PoolConfig};
+    use bttd_genesis::{BttdParams, DevnetOptions, GenesisValidator, devnet_genesis};
+    use bttd_runtime::Chain;
+    use bttd_runtime::storage::MemoryStore;
+
+    /// A chain whose genesis names four validators, and what a voter needs to check blocks.
+    fn validator_chain() -> (Arc<NodeContext>, Arc<ConsensusInfo>, Vec<ValidatorKeys>) {
+        let keys: Vec<ValidatorKeys> = (0..4).map(|_| ValidatorKeys::generate()).collect();
+        let params = BttdParams {
+            validators: keys
+                .iter()
+                .map(|k| GenesisValidator {
+                    address: k.address(),
+                    bls_public_key: k.bls_public_key(),
+                    proof_of_possession: k.proof_of_possession(),
+                    power: 1,
+                })
+                .collect(),
+            ..BttdParams::default()
+        };
+        let (spec, _) = devnet_genesis(&DevnetOptions {
+            params,
+            ..DevnetOptions::default()
+        })
+        .expect("genesis");
+        let chain =
+            Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis).unwrap();
+        let sets = Arc::new(GenesisSets::new(
+            spec.validator_set().unwrap(),
+            spec.params.epoch_length,
+        ));
+        let ctx = Arc::new(NodeContext::new(
+            Arc::new(chain),
+            Pool::new(PoolConfig::default()),
+        ));
+        let info = Arc::new(ConsensusInfo::new(sets, 0, 1 << 20, None));
+        (ctx, info, keys)
+    }
+
+    fn block_by(ctx: &NodeContext, miner: Address) -> Block {
+        let executed = ctx
+            .chain
+            .build_with_extra(now_seconds(), miner, Vec::new(), Bytes::new())
+            .unwrap();
+        Block {
+            id: executed.block.hash(),
+            payload: WireBlock::encode(&executed.block).into(),
+        }
+    }
+
+    /// Fault 7: nothing checked `miner`, so a proposer could credit its tips (and its
+    /// `bor_getAuthor`) to any account. Voters refuse a block not mined by the proposer
+    /// that proposed it fresh.
+    #[test]
+    fn voters_refuse_a_block_whose_miner_is_not_the_proposer() {
+        let (ctx, info, _) = validator_chain();
+        let set = info.sets.validator_set(1).unwrap();
+        let proposer = set.proposer(1, 0);
+        let own = set.validators()[proposer as usize].address;
+        let other = set.validators()[(proposer as usize + 1) % 4].address;
+        let chain_id = ctx.chain.genesis_hash();
+        let verify = |block: &Block, proposer| {
+            verify_block(&ctx, &info, &BlsVerifier, chain_id, 1, proposer, block)
+        };
+        let err = verify(&block_by(&ctx, other), Some(proposer)).unwrap_err();
+        assert!(err.contains("is not the round's proposer"), "{err}");
+        assert!(verify(&block_by(&ctx, own), Some(proposer)).is_ok());
+        // A re-proposal carries no fresh proposer: its prevote quorum vouches for it.
+        assert!(verify(&block_by(&ctx, other), None).is_ok());
+    }
+
+    /// Fault 3/4: bytes beside a signed or certified id that are not that block are refused
+    /// before anything executes them.
+    #[test]
+    fn a_payload_that_is_not_the_signed_block_is_refused() {
+        let (ctx, info, _) = validator_chain();
+        let set = info.sets.validator_set(1).unwrap();
+        let proposer = set.proposer(1, 0);
+        let own = set.validators()[proposer as usize].address;
+        let real = block_by(&ctx, own);
+        let swapped = Block {
+            id: real.id,
+            payload: block_by(&ctx, set.validators()[(proposer as usize + 1) % 4].address)
+                .payload,
+        };
+        let err = verify_block(
+            &ctx,
+            &info,
+            &BlsVerifier,
+            ctx.chain.genesis_hash(),
+            1,
+            Some(proposer),
+            &swapped,
+        )
+        .unwrap_err();
+        assert!(err.contains("is not the block id"), "{err}");
+        assert!(execute_decided(&ctx, real.id, &swapped.payload).is_err());
+    }
+}

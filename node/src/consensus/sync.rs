@@ -176,11 +176,11 @@ fn blocks(
 
 /// The heights a request `{from, max}` gets on a chain whose head is `head`: at most
 /// [`MAX_BLOCKS_PER_ANSWER`], never height 0, `None` when there are none. Every number is a
-/// peer's, so the arithmetic is checked.
+/// peer's, so the arithmetic is checked (or saturating where the head bounds it anyway).
 fn block_range(from: Height, max: u32, head: Height) -> Option<std::ops::RangeInclusive<Height>> {
     let first = from.max(1);
     let count = u64::from(max.min(MAX_BLOCKS_PER_ANSWER));
-    let last = first.checked_add(count.checked_sub(1)?)?.min(head);
+    let last = first.saturating_add(count.checked_sub(1)?).min(head);
     (first <= last).then_some(first..=last)
 }
 
