@@ -752,7 +752,19 @@ impl Engine {
     ) {
         match (asked_from, result) {
             // A peer's head is only a hint: it moves nothing until blocks prove it.
-            (None, Ok(SyncResponse::Status { head, .. })) => {
+            (
+                None,
+                Ok(SyncResponse::Status {
+                    head,
+                    head_hash,
+                    certificate,
+                }),
+            ) => {
+                if let Some(certificate) = certificate
+                    && self.head_is_certified(head, head_hash, &certificate)
+                {
+                    self.info.saw_height(head);
+                }
                 if head >= self.machine.height() {
                     self.start_sync(Some(peer)).await;
                 }
@@ -776,6 +788,23 @@ impl Engine {
                 tracing::debug!(target: "bttd::sync", %peer, %reason, "sync request failed")
             }
         }
+    }
+
+    /// Whether `certificate` proves that `head_hash` was decided at `head` (one aggregate
+    /// check against the set of that height, when this node knows it).
+    fn head_is_certified(
+        &self,
+        head: Height,
+        head_hash: B256,
+        certificate: &CommitCertificate,
+    ) -> bool {
+        certificate.height == head
+            && certificate.block_id == head_hash
+            && self.info.sets.validator_set(head).is_some_and(|set| {
+                certificate
+                    .verify(&self.chain_id, &set, self.verifier.as_ref())
+                    .is_ok()
+            })
     }
 
     /// Feeds synced blocks to the machine in order. Each must be the next height, its body
@@ -1041,8 +1070,12 @@ mod tests {
             ..DevnetOptions::default()
         })
         .expect("genesis");
-        let chain =
-            Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis).unwrap();
+        let chain = Chain::open(
+            Arc::new(MemoryStore::new()),
+            spec.chain_config(),
+            &spec.genesis,
+        )
+        .unwrap();
         let sets = Arc::new(GenesisSets::new(
             spec.validator_set().unwrap(),
             spec.params.epoch_length,
@@ -1098,8 +1131,7 @@ mod tests {
         let real = block_by(&ctx, own);
         let swapped = Block {
             id: real.id,
-            payload: block_by(&ctx, set.validators()[(proposer as usize + 1) % 4].address)
-                .payload,
+            payload: block_by(&ctx, set.validators()[(proposer as usize + 1) % 4].address).payload,
         };
         let err = verify_block(
             &ctx,

@@ -122,9 +122,16 @@ pub fn answer(ctx: &NodeContext, request: &[u8], max_bytes: usize) -> SyncRespon
     match wire::decode::<SyncRequest>("sync request", request) {
         Ok(SyncRequest::Status) => {
             let head = ctx.chain.head();
+            let certificate = ctx
+                .chain
+                .certificate(head.number)
+                .ok()
+                .flatten()
+                .and_then(|bytes| wire::decode::<CommitCertificate>("certificate", &bytes).ok());
             SyncResponse::Status {
                 head: head.number,
                 head_hash: head.hash(),
+                certificate,
             }
         }
         Ok(SyncRequest::Blocks { from, max }) => match blocks(ctx, from, max, max_bytes) {

@@ -54,7 +54,14 @@ pub struct CertifiedBlock {
 /// Answers of the sync protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncResponse {
-    Status { head: Height, head_hash: B256 },
+    /// The peer's head, with the certificate that finalised it (absent for genesis, or from
+    /// a node of an older version): a claimed height moves nothing until it is verified.
+    Status {
+        head: Height,
+        head_hash: B256,
+        #[serde(default)]
+        certificate: Option<CommitCertificate>,
+    },
     Blocks(Vec<CertifiedBlock>),
     Error(String),
 }
