@@ -158,4 +158,20 @@ impl Evidence {
             Evidence::DuplicateProposal { first, .. } => first.proposal.height,
         }
     }
+    /// Round of the offence.
+    pub fn round(&self) -> crate::types::Round {
+        match self {
+            Evidence::DuplicateVote { first, .. } => first.vote.round,
+            Evidence::DuplicateProposal { first, .. } => first.proposal.round,
+        }
+    }
+    /// What an offence is, whatever the two messages that prove it: (offender, height,
+    /// round, kind). Each offence is recorded once.
+    pub fn offence(&self) -> (ValidatorIndex, Height, crate::types::Round, u8) {
+        let kind = match self {
+            Evidence::DuplicateVote { first, .. } => first.vote.vote_type as u8,
+            Evidence::DuplicateProposal { .. } => 2,
+        };
+        (self.offender(), self.height(), self.round(), kind)
+    }
 }

@@ -13,6 +13,10 @@ use parking_lot::{Mutex, RwLock};
 
 use super::provider::GenesisSets;
 
+/// Offences kept (memory and `evidence.jsonl`): each is two signed messages without block
+/// payloads, well under 1 KiB, so the store stays under ~10 MiB.
+pub const MAX_EVIDENCE: usize = 10_000;
+
 /// The machine's position, for `bor_getCurrentProposer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoundStatus {
@@ -127,7 +131,12 @@ impl ConsensusInfo {
     /// Records evidence once (and appends it to the evidence file, synced).
     pub fn add_evidence(&self, evidence: Evidence) {
         let mut all = self.evidence.lock();
-        if all.contains(&evidence) {
+        let offence = evidence.offence();
+        if all.iter().any(|e| e.offence() == offence) {
+            return;
+        }
+        if all.len() >= MAX_EVIDENCE {
+            tracing::error!(target: "bttd::consensus", offender = offence.0, height = offence.1, "evidence store full ({MAX_EVIDENCE} offences); not recorded");
             return;
         }
         if let Some(path) = &self.evidence_file {
