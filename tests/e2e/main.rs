@@ -7,6 +7,7 @@ mod channels_devnet;
 mod clients;
 mod crash;
 mod failstop;
+mod hostile;
 mod keys;
 mod loadgen;
 mod ops;

@@ -27,14 +27,13 @@ use bttd_runtime::{ExecutedBlock, WireBlock};
 use libp2p::PeerId;
 use libp2p::gossipsub::MessageAcceptance;
 use rand::seq::IndexedRandom;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::info::ConsensusInfo;
 use super::slashing_db::FileSlashingStore;
 use super::sync::{self, ServeLimiter, SyncPeers};
 use super::timestamp;
-use super::wire::{self, CertifiedBlock, SyncRequest, SyncResponse};
+use super::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
 use crate::context::NodeContext;
 use crate::p2p::{NetworkEvent, NetworkHandle, Topic};
 
@@ -74,14 +73,6 @@ pub struct EngineSettings {
     pub slashing_db: std::path::PathBuf,
     /// Test-only fault injection (`--fault-panic-at-height`): panic when about to commit it.
     pub panic_at_height: Option<Height>,
-}
-
-/// A consensus message on gossip. The nonce makes a re-broadcast a new gossip message
-/// (gossipsub drops byte-identical messages it saw recently).
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    nonce: u64,
-    message: Message,
 }
 
 /// Results that come back to the loop from timers and blocking work.

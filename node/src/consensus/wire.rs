@@ -34,6 +34,15 @@ pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T
     })
 }
 
+/// A consensus message on gossip (topic `consensus`), CBOR `{nonce, message}`. The nonce makes
+/// a re-broadcast a new gossip message (gossipsub drops byte-identical messages it saw
+/// recently).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub nonce: u64,
+    pub message: bttd_consensus::messages::Message,
+}
+
 /// Requests of the sync protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncRequest {
