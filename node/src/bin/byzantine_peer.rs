@@ -289,9 +289,18 @@ impl Identity {
         let response = match (attack, asked) {
             (Attack::SyncStall, Some(SyncRequest::Status)) => {
                 shared.count(attack, "enormous status answers", 1);
+                let head_hash = B256::from_slice(&garbage(32));
                 SyncResponse::Status {
                     head: u64::MAX / 2,
-                    head_hash: B256::from_slice(&garbage(32)),
+                    head_hash,
+                    // A certificate that does not verify: the claimed head must move nothing.
+                    certificate: Some(bttd_consensus::CommitCertificate {
+                        height: u64::MAX / 2,
+                        round: 0,
+                        block_id: head_hash,
+                        signature: bttd_consensus::bls::SignatureBytes::from_slice(&garbage(96)),
+                        signers: bttd_consensus::SignerBitmap::from_indices(4, [0, 1, 2]),
+                    }),
                 }
             }
             (Attack::EditedSync, Some(SyncRequest::Status)) => {
@@ -299,6 +308,7 @@ impl Identity {
                 SyncResponse::Status {
                     head: head + 2,
                     head_hash: B256::from_slice(&garbage(32)),
+                    certificate: None,
                 }
             }
             (Attack::SyncStall, Some(SyncRequest::Blocks { from, .. })) => {
@@ -346,6 +356,7 @@ impl Identity {
             (_, Some(SyncRequest::Status)) => SyncResponse::Status {
                 head,
                 head_hash: *shared.head_hash.lock(),
+                certificate: None,
             },
             (_, Some(req @ SyncRequest::Blocks { .. })) => {
                 // Other attacks behave like an honest relay here.
@@ -367,8 +378,9 @@ impl Identity {
     async fn track_head(self: Arc<Self>) {
         loop {
             for peer in self.honest_peers_except(None) {
-                if let Some(SyncResponse::Status { head, head_hash }) =
-                    request(&self.net, peer, &SyncRequest::Status).await
+                if let Some(SyncResponse::Status {
+                    head, head_hash, ..
+                }) = request(&self.net, peer, &SyncRequest::Status).await
                 {
                     // Honest nodes never claim absurd heads; keep the view monotone.
                     if self.shared.head.fetch_max(head, Ordering::Relaxed) <= head {
