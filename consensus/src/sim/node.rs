@@ -430,7 +430,10 @@ impl Sim {
                 let chain = &self.nodes[to].chain;
                 let start = (h as usize).saturating_sub(1);
                 if start < chain.len() {
-                    let batch = chain[start..chain.len().min(start + SYNC_BATCH)].to_vec();
+                    let mut batch = chain[start..chain.len().min(start + SYNC_BATCH)].to_vec();
+                    if let Behaviour::FutureForger(_) = self.nodes[to].behaviour {
+                        self.corrupt_sync(&mut batch);
+                    }
                     self.net.send(
                         &mut self.q,
                         &mut self.rng,
@@ -441,11 +444,27 @@ impl Sim {
                 }
             }
             NetMsg::SyncResponse(batch) => {
+                // The engine's checks: each block the next height, its body the certified one.
                 for (block, certificate) in batch {
-                    let cur = self.nodes[to].machine.as_ref().map(|m| m.height());
-                    if cur == Some(certificate.height) {
-                        self.apply_from(to, Input::Commit { block, certificate }, Some(from));
+                    let Some(cur) = self.nodes[to].machine.as_ref().map(|m| m.height()) else {
+                        break;
+                    };
+                    if certificate.height < cur {
+                        continue; // decided meanwhile: stale, not wrong
                     }
+                    if certificate.height > cur {
+                        self.blame(to, Some(from), "sync block of the wrong height".into());
+                        break;
+                    }
+                    if B256::from_slice(&Sha256::digest(&block.payload)) != certificate.block_id {
+                        self.blame(
+                            to,
+                            Some(from),
+                            "sync body is not the certified block".into(),
+                        );
+                        break;
+                    }
+                    self.apply_from(to, Input::Commit { block, certificate }, Some(from));
                 }
             }
         }
@@ -699,6 +718,22 @@ impl Sim {
                 to,
                 NetMsg::Batch(forged.clone()),
             );
+        }
+    }
+
+    /// A forger serving sync: an edited body beside the real certificate, or blocks out of
+    /// order (the attacks that once stopped or stalled a syncing node).
+    fn corrupt_sync(&mut self, batch: &mut Vec<(Block, CommitCertificate)>) {
+        match self.rng.random_range(0..3) {
+            0 => {
+                if let Some((block, _)) = batch.first_mut() {
+                    let mut payload = block.payload.to_vec();
+                    payload.pop();
+                    block.payload = Bytes::from(payload);
+                }
+            }
+            1 => batch.reverse(),
+            _ => {}
         }
     }
 

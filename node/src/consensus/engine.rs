@@ -152,11 +152,38 @@ pub struct Engine {
     serve_limiter: ServeLimiter,
     /// A fault of this node seen while carrying out outputs: the run loop stops on it.
     fault: Option<EngineFault>,
+    /// Payloads of proposals the machine accepted, checked against their ids already.
+    accepted_payloads: AcceptedPayloads,
     /// The certificate of the head, for the next block's `extraData`.
     head_certificate: Option<CommitCertificate>,
     /// Transactions that reached the pool through gossip: gossipsub forwards them already,
     /// so the engine must not publish them again (each publish is a signature).
     from_gossip: RecentHashes,
+}
+
+/// Blocks of proposals the machine accepted (signed by their round's proposer, payload checked
+/// against the id), so their re-broadcasts skip the decode. Bounded by what the machine
+/// accepts: at most two proposals per round in its window, dropped when the height moves on.
+#[derive(Default)]
+struct AcceptedPayloads {
+    blocks: HashMap<BlockId, (Height, Bytes)>,
+}
+
+impl AcceptedPayloads {
+    fn contains(&self, block: &Block) -> bool {
+        self.blocks
+            .get(&block.id)
+            .is_some_and(|(_, payload)| *payload == block.payload)
+    }
+
+    fn insert(&mut self, height: Height, block: Block) {
+        self.blocks.insert(block.id, (height, block.payload));
+    }
+
+    /// Forgets heights below `height`.
+    fn prune(&mut self, height: Height) {
+        self.blocks.retain(|_, (h, _)| *h >= height);
+    }
 }
 
 /// A bounded set of recent hashes (oldest forgotten first).
@@ -266,6 +293,7 @@ impl Engine {
             sync_peers: SyncPeers::default(),
             serve_limiter: ServeLimiter::default(),
             fault: None,
+            accepted_payloads: AcceptedPayloads::default(),
             head_certificate,
             from_gossip: RecentHashes::default(),
         };
@@ -574,10 +602,15 @@ impl Engine {
                 };
                 let message = envelope.message;
                 // The payload travels unsigned beside the signed id: it must be that block
-                // before anything stores, relays or executes it.
-                if let Message::Proposal(p) = &message
-                    && let Err(e) =
-                        WireBlock::decode_for(&p.proposal.block.payload, p.proposal.block.id)
+                // before anything stores, relays or executes it. Re-broadcasts of a proposal
+                // already accepted are compared byte for byte instead of decoded again.
+                let payload = match &message {
+                    Message::Proposal(p) => Some(&p.proposal.block),
+                    Message::Vote(_) => None,
+                };
+                if let Some(block) = payload
+                    && !self.accepted_payloads.contains(block)
+                    && let Err(e) = WireBlock::decode_for(&block.payload, block.id)
                 {
                     let _ = self
                         .net
@@ -596,7 +629,16 @@ impl Engine {
                     Message::Proposal(p) => Input::Proposal(p),
                     Message::Vote(v) => Input::Vote(v),
                 };
+                let accepted_block = match &input {
+                    Input::Proposal(p) => Some(p.proposal.block.clone()),
+                    _ => None,
+                };
                 let verdict = self.apply(input, Some(from)).await;
+                if let Some(block) = accepted_block
+                    && verdict.relay()
+                {
+                    self.accepted_payloads.insert(height, block);
+                }
                 let acceptance = match &verdict {
                     v if v.relay() => MessageAcceptance::Accept,
                     Verdict::Rejected(_) => MessageAcceptance::Reject,
@@ -902,6 +944,7 @@ impl Engine {
                     "committed block"
                 );
                 self.head_certificate = Some(certificate);
+                self.accepted_payloads.prune(height + 1);
                 self.ctx.on_block_committed(sealed, receipts, &rejected);
             }
             Ok(Err(e)) => {
