@@ -367,3 +367,48 @@ fn a_corrupt_head_pointer_or_index_is_an_error_not_a_panic() {
         }
     }
 }
+
+/// The bytes beside a signed or certified id must be that block: same header, and the body
+/// the header commits to. A body with one transaction removed keeps the header (and its hash)
+/// but not the transactions root.
+#[test]
+fn decode_for_refuses_a_swapped_or_edited_body() {
+    use crate::block::{Body, BodyMismatch, SealedBlock, WireBlock, seal};
+    use alloy_consensus::proofs::calculate_transaction_root;
+    use alloy_primitives::B256;
+    let to = Address::repeat_byte(9);
+    let transactions: Vec<TxEnvelope> = (0..2)
+        .map(|n| transfer(&key(0), n, to, 1, GWEI).into_envelope())
+        .collect();
+    let header = alloy_consensus::Header {
+        number: 7,
+        transactions_root: calculate_transaction_root(&transactions),
+        base_fee_per_gas: Some(GWEI as u64),
+        withdrawals_root: Some(alloy_trie::EMPTY_ROOT_HASH),
+        ..Default::default()
+    };
+    let block = SealedBlock {
+        header: seal(header),
+        body: Body {
+            transactions,
+            senders: Vec::new(),
+        },
+    };
+    let id = block.hash();
+    let bytes = WireBlock::encode(&block);
+    assert_eq!(WireBlock::decode_for(&bytes, id).unwrap().hash(), id);
+    assert!(matches!(
+        WireBlock::decode_for(&bytes, B256::repeat_byte(1)),
+        Err(BodyMismatch::Hash { .. })
+    ));
+    let mut edited = block.clone();
+    edited.body.transactions.pop();
+    assert!(matches!(
+        WireBlock::decode_for(&WireBlock::encode(&edited), id),
+        Err(BodyMismatch::TransactionsRoot { .. })
+    ));
+    assert!(matches!(
+        WireBlock::decode_for(&bytes[1..], id),
+        Err(BodyMismatch::Undecodable(_))
+    ));
+}
