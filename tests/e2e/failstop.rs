@@ -230,3 +230,24 @@ fn a_corrupt_database_at_start_is_an_error_message_not_a_panic() -> Result<()> {
     );
     Ok(())
 }
+
+/// Fault 7: the miner of a validator's blocks is always its own account (voters refuse any
+/// other), so `coinbase` on a validator node is refused at start with a clear message.
+#[test]
+fn coinbase_on_a_validator_node_is_refused_at_start() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    init_testnet(dir.path(), free_port_range(5), free_port_range(5))?;
+    let out = Command::new(bttd_bin())
+        .args(["node", "--home"])
+        .arg(dir.path().join("node0"))
+        .args(["--coinbase", "0x0000000000000000000000000000000000000001"])
+        .stdin(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "a validator with coinbase started");
+    ensure!(
+        stderr.contains("cannot be set on a validator node") && !stderr.contains("panicked"),
+        "no clear message: {stderr}"
+    );
+    Ok(())
+}

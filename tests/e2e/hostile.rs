@@ -14,6 +14,7 @@
 //!   lines;
 //! - every validator still runs, and its peak RSS (VmHWM) stayed under 1 GiB;
 //! - `bttd_getEvidence` is empty everywhere and all nodes have the same hash at every height.
+//! - `eth_syncing` is `false` everywhere (unverified heights move nothing).
 //!
 //! The window is 20 s each in CI; `BTTD_HOSTILE_SECONDS=60` runs the 60 s of the issue. Every
 //! check is made and all failures are reported together, with the figures, so a run against an
@@ -469,6 +470,13 @@ fn a_byzantine_peer_running_attacks_1_to_6_under_load_is_the_only_one_banned() -
                 evidence_summary(&evidence)
             )),
             Err(e) => failures.push(format!("validator {i}: bttd_getEvidence: {e}")),
+        }
+        // Fault 6: heights of 2^64-1 and enormous claimed heads are unverified; they must
+        // not make a node that follows the chain report that it is syncing.
+        match node.call("eth_syncing", json!([])) {
+            Ok(Value::Bool(false)) => {}
+            Ok(other) => failures.push(format!("validator {i}: eth_syncing is {other}")),
+            Err(e) => failures.push(format!("validator {i}: eth_syncing: {e}")),
         }
     }
     figures.push(format!("max peak RSS {} MiB", max_rss_kb / 1024));

@@ -261,12 +261,7 @@ impl Engine {
         let verifier: Arc<dyn Verifier> = Arc::new(BlsVerifier);
         let provider: Arc<dyn ValidatorSetProvider> = info.sets.clone();
         let head = ctx.chain.head();
-        let head_certificate = ctx
-            .chain
-            .certificate(head.number)
-            .ok()
-            .flatten()
-            .and_then(|bytes| wire::decode::<CommitCertificate>("certificate", &bytes).ok());
+        let head_certificate = sync::stored_certificate(&ctx, head.number);
         let (machine, out) = Machine::new(
             config,
             signer,

@@ -122,16 +122,10 @@ pub fn answer(ctx: &NodeContext, request: &[u8], max_bytes: usize) -> SyncRespon
     match wire::decode::<SyncRequest>("sync request", request) {
         Ok(SyncRequest::Status) => {
             let head = ctx.chain.head();
-            let certificate = ctx
-                .chain
-                .certificate(head.number)
-                .ok()
-                .flatten()
-                .and_then(|bytes| wire::decode::<CommitCertificate>("certificate", &bytes).ok());
             SyncResponse::Status {
                 head: head.number,
                 head_hash: head.hash(),
-                certificate,
+                certificate: stored_certificate(ctx, head.number),
             }
         }
         Ok(SyncRequest::Blocks { from, max }) => match blocks(ctx, from, max, max_bytes) {
@@ -140,6 +134,16 @@ pub fn answer(ctx: &NodeContext, request: &[u8], max_bytes: usize) -> SyncRespon
         },
         Err(e) => SyncResponse::Error(e.to_string()),
     }
+}
+
+/// The certificate that finalised block `number`, if this node stored one (blocks committed
+/// without consensus, genesis included, have none).
+pub fn stored_certificate(ctx: &NodeContext, number: Height) -> Option<CommitCertificate> {
+    ctx.chain
+        .certificate(number)
+        .ok()
+        .flatten()
+        .and_then(|bytes| wire::decode::<CommitCertificate>("certificate", &bytes).ok())
 }
 
 fn blocks(
