@@ -1216,16 +1216,7 @@ mod tests {
             round: Round,
             block: Option<BlockId>,
         ) -> SignedVote {
-            let vote = Vote {
-                vote_type: t,
-                height: 1,
-                round,
-                block,
-                validator: index,
-            };
-            let signature =
-                TestSigner(self.keys[self.key_of(index)]).sign(&vote.sign_bytes(&chain(), 0));
-            SignedVote { vote, signature }
+            self.vote_at(index, t, 1, round, block)
         }
         fn proposal(&self, round: Round, pol: Option<Round>, b: &Block) -> SignedProposal {
             let proposer = self.set.proposer(1, round);

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use eyre::{Result, WrapErr, bail, ensure, eyre};
 use serde_json::{Value, json};
 
-use crate::support::{BTTD, Devnet, bttd_bin, free_port, free_port_range};
+use crate::support::{BTTD, Devnet, free_port, free_port_range};
 use crate::validators::{tail, wait_height};
 
 const ATTACKER: &str = env!("CARGO_BIN_EXE_bttd-byzantine-peer");
@@ -266,22 +266,8 @@ fn block_hash(node: &Devnet, n: u64) -> Result<String> {
 }
 
 fn init(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
-    let out = Command::new(bttd_bin())
-        .args(["testnet", "init", "--validators", "4"])
-        .arg("--out")
-        .arg(dir)
-        .args(["--rpc-port", &rpc_port.to_string()])
-        .args(["--p2p-port", &p2p_port.to_string()])
-        .args(["--block-time", "300ms"])
-        // loadgen's senders are dev accounts 10..30.
-        .args(["--accounts", "30"])
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "testnet init failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    // loadgen's senders are dev accounts 10..30.
+    crate::validators::testnet_init(dir, rpc_port, p2p_port, &["--accounts", "30"])
 }
 
 #[test]

@@ -16,22 +16,32 @@ use alloy_primitives::{Address, U256};
 use eyre::{Result, ensure, eyre};
 use serde_json::{Value, json};
 
-use crate::support::{BTTD, Devnet, quantity, transfer_1559};
+use crate::support::{Devnet, quantity, transfer_1559};
 
 const CHAIN_ID: u64 = 1337;
 const VALIDATORS: usize = 4;
 
 pub(crate) fn init_testnet(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
-    let out = Command::new(BTTD)
-        .args(["testnet", "init", "--validators", "4", "--full-nodes", "1"])
+    // Short epochs: the run crosses many epoch boundaries (new signing epoch, next-set
+    // commitment in the last block of each).
+    testnet_init(
+        dir,
+        rpc_port,
+        p2p_port,
+        &["--full-nodes", "1", "--epoch-length", "5"],
+    )
+}
+
+/// `bttd testnet init` of four validators with 300 ms blocks, plus `extra` flags.
+pub(crate) fn testnet_init(dir: &Path, rpc_port: u16, p2p_port: u16, extra: &[&str]) -> Result<()> {
+    let out = Command::new(crate::support::bttd_bin())
+        .args(["testnet", "init", "--validators", "4"])
         .arg("--out")
         .arg(dir)
         .args(["--rpc-port", &rpc_port.to_string()])
         .args(["--p2p-port", &p2p_port.to_string()])
         .args(["--block-time", "300ms"])
-        // Short epochs: the run crosses many epoch boundaries (new signing epoch, next-set
-        // commitment in the last block of each).
-        .args(["--epoch-length", "5"])
+        .args(extra)
         .output()?;
     ensure!(
         out.status.success(),
