@@ -1175,4 +1175,87 @@ mod tests {
         assert!(err.contains("is not the block id"), "{err}");
         assert!(execute_decided(&ctx, real.id, &swapped.payload).is_err());
     }
+
+    /// The engine of a full node (no key) over a real network service with no peers.
+    async fn follower() -> (Engine, Arc<NodeContext>, Arc<ConsensusInfo>) {
+        let (ctx, info, _) = validator_chain();
+        let config = crate::p2p::NetworkConfig::new(
+            libp2p::identity::Keypair::generate_ed25519(),
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+            ctx.chain.genesis_hash(),
+        );
+        let (net, _events) = crate::p2p::Network::start(config).await.unwrap();
+        let settings = EngineSettings {
+            key: None,
+            block_time: Duration::from_secs(1),
+            timeouts: Default::default(),
+            slashing_db: std::path::PathBuf::from("/nonexistent"),
+            panic_at_height: None,
+        };
+        let (engine, _) = Engine::new(ctx.clone(), net, info.clone(), settings).unwrap();
+        (engine, ctx, info)
+    }
+
+    /// Fault 5: a full batch of blocks at wrong heights was skipped without blame and the
+    /// same peer asked again, forever. Now it is garbage (the peer is banned) and no
+    /// progress: the next request goes to someone else.
+    #[tokio::test]
+    async fn an_answer_at_wrong_heights_is_not_asked_again() {
+        let (mut engine, ctx, _) = follower().await;
+        let peer = PeerId::random();
+        let block = block_by(&ctx, Address::ZERO);
+        let wrong: Vec<CertifiedBlock> = (0..SYNC_BATCH)
+            .map(|i| CertifiedBlock {
+                block: block.payload.clone(),
+                certificate: CommitCertificate {
+                    height: 1_000 + u64::from(i),
+                    round: 0,
+                    block_id: block.id,
+                    signature: Default::default(),
+                    signers: bttd_consensus::SignerBitmap::from_indices(4, [0, 1, 2]),
+                },
+            })
+            .collect();
+        engine
+            .on_synced(peer, Some(1), Ok(SyncResponse::Blocks(wrong)))
+            .await;
+        assert_ne!(engine.syncing_with, Some(peer), "asked the same peer again");
+        let other = PeerId::random();
+        let next = engine
+            .sync_peers
+            .choose(Some(peer), &[peer, other], Instant::now());
+        assert_eq!(next, Some(other), "the peer that gave nothing is still preferred");
+    }
+
+    /// Fault 6: one unverified message at height 2^64-1 made `eth_syncing` report syncing
+    /// forever. Only verified heights move `highestBlock`.
+    #[tokio::test]
+    async fn an_unverified_far_height_does_not_move_highest_block() {
+        let (mut engine, ctx, info) = follower().await;
+        let vote = bttd_consensus::SignedVote {
+            vote: bttd_consensus::Vote {
+                vote_type: bttd_consensus::VoteType::Prevote,
+                height: u64::MAX,
+                round: 0,
+                block: None,
+                validator: 0,
+            },
+            signature: Default::default(),
+        };
+        let data = wire::encode(&Envelope {
+            nonce: 1,
+            message: Message::Vote(vote),
+        });
+        engine
+            .on_network(NetworkEvent::Gossip {
+                topic: Topic::Consensus,
+                from: PeerId::random(),
+                author: PeerId::random(),
+                message_id: libp2p::gossipsub::MessageId::new(b"forged"),
+                data,
+            })
+            .await;
+        let head = ctx.chain.head().number;
+        assert_eq!(info.sync_progress(head), None, "eth_syncing reports a forged height");
+    }
 }
