@@ -143,16 +143,28 @@ fn health_turns_503_with_two_of_four_validators_frozen_and_200_after_sigcont() -
 
 /// Runs `bttd node` on a datadir expected to be refused; returns (exit status, stderr).
 fn run_refused(datadir: &Path, genesis: &Path) -> Result<(std::process::ExitStatus, String)> {
-    let log = datadir.join("refused.log");
-    let mut child = Command::new(bttd_bin())
+    let mut command = Command::new(bttd_bin());
+    command
         .args(["node", "--rpc-port", &free_port().to_string()])
         .arg("--datadir")
         .arg(datadir)
         .arg("--genesis")
-        .arg(genesis)
+        .arg(genesis);
+    exits_at_start(command, &datadir.join("refused.log"), "bttd started on a corrupt database")
+}
+
+/// Runs a command that must refuse to start: it has 30 s to exit (else it is killed and
+/// `started` is the error); returns its exit status and stderr.
+fn exits_at_start(
+    mut command: Command,
+    log: &Path,
+    started: &str,
+) -> Result<(std::process::ExitStatus, String)> {
+    let mut child = command
         .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(log)?)
         .spawn()?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -163,13 +175,13 @@ fn run_refused(datadir: &Path, genesis: &Path) -> Result<(std::process::ExitStat
             let _ = child.kill();
             let _ = child.wait();
             return Err(eyre!(
-                "bttd started on a corrupt database\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                "{started}\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
             ));
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    Ok((status, std::fs::read_to_string(&log)?))
+    Ok((status, std::fs::read_to_string(log)?))
 }
 
 #[test]
@@ -237,14 +249,14 @@ fn a_corrupt_database_at_start_is_an_error_message_not_a_panic() -> Result<()> {
 fn coinbase_on_a_validator_node_is_refused_at_start() -> Result<()> {
     let dir = tempfile::tempdir()?;
     init_testnet(dir.path(), free_port_range(5), free_port_range(5))?;
-    let out = Command::new(bttd_bin())
+    let mut command = Command::new(bttd_bin());
+    command
         .args(["node", "--home"])
         .arg(dir.path().join("node0"))
-        .args(["--coinbase", "0x0000000000000000000000000000000000000001"])
-        .stdin(Stdio::null())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(!out.status.success(), "a validator with coinbase started");
+        .args(["--coinbase", "0x0000000000000000000000000000000000000001"]);
+    let log = dir.path().join("coinbase.log");
+    let (status, stderr) = exits_at_start(command, &log, "a validator with coinbase started")?;
+    ensure!(!status.success(), "a validator with coinbase exited with {status}");
     ensure!(
         stderr.contains("cannot be set on a validator node") && !stderr.contains("panicked"),
         "no clear message: {stderr}"
