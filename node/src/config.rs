@@ -8,7 +8,12 @@ use std::time::Duration;
 use alloy_primitives::Address;
 use serde::{Deserialize, Serialize};
 
-use crate::mempool::PoolConfig;
+use alloy_primitives::B256;
+use bttd_network::{Multiaddr, NetworkConfig, P2pError, load_or_create_keypair, parse_bootnode};
+use bttd_txpool::PoolConfig;
+use libp2p::multiaddr::Protocol;
+
+pub use bttd_keys::ValidatorSection;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -123,24 +128,35 @@ impl Default for P2pSection {
     }
 }
 
-/// The `[validator]` section: present only on a validator.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct ValidatorSection {
-    /// EIP-2335 keystore of the BLS consensus key.
-    pub bls_keystore: PathBuf,
-    /// Web3 Secret Storage (v3) keystore of the account key (priority fees, Tron checkpoints).
-    pub account_keystore: PathBuf,
-    /// File whose first line is the password of both keystores.
-    pub password_file: PathBuf,
-    /// Slashing-protection record (fsynced before any vote leaves the process); relative
-    /// paths are relative to the datadir.
-    #[serde(default = "default_slashing_db")]
-    pub slashing_db: PathBuf,
-}
-
-fn default_slashing_db() -> PathBuf {
-    PathBuf::from("slashing-protection.json")
+impl P2pSection {
+    /// The network service's config from this section: the key file is read (or created)
+    /// relative to `datadir`, the bootnodes must parse and name their peer id.
+    pub fn network_config(
+        &self,
+        datadir: &Path,
+        genesis_hash: B256,
+    ) -> Result<NetworkConfig, P2pError> {
+        let key_path = if self.key_file.is_absolute() {
+            self.key_file.clone()
+        } else {
+            datadir.join(&self.key_file)
+        };
+        let keypair = load_or_create_keypair(&key_path)?;
+        let listen = Multiaddr::from(self.addr).with(Protocol::Tcp(self.port));
+        let bootnodes = self
+            .bootnodes
+            .iter()
+            .map(|s| parse_bootnode(s).map(|(_, addr)| addr))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ban_duration = parse_duration("p2p.ban-duration", &self.ban_duration)
+            .map_err(|e| P2pError::Config(e.to_string()))?;
+        let mut config = NetworkConfig::new(keypair, listen, genesis_hash);
+        config.bootnodes = bootnodes;
+        config.max_message_bytes = self.max_message_bytes;
+        config.ban_duration = ban_duration;
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 /// Everything `bttd node` reads from node.toml.
@@ -222,6 +238,7 @@ pub fn parse_duration(key: &'static str, value: &str) -> Result<Duration, Config
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bttd_network::Keypair;
 
     #[test]
     fn every_key_parses_and_unknown_keys_are_refused() {
@@ -299,5 +316,51 @@ mod tests {
     fn silly_block_times_are_refused() {
         assert!(parse_duration("block-time", "1ms").is_err());
         assert!(parse_duration("block-time", "soon").is_err());
+    }
+
+    #[test]
+    fn section_translates_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let mut section = P2pSection {
+            port: 4001,
+            bootnodes: vec![format!("/ip4/127.0.0.1/tcp/30303/p2p/{peer}")],
+            ban_duration: "90s".into(),
+            ..P2pSection::default()
+        };
+        let config = section.network_config(dir.path(), B256::ZERO).unwrap();
+        assert_eq!(config.listen.to_string(), "/ip4/0.0.0.0/tcp/4001");
+        assert_eq!(config.bootnodes.len(), 1);
+        assert_eq!(config.ban_duration, Duration::from_secs(90));
+        assert_eq!(config.max_message_bytes, 16 * 1024 * 1024);
+        assert!(
+            dir.path().join("p2p.key").exists(),
+            "key file created in the datadir"
+        );
+
+        section.bootnodes = vec!["/ip4/127.0.0.1/tcp/30303".into()];
+        assert!(matches!(
+            section.network_config(dir.path(), B256::ZERO),
+            Err(P2pError::Bootnode { .. })
+        ));
+        section.bootnodes = vec![format!("/p2p/{peer}")];
+        assert!(section.network_config(dir.path(), B256::ZERO).is_err());
+        section.bootnodes = vec!["not a multiaddr".into()];
+        assert!(section.network_config(dir.path(), B256::ZERO).is_err());
+        section.bootnodes.clear();
+        section.ban_duration = "soon".into();
+        assert!(matches!(
+            section.network_config(dir.path(), B256::ZERO),
+            Err(P2pError::Config(_))
+        ));
+        section.ban_duration = "10m".into();
+        section.max_message_bytes = 10;
+        assert!(matches!(
+            section.network_config(dir.path(), B256::ZERO),
+            Err(P2pError::Config(_))
+        ));
+        section.max_message_bytes = 1 << 20;
+        section.key_file = PathBuf::from("/nonexistent-dir-for-bttd-test/\0");
+        assert!(section.network_config(dir.path(), B256::ZERO).is_err());
     }
 }

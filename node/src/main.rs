@@ -9,13 +9,13 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use bttd_consensus::TimeoutConfig;
+use bttd_engine::{EngineSettings, ValidatorKey};
 use bttd_genesis::{ChainSpec, DevnetOptions, dev_accounts, devnet_genesis};
 use bttd_node::config::{NodeConfig, parse_duration};
-use bttd_node::consensus::{EngineSettings, ValidatorKey};
 use bttd_node::producer::ProducerConfig;
-use bttd_node::rpc::RpcConfig;
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use bttd_node::supervisor::TaskFailure;
+use bttd_rpc::RpcConfig;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
@@ -326,7 +326,7 @@ async fn node(
 /// `[p2p]` section, and the validator key if `[validator]` is present (a full node otherwise).
 fn consensus_settings(
     config: &NodeConfig,
-    validator: Option<bttd_node::keys::ValidatorKeys>,
+    validator: Option<bttd_keys::ValidatorKeys>,
     panic_at_height: Option<u64>,
 ) -> eyre::Result<ConsensusSettings> {
     let block_time = config.block_time()?;
@@ -359,14 +359,14 @@ fn validator_keys(
     config: &NodeConfig,
     home: Option<&Path>,
     spec: &ChainSpec,
-) -> eyre::Result<Option<bttd_node::keys::ValidatorKeys>> {
+) -> eyre::Result<Option<bttd_keys::ValidatorKeys>> {
     let Some(section) = &config.validator else {
         if !spec.params.validators.is_empty() {
             tracing::info!(target: "bttd::node", "no [validator] section: running as a full node");
         }
         return Ok(None);
     };
-    let keys = bttd_node::keys::load_validator_keys(section, home.unwrap_or(Path::new(".")))?;
+    let keys = bttd_keys::load_validator_keys(section, home.unwrap_or(Path::new(".")))?;
     let index = match spec.validator_set() {
         Ok(set) => set.index_of(&keys.bls_public_key()),
         Err(bttd_genesis::GenesisError::NoValidators) => None,

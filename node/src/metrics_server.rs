@@ -14,8 +14,9 @@ use hyper_util::rt::TokioIo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::context::NodeContext;
 use crate::health::{HealthInputs, assess, stall_after};
+use bttd_engine::ConsensusInfo;
+use bttd_txpool::context::NodeContext;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -33,6 +34,7 @@ pub enum MetricsError {
 pub async fn serve(
     addr: SocketAddr,
     ctx: Arc<NodeContext>,
+    consensus: Option<Arc<ConsensusInfo>>,
     block_time: Duration,
 ) -> Result<SocketAddr, MetricsError> {
     let handle = PrometheusBuilder::new()
@@ -46,14 +48,14 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| MetricsError::Bind { addr, source })?;
     tracing::info!(target: "bttd::metrics", %local, "serving /metrics and /health");
-    tokio::spawn(accept_loop(listener, handle, ctx, block_time));
+    tokio::spawn(accept_loop(listener, handle, ctx, consensus, block_time));
     Ok(local)
 }
 
 /// Descriptions (and zero values, so they are rendered before the first event) of the metrics
 /// that operators alert on.
 fn describe_metrics() {
-    crate::p2p::register_ban_metrics();
+    bttd_network::register_ban_metrics();
     metrics::describe_counter!(
         "bttd_consensus_round_changes_total",
         "Times the consensus engine moved to a later round at the same height"
@@ -70,6 +72,7 @@ async fn accept_loop(
     listener: TcpListener,
     handle: PrometheusHandle,
     ctx: Arc<NodeContext>,
+    consensus: Option<Arc<ConsensusInfo>>,
     block_time: Duration,
 ) {
     loop {
@@ -78,9 +81,10 @@ async fn accept_loop(
         };
         let handle = handle.clone();
         let ctx = ctx.clone();
+        let consensus = consensus.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let response = respond(&req, &handle, &ctx, block_time);
+                let response = respond(&req, &handle, &ctx, consensus.as_deref(), block_time);
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -97,12 +101,13 @@ fn respond(
     req: &Request<Incoming>,
     handle: &PrometheusHandle,
     ctx: &NodeContext,
+    consensus: Option<&ConsensusInfo>,
     block_time: Duration,
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
         "/health" => {
-            let (status, body) = health(ctx, block_time);
+            let (status, body) = health(ctx, consensus, block_time);
             (status, "application/json", body.to_string())
         }
         _ => (
@@ -119,10 +124,14 @@ fn respond(
 }
 
 /// The `/health` answer: status code and JSON body.
-fn health(ctx: &NodeContext, block_time: Duration) -> (StatusCode, serde_json::Value) {
+fn health(
+    ctx: &NodeContext,
+    consensus: Option<&ConsensusInfo>,
+    block_time: Duration,
+) -> (StatusCode, serde_json::Value) {
     let head = ctx.chain.head();
     let since = ctx.since_head_changed();
-    let highest_seen = ctx.consensus.get().map(|info| info.highest_seen());
+    let highest_seen = consensus.map(|info| info.highest_seen());
     let status = assess(&HealthInputs {
         head: head.number,
         since_head_changed: since,
@@ -136,7 +145,7 @@ fn health(ctx: &NodeContext, block_time: Duration) -> (StatusCode, serde_json::V
         "secondsSinceLastBlock": since.as_secs_f64(),
         "stalledAfterSeconds": stall_after(block_time).as_secs_f64(),
         "highestSeenBlock": highest_seen.unwrap_or(head.number).max(head.number),
-        "peers": ctx.consensus.get().map(|info| info.peer_count()),
+        "peers": consensus.map(|info| info.peer_count()),
     });
     let code = if status.is_ok() {
         StatusCode::OK

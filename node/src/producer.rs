@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use alloy_primitives::Address;
 use tokio::sync::watch;
 
-use crate::context::NodeContext;
+use bttd_txpool::context::NodeContext;
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {

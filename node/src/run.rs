@@ -19,13 +19,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::P2pSection;
-use crate::consensus::{ConsensusInfo, Engine, EngineSettings, GenesisSets};
-use crate::context::NodeContext;
-use crate::mempool::{Pool, PoolConfig};
-use crate::p2p::{Network, NetworkConfig, NetworkHandle};
 use crate::producer::{self, ProducerConfig};
-use crate::rpc::{self, RpcConfig, RpcHandle};
 use crate::supervisor::{Supervisor, TaskFailure};
+use bttd_engine::{ConsensusInfo, Engine, EngineSettings, GenesisSets};
+use bttd_network::{Network, NetworkConfig, NetworkHandle};
+use bttd_rpc::{RpcConfig, RpcHandle};
+use bttd_txpool::context::NodeContext;
+use bttd_txpool::{Pool, PoolConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -45,9 +45,9 @@ pub enum NodeError {
     #[error("genesis validators: {0}")]
     Validators(String),
     #[error("starting the p2p network: {0}")]
-    P2p(#[from] crate::p2p::P2pError),
+    P2p(#[from] bttd_network::P2pError),
     #[error("starting consensus: {0}")]
-    Consensus(#[from] crate::consensus::EngineError),
+    Consensus(#[from] bttd_engine::EngineError),
 }
 
 /// How a chain with genesis validators is run: over libp2p, with consensus.
@@ -116,11 +116,20 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     let block_time = consensus
         .as_ref()
         .map_or(settings.producer.block_time, |c| c.engine.block_time);
+    // The network's config and the engine's shared view come before RPC and /health, so
+    // they read the consensus state from their first request.
+    let consensus = match consensus {
+        None => None,
+        Some(consensus) => Some(prepare_consensus(&ctx, &settings, consensus)?),
+    };
+    let info = consensus.as_ref().map(|c| c.info.clone());
     let metrics_addr = match settings.metrics {
-        Some(addr) => Some(crate::metrics_server::serve(addr, ctx.clone(), block_time).await?),
+        Some(addr) => {
+            Some(crate::metrics_server::serve(addr, ctx.clone(), info.clone(), block_time).await?)
+        }
         None => None,
     };
-    let rpc = rpc::start(ctx.clone(), settings.rpc.clone())
+    let rpc = bttd_rpc::start(ctx.clone(), settings.rpc.clone(), info)
         .await
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -148,14 +157,18 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     })
 }
 
-/// Starts the p2p network and the consensus engine under the supervisor; returns the network.
-async fn start_consensus(
-    ctx: &Arc<NodeContext>,
+/// What consensus needs before it starts: the network's config and the engine's shared view.
+struct PreparedConsensus {
+    settings: ConsensusSettings,
+    net_config: NetworkConfig,
+    info: Arc<ConsensusInfo>,
+}
+
+fn prepare_consensus(
+    ctx: &NodeContext,
     settings: &NodeSettings,
     consensus: ConsensusSettings,
-    shutdown: watch::Receiver<bool>,
-    supervisor: &mut Supervisor,
-) -> Result<NetworkHandle, NodeError> {
+) -> Result<PreparedConsensus, NodeError> {
     let genesis_set = settings
         .spec
         .validator_set()
@@ -165,18 +178,38 @@ async fn start_consensus(
         settings.spec.params.epoch_length,
     ));
     let genesis_hash = ctx.chain.genesis_hash();
-    let net_config = NetworkConfig::from_section(&consensus.p2p, &settings.datadir, genesis_hash)?;
-    let max_message_bytes = net_config.max_message_bytes;
-    let (net, events) = Network::start(net_config).await?;
-    let listen = net.listen_addrs().await.unwrap_or_default();
-    tracing::info!(target: "bttd::node", peer_id = %net.local_peer_id(), ?listen, "p2p network started");
+    let net_config = consensus
+        .p2p
+        .network_config(&settings.datadir, genesis_hash)?;
     let info = Arc::new(ConsensusInfo::new(
         sets,
         ctx.chain.head().number,
-        max_message_bytes,
+        net_config.max_message_bytes,
         Some(settings.datadir.join("evidence.jsonl")),
     ));
-    let _ = ctx.consensus.set(info.clone());
+    Ok(PreparedConsensus {
+        settings: consensus,
+        net_config,
+        info,
+    })
+}
+
+/// Starts the p2p network and the consensus engine under the supervisor; returns the network.
+async fn start_consensus(
+    ctx: &Arc<NodeContext>,
+    settings: &NodeSettings,
+    consensus: PreparedConsensus,
+    shutdown: watch::Receiver<bool>,
+    supervisor: &mut Supervisor,
+) -> Result<NetworkHandle, NodeError> {
+    let PreparedConsensus {
+        settings: consensus,
+        net_config,
+        info,
+    } = consensus;
+    let (net, events) = Network::start(net_config).await?;
+    let listen = net.listen_addrs().await.unwrap_or_default();
+    tracing::info!(target: "bttd::node", peer_id = %net.local_peer_id(), ?listen, "p2p network started");
     let mut engine_settings = consensus.engine;
     if engine_settings.slashing_db.is_relative() {
         engine_settings.slashing_db = settings.datadir.join(&engine_settings.slashing_db);

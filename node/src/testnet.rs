@@ -32,8 +32,8 @@ use bttd_genesis::{
 use crate::config::{
     ConfigError, NodeConfig, P2pSection, RpcSection, ValidatorSection, parse_duration,
 };
-use crate::keys::{self, Kdf, KeyError, KeyInfo, KeystoreDir, ValidatorKeys};
-use crate::p2p::{Keypair, P2pError, PeerId};
+use bttd_keys::{Kdf, KeyError, KeyInfo, KeystoreDir, ValidatorKeys};
+use bttd_network::{Keypair, P2pError, PeerId};
 
 /// Name of the genesis file in the output directory.
 pub const GENESIS_FILE: &str = "genesis.json";
@@ -250,11 +250,11 @@ fn write(options: &TestnetOptions) -> Result<TestnetLayout, TestnetError> {
 
     for (i, (node, keypair)) in nodes.iter_mut().zip(&keypairs).enumerate() {
         let home = &node.home;
-        crate::p2p::write_key_file(&home.join(DATA_DIR).join(P2P_KEY_FILE), keypair)?;
+        bttd_network::write_key_file(&home.join(DATA_DIR).join(P2P_KEY_FILE), keypair)?;
         let validator = match validators.get(i) {
             Some(keys) => {
-                let password = keys::random_password();
-                keys::write_password_file(&home.join(PASSWORD_FILE), &password)?;
+                let password = bttd_keys::random_password();
+                bttd_keys::write_password_file(&home.join(PASSWORD_FILE), &password)?;
                 let info = KeystoreDir::new(home.join(KEYSTORE_DIR)).create(
                     keys,
                     &password,
@@ -262,8 +262,8 @@ fn write(options: &TestnetOptions) -> Result<TestnetLayout, TestnetError> {
                 )?;
                 node.validator = Some(info);
                 Some(ValidatorSection {
-                    bls_keystore: Path::new(KEYSTORE_DIR).join(keys::BLS_FILE),
-                    account_keystore: Path::new(KEYSTORE_DIR).join(keys::ACCOUNT_FILE),
+                    bls_keystore: Path::new(KEYSTORE_DIR).join(bttd_keys::BLS_FILE),
+                    account_keystore: Path::new(KEYSTORE_DIR).join(bttd_keys::ACCOUNT_FILE),
                     password_file: PASSWORD_FILE.into(),
                     slashing_db: "slashing-protection.json".into(),
                 })
@@ -365,7 +365,7 @@ fn io(path: &Path, source: std::io::Error) -> TestnetError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::load_validator_keys;
+    use bttd_keys::load_validator_keys;
 
     fn options(out: &Path, validators: usize, full_nodes: usize) -> TestnetOptions {
         TestnetOptions {
@@ -410,7 +410,7 @@ mod tests {
             // The key file holds the peer id the layout (and the other configs) announce.
             let key_file = node.home.join("data").join(P2P_KEY_FILE);
             assert_eq!(
-                crate::p2p::peer_id_from_key_file(&key_file).unwrap(),
+                bttd_network::peer_id_from_key_file(&key_file).unwrap(),
                 node.peer_id
             );
             // Bootnodes: every validator but itself, each with the peer id of its key file.
@@ -421,10 +421,13 @@ mod tests {
                 .collect();
             assert_eq!(config.p2p.bootnodes, expected);
             for bootnode in &config.p2p.bootnodes {
-                let (peer, _) = crate::p2p::parse_bootnode(bootnode).unwrap();
+                let (peer, _) = bttd_network::parse_bootnode(bootnode).unwrap();
                 let owner = layout.nodes.iter().find(|n| n.peer_id == peer).unwrap();
                 let owner_key = owner.home.join("data").join(P2P_KEY_FILE);
-                assert_eq!(crate::p2p::peer_id_from_key_file(&owner_key).unwrap(), peer);
+                assert_eq!(
+                    bttd_network::peer_id_from_key_file(&owner_key).unwrap(),
+                    peer
+                );
                 assert!(bootnode.contains(&format!("/tcp/{}/", owner.p2p_port)));
             }
             match &config.validator {

@@ -150,7 +150,11 @@ fn run_refused(datadir: &Path, genesis: &Path) -> Result<(std::process::ExitStat
         .arg(datadir)
         .arg("--genesis")
         .arg(genesis);
-    exits_at_start(command, &datadir.join("refused.log"), "bttd started on a corrupt database")
+    exits_at_start(
+        command,
+        &datadir.join("refused.log"),
+        "bttd started on a corrupt database",
+    )
 }
 
 /// Runs a command that must refuse to start: it has 30 s to exit (else it is killed and
@@ -256,7 +260,10 @@ fn coinbase_on_a_validator_node_is_refused_at_start() -> Result<()> {
         .args(["--coinbase", "0x0000000000000000000000000000000000000001"]);
     let log = dir.path().join("coinbase.log");
     let (status, stderr) = exits_at_start(command, &log, "a validator with coinbase started")?;
-    ensure!(!status.success(), "a validator with coinbase exited with {status}");
+    ensure!(
+        !status.success(),
+        "a validator with coinbase exited with {status}"
+    );
     ensure!(
         stderr.contains("cannot be set on a validator node") && !stderr.contains("panicked"),
         "no clear message: {stderr}"

@@ -369,7 +369,7 @@ fn testnet_init_writes_homes_that_start_with_node_home() -> Result<()> {
         ensure!(config.rpc.port == rpc_port + i as u16);
         ensure!(config.p2p.port == p2p_port + i as u16);
         // The peer id announced is the one of the key file in the home.
-        let peer_id = bttd_node::p2p::peer_id_from_key_file(&home.join("data/p2p.key"))?;
+        let peer_id = bttd_network::peer_id_from_key_file(&home.join("data/p2p.key"))?;
         ensure!(node["peerId"] == peer_id.to_string());
         // Bootnodes: the other validators, with the peer ids of their key files.
         let others: Vec<Value> = nodes[..4]

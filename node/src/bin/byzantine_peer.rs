@@ -38,13 +38,13 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{B256, Bytes};
 use bttd_consensus::bls::SignatureBytes;
 use bttd_consensus::{Block, Message, Proposal, SignedProposal, SignedVote, Vote, VoteType};
+use bttd_engine::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
 use bttd_genesis::ChainSpec;
-use bttd_node::config::NodeConfig;
-use bttd_node::consensus::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
-use bttd_node::p2p::{
+use bttd_network::{
     Keypair, MessageAcceptance, Multiaddr, Network, NetworkConfig, NetworkEvent, NetworkHandle,
     PeerId, Topic, parse_bootnode, peer_id_from_key_file,
 };
+use bttd_node::config::NodeConfig;
 use bttd_runtime::WireBlock;
 use clap::Parser;
 use eyre::{Result, WrapErr, bail, eyre};

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use bttd_node::keys::{
+use bttd_keys::{
     Kdf, KeyInfo, KeystoreDir, ValidatorKeys, open_account_keystore, open_bls_keystore,
     read_password_file,
 };

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use bttd_genesis::ChainSpec;
+use bttd_keys::slashing_db::FileSlashingStore;
 use bttd_node::config::NodeConfig;
-use bttd_node::consensus::FileSlashingStore;
 use clap::{Args, Subcommand};
 use eyre::WrapErr;
 

@@ -17,7 +17,7 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use super::Rpc;
 use super::convert::{block_logs, rpc_header, rpc_transaction};
 use super::error::invalid_params;
-use crate::context::NewBlock;
+use bttd_txpool::context::NewBlock;
 
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthPubSubApi {

@@ -32,7 +32,7 @@ use super::error::{RpcResult, internal, server_error};
 use super::logs::EthLogsApiServer;
 use super::pubsub::matching_logs;
 use super::{HexIdProvider, Rpc};
-use crate::context::{NewBlock, NodeContext};
+use bttd_txpool::context::{NewBlock, NodeContext};
 
 /// geth's filter deadline.
 pub(crate) const FILTER_TIMEOUT: Duration = Duration::from_secs(5 * 60);

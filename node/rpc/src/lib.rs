@@ -65,7 +65,8 @@ use jsonrpsee::types::SubscriptionId;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::context::NodeContext;
+use bttd_engine::ConsensusInfo;
+use bttd_txpool::context::NodeContext;
 
 /// Server limits and policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,10 +168,16 @@ pub(crate) struct Rpc {
     pub tip_cache: Arc<Mutex<Option<(B256, u128)>>>,
     /// Signers of `config.dev_accounts`.
     pub dev_signers: Arc<[alloy_signer_local::PrivateKeySigner]>,
+    /// Consensus state, on nodes that run consensus.
+    pub consensus: Option<Arc<ConsensusInfo>>,
 }
 
 impl Rpc {
-    fn new(ctx: Arc<NodeContext>, config: RpcConfig) -> Self {
+    fn new(
+        ctx: Arc<NodeContext>,
+        config: RpcConfig,
+        consensus: Option<Arc<ConsensusInfo>>,
+    ) -> Self {
         let dev_signers = config
             .dev_accounts
             .iter()
@@ -181,6 +188,7 @@ impl Rpc {
             config: Arc::new(config),
             tip_cache: Arc::new(Mutex::new(None)),
             dev_signers,
+            consensus,
         }
     }
 }
@@ -224,7 +232,12 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
 }
 
 /// Starts the JSON-RPC server (HTTP and WebSocket on `config.addr`).
-pub async fn start(ctx: Arc<NodeContext>, config: RpcConfig) -> Result<RpcHandle, RpcError> {
+/// Serves JSON-RPC over `ctx`; `consensus` on nodes that run consensus.
+pub async fn start(
+    ctx: Arc<NodeContext>,
+    config: RpcConfig,
+    consensus: Option<Arc<ConsensusInfo>>,
+) -> Result<RpcHandle, RpcError> {
     let addr = config.addr;
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_body_bytes)
@@ -234,7 +247,7 @@ pub async fn start(ctx: Arc<NodeContext>, config: RpcConfig) -> Result<RpcHandle
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch))
         .set_id_provider(HexIdProvider::new())
         .build();
-    let module = build_module(Rpc::new(ctx, config))?;
+    let module = build_module(Rpc::new(ctx, config, consensus))?;
     let known: Arc<HashSet<String>> = Arc::new(module.method_names().map(str::to_owned).collect());
     let server = jsonrpsee::server::Server::builder()
         .set_config(server_config)

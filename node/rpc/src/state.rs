@@ -48,7 +48,10 @@ impl EthStateApiServer for Rpc {
     fn syncing(&self) -> RpcResult<alloy_rpc_types_eth::SyncStatus> {
         use alloy_rpc_types_eth::{SyncInfo, SyncStatus};
         let head = self.ctx.chain.head().number;
-        let progress = self.ctx.consensus.get().and_then(|i| i.sync_progress(head));
+        let progress = self
+            .consensus
+            .as_deref()
+            .and_then(|i| i.sync_progress(head));
         Ok(match progress {
             Some((starting, highest)) => SyncStatus::Info(Box::new(SyncInfo {
                 starting_block: alloy_primitives::U256::from(starting),

@@ -32,9 +32,8 @@ impl NetApiServer for Rpc {
 
     fn peer_count(&self) -> RpcResult<U64> {
         Ok(U64::from(
-            self.ctx
-                .consensus
-                .get()
+            self.consensus
+                .as_deref()
                 .map(|i| i.peer_count())
                 .unwrap_or_default(),
         ))

@@ -30,12 +30,12 @@ use rand::seq::IndexedRandom;
 use tokio::sync::{mpsc, watch};
 
 use super::info::ConsensusInfo;
-use super::slashing_db::FileSlashingStore;
 use super::sync::{self, ServeLimiter, SyncPeers};
 use super::timestamp;
 use super::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
-use crate::context::NodeContext;
-use crate::p2p::{NetworkEvent, NetworkHandle, Topic};
+use bttd_keys::slashing_db::FileSlashingStore;
+use bttd_network::{NetworkEvent, NetworkHandle, Topic};
+use bttd_txpool::context::NodeContext;
 
 /// How often this validator re-sends its latest messages (lossy links, late joiners).
 const REBROADCAST: Duration = Duration::from_secs(1);
@@ -120,7 +120,7 @@ pub enum EngineFault {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
-    Slashing(#[from] super::slashing_db::SlashingDbError),
+    Slashing(#[from] bttd_keys::slashing_db::SlashingDbError),
     #[error("the validator's BLS key is not in the genesis validator set")]
     NotAValidator,
     #[error(
@@ -662,8 +662,8 @@ impl Engine {
                         MessageAcceptance::Accept
                     }
                     // Known, underpriced or stale transactions are not a peer's fault.
-                    Err(crate::context::SubmitError::Pool(_)) => MessageAcceptance::Ignore,
-                    Err(crate::context::SubmitError::Invalid(e)) => {
+                    Err(bttd_txpool::context::SubmitError::Pool(_)) => MessageAcceptance::Ignore,
+                    Err(bttd_txpool::context::SubmitError::Invalid(e)) => {
                         tracing::debug!(target: "bttd::consensus", %from, error = %e, "invalid gossiped transaction");
                         MessageAcceptance::Reject
                     }
@@ -1072,12 +1072,12 @@ fn execute_decided(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consensus::GenesisSets;
-    use crate::keys::ValidatorKeys;
-    use crate::mempool::{Pool, PoolConfig};
+    use crate::GenesisSets;
     use bttd_genesis::{BttdParams, DevnetOptions, GenesisValidator, devnet_genesis};
+    use bttd_keys::ValidatorKeys;
     use bttd_runtime::Chain;
     use bttd_runtime::storage::MemoryStore;
+    use bttd_txpool::{Pool, PoolConfig};
 
     /// A chain whose genesis names four validators, and what a voter needs to check blocks.
     fn validator_chain() -> (Arc<NodeContext>, Arc<ConsensusInfo>, Vec<ValidatorKeys>) {
@@ -1179,12 +1179,12 @@ mod tests {
     /// The engine of a full node (no key) over a real network service with no peers.
     async fn follower() -> (Engine, Arc<NodeContext>, Arc<ConsensusInfo>) {
         let (ctx, info, _) = validator_chain();
-        let config = crate::p2p::NetworkConfig::new(
+        let config = bttd_network::NetworkConfig::new(
             libp2p::identity::Keypair::generate_ed25519(),
             "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
             ctx.chain.genesis_hash(),
         );
-        let (net, _events) = crate::p2p::Network::start(config).await.unwrap();
+        let (net, _events) = bttd_network::Network::start(config).await.unwrap();
         let settings = EngineSettings {
             key: None,
             block_time: Duration::from_secs(1),
@@ -1224,7 +1224,11 @@ mod tests {
         let next = engine
             .sync_peers
             .choose(Some(peer), &[peer, other], Instant::now());
-        assert_eq!(next, Some(other), "the peer that gave nothing is still preferred");
+        assert_eq!(
+            next,
+            Some(other),
+            "the peer that gave nothing is still preferred"
+        );
     }
 
     /// Fault 6: one unverified message at height 2^64-1 made `eth_syncing` report syncing
@@ -1256,6 +1260,10 @@ mod tests {
             })
             .await;
         let head = ctx.chain.head().number;
-        assert_eq!(info.sync_progress(head), None, "eth_syncing reports a forged height");
+        assert_eq!(
+            info.sync_progress(head),
+            None,
+            "eth_syncing reports a forged height"
+        );
     }
 }

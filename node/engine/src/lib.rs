@@ -6,7 +6,6 @@
 pub mod engine;
 pub mod info;
 pub mod provider;
-pub mod slashing_db;
 pub mod sync;
 pub mod timestamp;
 pub mod wire;
@@ -14,4 +13,3 @@ pub mod wire;
 pub use engine::{Engine, EngineError, EngineFault, EngineSettings, ValidatorKey};
 pub use info::{ConsensusInfo, RoundStatus};
 pub use provider::GenesisSets;
-pub use slashing_db::{FileSlashingStore, SlashingDbError};

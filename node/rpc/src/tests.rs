@@ -17,8 +17,8 @@ use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::{Value, json};
 
 use super::{RpcConfig, RpcHandle, start};
-use crate::context::NodeContext;
-use crate::mempool::{Pool, PoolConfig};
+use bttd_txpool::context::NodeContext;
+use bttd_txpool::{Pool, PoolConfig};
 
 const DEV_KEY: B256 = b256!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
 const DEV_ADDRESS: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
@@ -52,6 +52,7 @@ async fn node_with(config: RpcConfig) -> Node {
             addr: "127.0.0.1:0".parse().unwrap(),
             ..config
         },
+        None,
     )
     .await
     .expect("start rpc");
@@ -911,7 +912,7 @@ async fn wrapping_cost_is_refused() {
     );
     assert!(matches!(
         node.ctx.submit_raw(&raw),
-        Err(crate::context::SubmitError::Invalid(_))
+        Err(bttd_txpool::context::SubmitError::Invalid(_))
     ));
     assert_eq!(
         node.call("txpool_content", json!([])).await,

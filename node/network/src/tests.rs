@@ -235,9 +235,13 @@ async fn three_nodes_mesh_and_deliver_each_message_once() {
         .publish(Topic::Transactions, big.clone())
         .await
         .unwrap();
-    for n in [&mut a, &mut c] {
+    // Each gets it straight from b or forwarded by the other (whichever copy arrives first
+    // under load): either way one intact copy.
+    let (a_id, b_id, c_id) = (a.id(), b.id(), c.id());
+    for (n, other) in [(&mut a, c_id), (&mut c, a_id)] {
         let (topic, from, data) = n.gossip(MessageAcceptance::Accept).await;
-        assert_eq!((topic, from), (Topic::Transactions, b.id()));
+        assert_eq!(topic, Topic::Transactions);
+        assert!(from == b_id || from == other, "from {from}");
         assert!(data == big, "1 MiB payload altered");
     }
     // One byte over max-message-bytes is refused at the source.

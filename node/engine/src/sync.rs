@@ -16,7 +16,7 @@ use rand::seq::IndexedRandom;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::wire::{self, CertifiedBlock, SyncRequest, SyncResponse};
-use crate::context::NodeContext;
+use bttd_txpool::context::NodeContext;
 
 /// Room left in a response for framing besides the blocks.
 const RESPONSE_OVERHEAD: usize = 4 * 1024;

@@ -26,6 +26,7 @@
 //! - Error messages are geth's (see [`PoolError`]) so existing clients react correctly.
 
 mod best;
+pub mod context;
 mod error;
 mod sender;
 

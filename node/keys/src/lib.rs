@@ -14,6 +14,7 @@ mod dir;
 pub mod eip2335;
 mod fs;
 mod password;
+pub mod slashing_db;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
 use bttd_consensus::bls::{BlsSecretKey, PublicKeyBytes, SignatureBytes};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 
 pub use account::{
     address as account_keystore_address, decrypt as open_account_keystore,
@@ -31,8 +33,6 @@ pub use dir::{
 };
 pub use eip2335::{Eip2335Error, Kdf, Keystore as BlsKeystore};
 pub use password::{random_password, read_password_file, write_password_file};
-
-use crate::config::ValidatorSection;
 
 /// Why keys could not be read, opened or written. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +153,26 @@ impl ValidatorKeys {
     pub fn proof_of_possession(&self) -> SignatureBytes {
         self.bls.proof_of_possession()
     }
+}
+
+/// The `[validator]` section: present only on a validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ValidatorSection {
+    /// EIP-2335 keystore of the BLS consensus key.
+    pub bls_keystore: PathBuf,
+    /// Web3 Secret Storage (v3) keystore of the account key (priority fees, Tron checkpoints).
+    pub account_keystore: PathBuf,
+    /// File whose first line is the password of both keystores.
+    pub password_file: PathBuf,
+    /// Slashing-protection record (fsynced before any vote leaves the process); relative
+    /// paths are relative to the datadir.
+    #[serde(default = "default_slashing_db")]
+    pub slashing_db: PathBuf,
+}
+
+fn default_slashing_db() -> PathBuf {
+    PathBuf::from("slashing-protection.json")
 }
 
 /// Decrypts the keys named by a `[validator]` section. Relative paths resolve against

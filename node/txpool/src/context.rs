@@ -1,6 +1,6 @@
 //! What the node's services share: the chain, the transaction pool, and the event streams
-//! that feed subscriptions. The RPC server, the block producer and (later) the network all
-//! hold an `Arc<NodeContext>`; none of them owns another.
+//! that feed subscriptions. The RPC server, the block producer and the consensus engine
+//! all hold an `Arc<NodeContext>`; none of them owns another.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,7 +11,7 @@ use bttd_runtime::{Chain, RecoveredTx, SealedBlock, TxError};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
-use crate::mempool::{AccountView, AddOutcome, Pool, PoolError};
+use crate::{AccountView, AddOutcome, Pool, PoolError};
 
 /// A committed block with its receipts, as subscribers receive it.
 #[derive(Debug)]
@@ -40,8 +40,6 @@ pub struct NodeContext {
     pub tx_arrived: Notify,
     /// Free-form client version (web3_clientVersion).
     pub client_version: String,
-    /// Consensus state, on nodes that run consensus (set once at launch).
-    pub consensus: std::sync::OnceLock<Arc<crate::consensus::ConsensusInfo>>,
     /// When the head last changed (monotonic; the start of the node until a block commits),
     /// for `/health`.
     head_changed_at: Mutex<Instant>,
@@ -88,7 +86,6 @@ impl NodeContext {
                 std::env::consts::OS,
                 std::env::consts::ARCH
             ),
-            consensus: std::sync::OnceLock::new(),
             head_changed_at: Mutex::new(Instant::now()),
         }
     }

@@ -212,9 +212,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::context::NodeContext;
-    use crate::mempool::{Pool, PoolConfig};
-    use crate::rpc::RpcConfig;
+    use crate::RpcConfig;
+    use bttd_txpool::context::NodeContext;
+    use bttd_txpool::{Pool, PoolConfig};
 
     const DEV_KEY: B256 = b256!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
     const DEV_ADDRESS: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
@@ -237,6 +237,7 @@ mod tests {
                 dev_accounts,
                 ..RpcConfig::default()
             },
+            None,
         )
     }
 

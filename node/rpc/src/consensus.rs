@@ -13,7 +13,7 @@ use serde::Serialize;
 use super::Rpc;
 use super::error::{RpcResult, header_not_found, internal};
 use super::resolve::header_by_id;
-use crate::consensus::wire;
+use bttd_engine::wire;
 
 /// A commit certificate as served: who signed the block at which round, and the aggregate.
 #[derive(Debug, Clone, Serialize)]
@@ -82,7 +82,7 @@ impl BttdConsensusApiServer for Rpc {
         };
         let cert: CommitCertificate =
             wire::decode("stored certificate", &bytes).map_err(internal)?;
-        let info = self.ctx.consensus.get();
+        let info = self.consensus.as_deref();
         let set = info.and_then(|i| i.sets.validator_set(cert.height));
         Ok(Some(RpcCertificate {
             block_number: U64::from(cert.height),
@@ -100,9 +100,8 @@ impl BttdConsensusApiServer for Rpc {
 
     fn evidence(&self) -> RpcResult<Vec<Evidence>> {
         Ok(self
-            .ctx
             .consensus
-            .get()
+            .as_deref()
             .map(|i| i.evidence())
             .unwrap_or_default())
     }
@@ -116,7 +115,7 @@ impl BorApiServer for Rpc {
     }
 
     fn current_validators(&self) -> RpcResult<Vec<RpcValidator>> {
-        let Some(info) = self.ctx.consensus.get() else {
+        let Some(info) = self.consensus.as_deref() else {
             return Ok(Vec::new());
         };
         let next = self.ctx.chain.head().number + 1;
@@ -139,7 +138,7 @@ impl BorApiServer for Rpc {
     }
 
     fn current_proposer(&self) -> RpcResult<Address> {
-        match self.ctx.consensus.get() {
+        match self.consensus.as_deref() {
             Some(info) => info
                 .round_status()
                 .proposer
