@@ -33,8 +33,24 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{old} was replaced by {new}")]
+    Replaced {
+        old: &'static str,
+        new: &'static str,
+    },
     #[error("missing {0}: give it as a flag or in the config file")]
     Missing(&'static str),
+}
+
+/// A key (or section) of an earlier version: parsed whatever its value, only so that
+/// [`NodeConfig::load`] can refuse it with the name that replaced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplacedKey;
+
+impl<'de> Deserialize<'de> for ReplacedKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| ReplacedKey)
+    }
 }
 
 /// The `[rpc]` section.
@@ -44,7 +60,11 @@ pub struct RpcSection {
     pub addr: IpAddr,
     pub port: u16,
     pub max_body_bytes: u32,
-    pub max_batch: u32,
+    /// Most requests in one batch (geth's `--rpc.batch-request-limit`).
+    pub batch_request_limit: u32,
+    /// Replaced by `batch-request-limit`; present only to refuse it with the new name.
+    #[serde(skip_serializing)]
+    pub max_batch: Option<ReplacedKey>,
     pub max_connections: u32,
     pub max_log_range: u64,
     pub gas_cap: u64,
@@ -56,7 +76,8 @@ impl Default for RpcSection {
             addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8545,
             max_body_bytes: 5 * 1024 * 1024,
-            max_batch: 100,
+            batch_request_limit: 1000,
+            max_batch: None,
             max_connections: 100,
             max_log_range: 10_000,
             gas_cap: 50_000_000,
@@ -64,34 +85,49 @@ impl Default for RpcSection {
     }
 }
 
-/// The `[pool]` section.
+/// The `[txpool]` section: geth's legacy-pool limits, under geth's names without the
+/// `txpool.` prefix (`--txpool.accountslots` is `account-slots`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct PoolSection {
-    pub max_per_sender: usize,
-    pub max_total: usize,
-    pub price_bump_percent: u128,
+pub struct TxpoolSection {
+    /// Executable transactions an account is always allowed (more while the pool has room).
+    pub account_slots: usize,
+    /// Executable transactions in all before the accounts above `account-slots` are trimmed.
+    pub global_slots: usize,
+    /// Non-executable transactions per account.
+    pub account_queue: usize,
+    /// Non-executable transactions in all.
+    pub global_queue: usize,
+    /// Percentage a replacement must raise the fee cap and the tip by.
+    pub price_bump: u128,
+    /// How long an account's non-executable transactions are kept without its activity.
+    pub lifetime: String,
 }
 
-impl Default for PoolSection {
+impl Default for TxpoolSection {
     fn default() -> Self {
         let d = PoolConfig::default();
         Self {
-            max_per_sender: d.max_per_sender,
-            max_total: d.max_total,
-            price_bump_percent: d.price_bump_percent,
+            account_slots: d.account_slots,
+            global_slots: d.global_slots,
+            account_queue: d.account_queue,
+            global_queue: d.global_queue,
+            price_bump: d.price_bump,
+            lifetime: humantime::format_duration(d.lifetime).to_string(),
         }
     }
 }
 
-impl PoolSection {
-    pub fn pool_config(&self) -> PoolConfig {
-        PoolConfig {
-            max_per_sender: self.max_per_sender,
-            max_total: self.max_total,
-            price_bump_percent: self.price_bump_percent,
-            ..PoolConfig::default()
-        }
+impl TxpoolSection {
+    pub fn pool_config(&self) -> Result<PoolConfig, ConfigError> {
+        Ok(PoolConfig {
+            account_slots: self.account_slots,
+            global_slots: self.global_slots,
+            account_queue: self.account_queue,
+            global_queue: self.global_queue,
+            price_bump: self.price_bump,
+            lifetime: parse_duration("txpool.lifetime", &self.lifetime)?,
+        })
     }
 }
 
@@ -177,7 +213,10 @@ pub struct NodeConfig {
     /// (as `bttd devnet` does). Never on a node whose RPC others can reach.
     pub dev_accounts: bool,
     pub rpc: RpcSection,
-    pub pool: PoolSection,
+    pub txpool: TxpoolSection,
+    /// Replaced by `[txpool]`; present only to refuse it with the new names.
+    #[serde(skip_serializing)]
+    pub pool: Option<ReplacedKey>,
     pub p2p: P2pSection,
     /// Absent on a full node.
     pub validator: Option<ValidatorSection>,
@@ -189,10 +228,30 @@ impl NodeConfig {
             path: path.display().to_string(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.display().to_string(),
             source: Box::new(source),
-        })
+        })?;
+        config.refuse_replaced_keys()?;
+        Ok(config)
+    }
+
+    /// Keys of earlier versions, refused with the names that replaced them.
+    pub fn refuse_replaced_keys(&self) -> Result<(), ConfigError> {
+        if self.pool.is_some() {
+            return Err(ConfigError::Replaced {
+                old: "[pool] (max-per-sender, max-total, price-bump-percent)",
+                new: "[txpool] with geth's limits: account-slots, global-slots, account-queue, \
+                      global-queue, price-bump, lifetime",
+            });
+        }
+        if self.rpc.max_batch.is_some() {
+            return Err(ConfigError::Replaced {
+                old: "rpc.max-batch",
+                new: "rpc.batch-request-limit (geth's --rpc.batch-request-limit)",
+            });
+        }
+        Ok(())
     }
 
     /// Makes the paths of a config read from node home `home` absolute: `datadir` (default
@@ -253,21 +312,47 @@ mod tests {
             addr = "0.0.0.0"
             port = 9545
             max-body-bytes = 1024
-            max-batch = 10
+            batch-request-limit = 10
             max-connections = 5
             max-log-range = 100
             gas-cap = 1000000
-            [pool]
-            max-per-sender = 16
-            max-total = 100
-            price-bump-percent = 12
+            [txpool]
+            account-slots = 32
+            global-slots = 100
+            account-queue = 8
+            global-queue = 50
+            price-bump = 12
+            lifetime = "1h"
         "#;
         let config: NodeConfig = toml::from_str(text).unwrap();
         assert_eq!(config.rpc.port, 9545);
-        assert_eq!(config.pool.max_per_sender, 16);
+        let pool = config.txpool.pool_config().unwrap();
+        assert_eq!((pool.account_slots, pool.global_slots), (32, 100));
+        assert_eq!((pool.account_queue, pool.global_queue), (8, 50));
+        assert_eq!(
+            (pool.price_bump, pool.lifetime),
+            (12, Duration::from_secs(3600))
+        );
+        assert_eq!(config.rpc.batch_request_limit, 10);
         assert_eq!(config.block_time().unwrap(), Duration::from_millis(500));
         assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
         assert!(toml::from_str::<NodeConfig>("[rpc]\nbogus = 1").is_err());
+    }
+
+    /// Issue 11: `[pool]` and `rpc.max-batch` of earlier versions are refused with the names
+    /// that replaced them, not silently ignored.
+    #[test]
+    fn replaced_keys_are_refused_with_their_new_names() {
+        let old_pool: NodeConfig = toml::from_str("[pool]\nmax-per-sender = 16").unwrap();
+        let message = old_pool.refuse_replaced_keys().unwrap_err().to_string();
+        assert!(
+            message.contains("[txpool]") && message.contains("account-slots"),
+            "{message}"
+        );
+        let old_batch: NodeConfig = toml::from_str("[rpc]\nmax-batch = 10").unwrap();
+        let message = old_batch.refuse_replaced_keys().unwrap_err().to_string();
+        assert!(message.contains("batch-request-limit"), "{message}");
+        assert!(NodeConfig::default().refuse_replaced_keys().is_ok());
     }
 
     #[test]

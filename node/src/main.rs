@@ -16,6 +16,7 @@ use bttd_node::producer::ProducerConfig;
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use bttd_node::supervisor::TaskFailure;
 use bttd_rpc::RpcConfig;
+use bttd_txpool::PoolConfig;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
@@ -256,7 +257,7 @@ fn rpc_config(section: &bttd_node::config::RpcSection) -> RpcConfig {
     RpcConfig {
         addr: SocketAddr::new(section.addr, section.port),
         max_body_bytes: section.max_body_bytes,
-        max_batch: section.max_batch,
+        batch_request_limit: section.batch_request_limit,
         max_connections: section.max_connections,
         max_log_range: section.max_log_range,
         gas_cap: section.gas_cap,
@@ -303,7 +304,7 @@ fn node_settings(
                 .or(validator.as_ref().map(|keys| keys.address()))
                 .unwrap_or_else(devnet_coinbase),
         },
-        pool: config.pool.pool_config(),
+        pool: config.txpool.pool_config()?,
         consensus: Some(consensus_settings(config, validator, panic_at_height)?),
     };
     Ok(settings)
@@ -414,7 +415,7 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
             block_time: parse_duration("block-time", &args.block_time)?,
             beneficiary: devnet_coinbase(),
         },
-        pool: Default::default(),
+        pool: PoolConfig::devnet(),
         consensus: None,
     };
     let node = launch(settings).await?;
@@ -460,7 +461,8 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         config.resolve_paths(&home);
         config.dev_accounts = true;
         config.metrics = if i == 0 { args.metrics } else { None };
-        let settings = node_settings(&config, Some(&home), None)?;
+        let mut settings = node_settings(&config, Some(&home), None)?;
+        settings.pool = PoolConfig::devnet();
         nodes.push(
             launch(settings)
                 .await

@@ -78,8 +78,9 @@ pub struct RpcConfig {
     pub max_body_bytes: u32,
     /// Largest response body.
     pub max_response_bytes: u32,
-    /// Most calls in one batch; longer batches are refused with a JSON-RPC error.
-    pub max_batch: u32,
+    /// Most calls in one batch; longer batches are refused with a JSON-RPC error (geth's
+    /// `--rpc.batch-request-limit`, 1,000).
+    pub batch_request_limit: u32,
     /// Most simultaneous connections.
     pub max_connections: u32,
     /// Most subscriptions on one WebSocket connection.
@@ -103,7 +104,7 @@ impl Default for RpcConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8545)),
             max_body_bytes: 5 * 1024 * 1024,
             max_response_bytes: 25 * 1024 * 1024,
-            max_batch: 100,
+            batch_request_limit: 1000,
             max_connections: 100,
             max_subscriptions_per_connection: 1024,
             max_log_range: 10_000,
@@ -244,7 +245,7 @@ pub async fn start(
         .max_response_body_size(config.max_response_bytes)
         .max_connections(config.max_connections)
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
-        .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch))
+        .set_batch_request_config(BatchRequestConfig::Limit(config.batch_request_limit))
         .set_id_provider(HexIdProvider::new())
         .build();
     let module = build_module(Rpc::new(ctx, config, consensus))?;

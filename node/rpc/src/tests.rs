@@ -509,7 +509,7 @@ async fn contract_logs_calls_and_estimates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_codes() {
     let node = node_with(RpcConfig {
-        max_batch: 3,
+        batch_request_limit: 3,
         ..Default::default()
     })
     .await;

@@ -155,6 +155,15 @@ impl NodeContext {
                 pool.remove_invalid(&hashes);
             }
             pool.on_new_state(&HeadAccounts(&self.chain));
+            let min_base_fee = self.chain.config().min_base_fee;
+            pool.set_base_fee(bttd_runtime::block::next_base_fee(
+                &block.header,
+                min_base_fee,
+            ));
+            let expired = pool.evict_stale(Instant::now());
+            if expired > 0 {
+                tracing::debug!(target: "bttd::pool", expired, "dropped queued transactions past their lifetime");
+            }
             let status = pool.status();
             metrics::gauge!("bttd_pool_pending").set(status.pending as f64);
             metrics::gauge!("bttd_pool_queued").set(status.queued as f64);

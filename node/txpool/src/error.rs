@@ -14,13 +14,6 @@ pub enum PoolError {
     /// The sender's account already used this nonce.
     #[error("nonce too low: next nonce {next}, tx nonce {nonce}")]
     NonceTooLow { next: u64, nonce: u64 },
-    /// The nonce is so far ahead of the account that the gap would pin pool space indefinitely.
-    #[error("nonce too high: next nonce {next}, tx nonce {nonce}, at most {max_ahead} ahead")]
-    NonceTooHigh {
-        next: u64,
-        nonce: u64,
-        max_ahead: u64,
-    },
     /// Same sender and nonce as a pooled transaction without the required fee bump on both the
     /// fee cap and the tip.
     #[error("replacement transaction underpriced")]
@@ -45,9 +38,11 @@ pub enum PoolError {
     /// The pool is at its count or byte limit and nothing cheaper could be evicted.
     #[error("txpool is full")]
     PoolFull,
-    /// The sender already has the maximum number of transactions in the pool.
-    #[error("account limit exceeded: sender has {count} transactions in the pool, limit {limit}")]
-    AccountLimit { count: usize, limit: usize },
+    /// The sender already has `account-queue` non-executable transactions at lower nonces.
+    #[error(
+        "account limit exceeded: sender has {limit} queued (non-executable) transactions, limit {limit}"
+    )]
+    AccountQueueFull { limit: usize },
     /// The fee cap cannot pay even the minimum base fee, so the transaction could never be
     /// included.
     #[error("transaction underpriced: max fee per gas {fee_cap}, minimum needed {minimum}")]

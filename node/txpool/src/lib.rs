@@ -18,11 +18,18 @@
 //! - **Ordering is a k-way merge** over senders by effective tip at the block's base fee
 //!   ([`Pool::best`]), the only order that respects per-sender nonces while putting the best
 //!   payers first.
-//! - **Limits protect memory, evictions protect quality.** Per-sender count, global count and
-//!   global bytes are bounded. When full, a newcomer may evict another sender's cheapest
-//!   transaction (queued ones first) only if it pays a strictly higher tip, so spam at the floor
-//!   price cannot push out paying traffic, and a nonce-gapped (queued) newcomer cannot push out
-//!   anything executable.
+//! - **Limits are geth's legacy pool's** (`[txpool]` in node.toml, geth's `--txpool.*` names):
+//!   an account's executable run may grow past `account-slots` while the pool has room; when
+//!   executable transactions exceed `global-slots`, the accounts above `account-slots` are
+//!   trimmed fairly (largest first, highest nonces first) down towards `account-slots`.
+//!   Non-executable (queued) transactions are capped per account (`account-queue`) and in all
+//!   (`global-queue`, trimmed from the accounts idle longest) and dropped after `lifetime`
+//!   without activity. Memory is bounded by slots of 32 KiB, as geth counts them:
+//!   `global-slots + global-queue` slots in all.
+//! - **Evictions protect quality.** When the slots are full, a newcomer may evict another
+//!   sender's cheapest transaction (queued ones first, by effective tip at the current base
+//!   fee) only if it pays a strictly higher tip, so spam at the floor price cannot push out
+//!   paying traffic, and a nonce-gapped (queued) newcomer cannot push out anything executable.
 //! - Error messages are geth's (see [`PoolError`]) so existing clients react correctly.
 
 mod best;
@@ -31,7 +38,8 @@ mod error;
 mod sender;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, B256, U256};
 use bttd_runtime::tx::RecoveredTx;
@@ -48,29 +56,61 @@ pub trait AccountView {
     fn balance(&self, address: Address) -> U256;
 }
 
-/// Pool limits and policy.
+/// Pool limits and policy: geth's legacy pool's, under its names (`--txpool.accountslots` ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoolConfig {
-    /// Most transactions one sender may have in the pool (pending plus queued); also how far
-    /// ahead of the state nonce a queued nonce may be.
-    pub max_per_sender: usize,
-    /// Most transactions in the pool.
-    pub max_total: usize,
+    /// Executable transactions an account is always allowed (more while the pool has room).
+    pub account_slots: usize,
+    /// Executable transactions in all before the accounts above `account_slots` are trimmed.
+    pub global_slots: usize,
+    /// Non-executable (queued) transactions per account.
+    pub account_queue: usize,
+    /// Non-executable transactions in all.
+    pub global_queue: usize,
     /// Minimum percentage by which a replacement must raise both the fee cap and the tip.
-    pub price_bump_percent: u128,
-    /// Most encoded bytes held by the pool.
-    pub max_total_bytes: usize,
+    pub price_bump: u128,
+    /// How long an account's queued transactions are kept without activity of the account.
+    pub lifetime: Duration,
 }
 
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
-            max_per_sender: 64,
-            max_total: 10_000,
-            price_bump_percent: 10,
-            max_total_bytes: 64 * 1024 * 1024,
+            account_slots: 16,
+            global_slots: 5120,
+            account_queue: 64,
+            global_queue: 1024,
+            price_bump: 10,
+            lifetime: Duration::from_secs(3 * 3600),
         }
     }
+}
+
+impl PoolConfig {
+    /// `bttd devnet`'s limits: ten times the defaults (a test suite's bursts), same policy.
+    pub fn devnet() -> Self {
+        let d = Self::default();
+        Self {
+            account_slots: d.account_slots * 10,
+            global_slots: d.global_slots * 10,
+            account_queue: d.account_queue * 10,
+            global_queue: d.global_queue * 10,
+            ..d
+        }
+    }
+
+    /// Slots of [`SLOT_BYTES`] the pool may hold in all.
+    pub fn max_slots(&self) -> usize {
+        self.global_slots.saturating_add(self.global_queue)
+    }
+}
+
+/// geth's unit of pool memory: a transaction takes one slot per started 32 KiB.
+pub const SLOT_BYTES: usize = 32 * 1024;
+
+/// Slots a transaction of `size` encoded bytes takes.
+fn slots(size: usize) -> usize {
+    size.div_ceil(SLOT_BYTES).max(1)
 }
 
 /// What happened to an accepted transaction.
@@ -107,9 +147,13 @@ pub struct Pool {
     by_hash: HashMap<B256, (Address, u64)>,
     /// Sum of the encoded sizes of all pooled transactions.
     bytes: usize,
+    /// Sum of the slots of all pooled transactions.
+    slots: usize,
     /// Sum of `pending_len` over all senders.
     pending: usize,
     next_seq: u64,
+    /// The base fee of the next block: evictions compare effective tips at it.
+    base_fee: u64,
 }
 
 impl Pool {
@@ -119,8 +163,10 @@ impl Pool {
             senders: HashMap::new(),
             by_hash: HashMap::new(),
             bytes: 0,
+            slots: 0,
             pending: 0,
             next_seq: 0,
+            base_fee: 0,
         }
     }
 
@@ -142,16 +188,33 @@ impl Pool {
         self.bytes
     }
 
+    /// Records the base fee of the next block (after each block): evictions rank by the
+    /// effective tip at it.
+    pub fn set_base_fee(&mut self, base_fee: u64) {
+        self.base_fee = base_fee;
+    }
+
     /// Admits a transaction after the stateful checks. `min_base_fee` is the lowest base fee
     /// the chain can ever have: a fee cap below it can never be included.
     ///
     /// On `Ok` the transaction entered the pool (pending or queued) and the caller should
-    /// announce its hash to peers and subscribers, exactly once.
+    /// announce its hash to peers and subscribers, exactly once. On `Err` nothing changed.
     pub fn add(
         &mut self,
         tx: RecoveredTx,
         state: &impl AccountView,
         min_base_fee: u64,
+    ) -> Result<AddOutcome, PoolError> {
+        self.add_at(tx, state, min_base_fee, Instant::now())
+    }
+
+    /// [`Pool::add`] at a given time (the account's activity time, for `lifetime`).
+    pub fn add_at(
+        &mut self,
+        tx: RecoveredTx,
+        state: &impl AccountView,
+        min_base_fee: u64,
+        now: Instant,
     ) -> Result<AddOutcome, PoolError> {
         let hash = tx.hash();
         if self.by_hash.contains_key(&hash) {
@@ -172,33 +235,17 @@ impl Pool {
         if nonce < next {
             return Err(PoolError::NonceTooLow { next, nonce });
         }
-        let max_ahead = self.cfg.max_per_sender as u64;
-        if nonce - next > max_ahead {
-            return Err(PoolError::NonceTooHigh {
-                next,
-                nonce,
-                max_ahead,
-            });
-        }
 
         let queue = self.senders.get(&sender);
         let old = queue.and_then(|q| q.txs.get(&nonce));
         if let Some(old) = old {
-            let bump = self.cfg.price_bump_percent.saturating_add(100);
+            let bump = self.cfg.price_bump.saturating_add(100);
             let need_cap = bumped(old.tx.max_fee_per_gas(), bump);
             let need_tip = bumped(old.tx.max_priority_fee_per_gas(), bump);
             if U256::from(tx.max_fee_per_gas()) < need_cap
                 || U256::from(tx.max_priority_fee_per_gas()) < need_tip
             {
                 return Err(PoolError::ReplacementUnderpriced);
-            }
-        } else {
-            let count = queue.map_or(0, |q| q.txs.len());
-            if count >= self.cfg.max_per_sender {
-                return Err(PoolError::AccountLimit {
-                    count,
-                    limit: self.cfg.max_per_sender,
-                });
             }
         }
 
@@ -228,50 +275,35 @@ impl Pool {
             });
         }
 
-        // Capacity: a pending newcomer may evict anything cheaper of other senders, a queued
-        // one only cheaper queued transactions.
-        let will_be_pending = queue.map_or(nonce == next, |q| nonce - next <= q.pending_len as u64);
-        let replacing = old.is_some();
-        let old_hash = old.map(|o| o.tx.hash());
-        let old_size = old.map_or(0, |o| o.tx.size());
-        let mut count_after = self.by_hash.len() + usize::from(!replacing);
-        let mut bytes_after = self.bytes - old_size + tx.size();
-        let mut victims: Vec<(Address, u64)> = Vec::new();
-        if count_after > self.cfg.max_total || bytes_after > self.cfg.max_total_bytes {
-            let new_tip = tx.effective_tip(min_base_fee).unwrap_or(0);
-            while count_after > self.cfg.max_total || bytes_after > self.cfg.max_total_bytes {
-                let (victim, size) = self
-                    .cheapest_victim(sender, will_be_pending, new_tip, min_base_fee, &victims)
-                    .ok_or(PoolError::PoolFull)?;
-                count_after -= 1;
-                bytes_after -= size;
-                victims.push(victim);
-            }
-        }
+        // Room: every transaction that has to go for this one, decided before anything moves.
+        let victims = self.make_room(&tx, next)?;
 
         // Every check passed: mutate.
+        let old_hash = old.map(|o| o.tx.hash());
         let mut touched: Vec<Address> = victims.iter().map(|(s, _)| *s).collect();
         for (victim_sender, victim_nonce) in victims {
             self.take(victim_sender, victim_nonce);
         }
-        touched.sort_unstable();
-        touched.dedup();
-        for s in touched {
-            self.refresh(s);
-        }
-        if replacing {
+        if old_hash.is_some() {
             self.take(sender, nonce);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.bytes += tx.size();
+        self.slots += slots(tx.size());
         self.by_hash.insert(hash, (sender, nonce));
-        self.senders
+        let queue = self
+            .senders
             .entry(sender)
-            .or_insert_with(|| SenderQueue::new(next))
-            .txs
-            .insert(nonce, PoolTx { tx, seq });
-        self.refresh(sender);
+            .or_insert_with(|| SenderQueue::new(next, now));
+        queue.heartbeat = now;
+        queue.txs.insert(nonce, PoolTx { tx, seq });
+        touched.push(sender);
+        touched.sort_unstable();
+        touched.dedup();
+        for s in touched {
+            self.refresh(s);
+        }
         let pending = self
             .senders
             .get(&sender)
@@ -281,6 +313,270 @@ impl Pool {
             (None, true) => AddOutcome::Pending,
             (None, false) => AddOutcome::Queued,
         })
+    }
+
+    /// What has to leave the pool for `tx` (from the sender whose state nonce is `next`) to
+    /// enter, checking every limit against the pool as it will be; `Err` if `tx` itself
+    /// would be the one to go. Nothing is changed here.
+    fn make_room(&self, tx: &RecoveredTx, next: u64) -> Result<Vec<(Address, u64)>, PoolError> {
+        let sender = tx.sender();
+        let nonce = tx.nonce();
+        let queue = self.senders.get(&sender);
+        let old = queue.and_then(|q| q.txs.get(&nonce));
+        let mut victims: Vec<(Address, u64)> = Vec::new();
+
+        // Memory: slots of 32 KiB. A pending newcomer may evict anything cheaper of other
+        // senders, a queued one only cheaper queued transactions.
+        let run_before = queue.map_or(0, |q| q.pending_len);
+        let will_be_pending = nonce - next <= run_before as u64;
+        let old_slots = old.map_or(0, |o| slots(o.tx.size()));
+        let mut slots_after = self.slots - old_slots + slots(tx.size());
+        if slots_after > self.cfg.max_slots() {
+            let base_fee = self.base_fee;
+            let new_tip = tx.effective_tip(base_fee).unwrap_or(0);
+            while slots_after > self.cfg.max_slots() {
+                let (victim, size) = self
+                    .cheapest_victim(sender, will_be_pending, new_tip, base_fee, &victims)
+                    .ok_or(PoolError::PoolFull)?;
+                slots_after -= slots(size);
+                victims.push(victim);
+            }
+        }
+        if old.is_some() {
+            // Same nonce, same place in the run: no count changes.
+            return Ok(victims);
+        }
+
+        // Executable transactions per account, as they will be: a victim cuts its account's
+        // run at its nonce; the newcomer extends the sender's run (through any queued nonces
+        // it joins) when it continues it.
+        let mut runs: HashMap<Address, usize> = HashMap::new();
+        for &(account, victim_nonce) in &victims {
+            if let Some(q) = self.senders.get(&account) {
+                let cut = usize::try_from(victim_nonce - q.state_nonce).unwrap_or(usize::MAX);
+                let run = runs.entry(account).or_insert(q.pending_len);
+                *run = (*run).min(cut);
+            }
+        }
+        let run_after = if will_be_pending {
+            let following = queue.map_or(0, |q| {
+                q.txs
+                    .range(nonce + 1..)
+                    .map(|(n, _)| *n)
+                    .zip(nonce + 1..)
+                    .take_while(|(n, expected)| n == expected)
+                    .count()
+            });
+            run_before + 1 + following
+        } else {
+            run_before
+        };
+        runs.insert(sender, run_after);
+        let pending_after = runs.iter().fold(self.pending, |total, (account, run)| {
+            let before = self.senders.get(account).map_or(0, |q| q.pending_len);
+            total - before + run
+        });
+
+        // Too many executable transactions: trim the accounts above `account_slots`, the
+        // largest first, from their highest nonces.
+        if pending_after > self.cfg.global_slots {
+            let trimmed = self.trim_plan(&runs, pending_after - self.cfg.global_slots);
+            for (account, cut) in trimmed {
+                let queue = self.senders.get(&account);
+                let run = runs
+                    .get(&account)
+                    .copied()
+                    .unwrap_or_else(|| queue.map_or(0, |q| q.pending_len));
+                let state_nonce = queue.map_or(next, |q| q.state_nonce);
+                let keep = run - cut;
+                if account == sender && (nonce - next) >= keep as u64 {
+                    return Err(PoolError::PoolFull);
+                }
+                for offset in keep..run {
+                    victims.push((account, state_nonce + offset as u64));
+                }
+                runs.insert(account, keep);
+            }
+        }
+
+        // Queued transactions: the newcomer's account keeps at most `account_queue` (its
+        // highest nonces go first), and all accounts together at most `global_queue` (the
+        // accounts idle longest lose theirs first).
+        if !will_be_pending {
+            let queued_mine: Vec<u64> = queue.map_or_else(Vec::new, |q| {
+                q.txs
+                    .keys()
+                    .copied()
+                    .filter(|n| !q.is_pending(*n))
+                    .chain(std::iter::once(nonce))
+                    .collect()
+            });
+            if queued_mine.len() > self.cfg.account_queue {
+                let mut sorted = queued_mine;
+                sorted.sort_unstable();
+                let over = sorted.split_off(self.cfg.account_queue);
+                if over.contains(&nonce) {
+                    return Err(PoolError::AccountQueueFull {
+                        limit: self.cfg.account_queue,
+                    });
+                }
+                victims.extend(over.into_iter().map(|n| (sender, n)));
+            }
+        }
+        let queued_after = {
+            let count_after = self.by_hash.len() + 1 - victims.len();
+            let pending_now: usize = runs.values().sum::<usize>()
+                + (self.pending
+                    - runs
+                        .keys()
+                        .map(|a| self.senders.get(a).map_or(0, |q| q.pending_len))
+                        .sum::<usize>());
+            count_after.saturating_sub(pending_now)
+        };
+        if queued_after > self.cfg.global_queue {
+            let over = queued_after - self.cfg.global_queue;
+            if self.idle_queued(over, Some(sender), &runs, &mut victims) > 0 {
+                return Err(PoolError::PoolFull);
+            }
+        }
+        Ok(victims)
+    }
+
+    /// Adds to `victims` up to `over` queued transactions, from the accounts idle longest
+    /// (highest nonces first), never of `exclude`; `runs` overrides accounts' executable
+    /// runs as they will be. Returns how many it could not find.
+    fn idle_queued(
+        &self,
+        mut over: usize,
+        exclude: Option<Address>,
+        runs: &HashMap<Address, usize>,
+        victims: &mut Vec<(Address, u64)>,
+    ) -> usize {
+        let mut idle: Vec<(&Address, &SenderQueue)> = self
+            .senders
+            .iter()
+            .filter(|(a, _)| Some(**a) != exclude)
+            .collect();
+        idle.sort_by_key(|(a, q)| (q.heartbeat, **a));
+        for (&account, q) in idle {
+            let run = runs.get(&account).copied().unwrap_or(q.pending_len);
+            for &n in q.txs.keys().rev() {
+                if over == 0 {
+                    return 0;
+                }
+                let index = usize::try_from(n - q.state_nonce).unwrap_or(usize::MAX);
+                if index < run || victims.contains(&(account, n)) {
+                    continue;
+                }
+                victims.push((account, n));
+                over -= 1;
+            }
+        }
+        over
+    }
+
+    /// The limits again after a block or an invalidation moved transactions between
+    /// executable and queued (geth truncates after promoting, too): executable ones over
+    /// `global-slots` trimmed fairly, queued ones over `account-queue` or `global-queue`
+    /// dropped.
+    fn enforce_limits(&mut self) {
+        let no_change = HashMap::new();
+        let mut victims: Vec<(Address, u64)> = Vec::new();
+        if self.pending > self.cfg.global_slots {
+            for (account, cut) in self.trim_plan(&no_change, self.pending - self.cfg.global_slots) {
+                if let Some(q) = self.senders.get(&account) {
+                    let run = q.pending_len;
+                    victims.extend((run - cut..run).map(|i| (account, q.state_nonce + i as u64)));
+                }
+            }
+        }
+        let mut capped = 0;
+        for (&account, q) in &self.senders {
+            let queued = q.txs.keys().copied().filter(|n| !q.is_pending(*n));
+            let over: Vec<u64> = queued.skip(self.cfg.account_queue).collect();
+            capped += over.len();
+            victims.extend(over.into_iter().map(|n| (account, n)));
+        }
+        let queued = self.by_hash.len() - self.pending - capped;
+        if queued > self.cfg.global_queue {
+            self.idle_queued(
+                queued - self.cfg.global_queue,
+                None,
+                &no_change,
+                &mut victims,
+            );
+        }
+        if victims.is_empty() {
+            return;
+        }
+        let mut touched: Vec<Address> = victims.iter().map(|(a, _)| *a).collect();
+        for (account, nonce) in victims {
+            self.take(account, nonce);
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for account in touched {
+            self.refresh(account);
+        }
+    }
+
+    /// How many of their highest executable transactions the accounts above `account_slots`
+    /// lose so that `excess` fewer remain: always from the largest run (ties: the lowest
+    /// address), never below `account_slots`. Returns (account, count) pairs.
+    fn trim_plan(&self, runs: &HashMap<Address, usize>, excess: usize) -> Vec<(Address, usize)> {
+        let run_of = |account: &Address, q: &SenderQueue| {
+            runs.get(account).copied().unwrap_or(q.pending_len)
+        };
+        let mut heap: BinaryHeap<(usize, std::cmp::Reverse<Address>)> = self
+            .senders
+            .iter()
+            .map(|(a, q)| (run_of(a, q), std::cmp::Reverse(*a)))
+            .chain(
+                runs.iter()
+                    .filter(|(a, _)| !self.senders.contains_key(*a))
+                    .map(|(a, run)| (*run, std::cmp::Reverse(*a))),
+            )
+            .filter(|(run, _)| *run > self.cfg.account_slots)
+            .collect();
+        let mut cuts: HashMap<Address, usize> = HashMap::new();
+        let mut left = excess;
+        while left > 0 {
+            let Some((run, std::cmp::Reverse(account))) = heap.pop() else {
+                break;
+            };
+            *cuts.entry(account).or_default() += 1;
+            left -= 1;
+            if run - 1 > self.cfg.account_slots {
+                heap.push((run - 1, std::cmp::Reverse(account)));
+            }
+        }
+        cuts.into_iter().collect()
+    }
+
+    /// Drops the queued transactions of accounts without activity for `lifetime` (geth's
+    /// `--txpool.lifetime`; executable ones stay). Returns how many went.
+    pub fn evict_stale(&mut self, now: Instant) -> usize {
+        let lifetime = self.cfg.lifetime;
+        let stale: Vec<(Address, u64)> = self
+            .senders
+            .iter()
+            .filter(|(_, q)| now.saturating_duration_since(q.heartbeat) > lifetime)
+            .flat_map(|(a, q)| {
+                q.txs
+                    .keys()
+                    .filter(|n| !q.is_pending(**n))
+                    .map(move |n| (*a, *n))
+            })
+            .collect();
+        let mut touched: Vec<Address> = stale.iter().map(|(a, _)| *a).collect();
+        for &(account, nonce) in &stale {
+            self.take(account, nonce);
+        }
+        touched.dedup();
+        for account in touched {
+            self.refresh(account);
+        }
+        stale.len()
     }
 
     /// The cheapest transaction of a sender other than `exclude` that a newcomer paying
@@ -372,6 +668,7 @@ impl Pool {
             }
             self.refresh(sender);
         }
+        self.enforce_limits();
     }
 
     /// Removes transactions the block builder found invalid at execution, together with their
@@ -390,10 +687,12 @@ impl Pool {
                 let h = ptx.tx.hash();
                 self.by_hash.remove(&h);
                 self.bytes -= ptx.tx.size();
+                self.slots -= slots(ptx.tx.size());
                 removed.push(h);
             }
             self.refresh(sender);
         }
+        self.enforce_limits();
         removed
     }
 
@@ -461,6 +760,7 @@ impl Pool {
         for ptx in stale.into_values() {
             self.by_hash.remove(&ptx.tx.hash());
             self.bytes -= ptx.tx.size();
+            self.slots -= slots(ptx.tx.size());
         }
         self.refresh(sender);
     }
@@ -470,6 +770,7 @@ impl Pool {
         let ptx = self.senders.get_mut(&sender)?.txs.remove(&nonce)?;
         self.by_hash.remove(&ptx.tx.hash());
         self.bytes -= ptx.tx.size();
+        self.slots -= slots(ptx.tx.size());
         Some(ptx)
     }
 
@@ -498,6 +799,13 @@ impl Pool {
             .map(|p| p.tx.size())
             .sum();
         assert_eq!(bytes, self.bytes);
+        let used: usize = self
+            .senders
+            .values()
+            .flat_map(|q| q.txs.values())
+            .map(|p| slots(p.tx.size()))
+            .sum();
+        assert_eq!(used, self.slots);
         let pending: usize = self.senders.values().map(|q| q.pending_len).sum();
         assert_eq!(pending, self.pending);
         let queued: usize = self.senders.values().map(|q| q.queued_len()).sum();

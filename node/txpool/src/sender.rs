@@ -4,6 +4,7 @@
 //! them. The run length is cached because it is read on every add and every status query.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use bttd_runtime::tx::RecoveredTx;
 
@@ -21,14 +22,17 @@ pub(super) struct SenderQueue {
     pub(super) state_nonce: u64,
     /// Length of the gap-free run of nonces starting at `state_nonce`.
     pub(super) pending_len: usize,
+    /// When the account last added a transaction (its queued ones expire `lifetime` after).
+    pub(super) heartbeat: Instant,
 }
 
 impl SenderQueue {
-    pub(super) fn new(state_nonce: u64) -> Self {
+    pub(super) fn new(state_nonce: u64, heartbeat: Instant) -> Self {
         Self {
             txs: BTreeMap::new(),
             state_nonce,
             pending_len: 0,
+            heartbeat,
         }
     }
 

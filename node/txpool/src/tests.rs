@@ -98,6 +98,18 @@ fn pool_with(f: impl FnOnce(&mut PoolConfig)) -> Pool {
     Pool::new(cfg)
 }
 
+/// A pool of `total` slots whose per-account limits never bind, so eviction alone decides:
+/// one executable slot (trimming never applies, every account is within `account_slots`)
+/// and the rest for queued transactions.
+fn pool_of(total: usize) -> Pool {
+    pool_with(|c| {
+        c.account_slots = 1_000;
+        c.global_slots = 1;
+        c.account_queue = 1_000;
+        c.global_queue = total - 1;
+    })
+}
+
 fn hashes(txs: impl IntoIterator<Item = RecoveredTx>) -> Vec<B256> {
     txs.into_iter().map(|t| t.hash()).collect()
 }
@@ -286,32 +298,35 @@ fn legacy_replacement_and_queued_replacement() {
 }
 
 #[test]
-fn nonce_too_low_and_too_high() {
+fn nonce_too_low_and_a_capped_queue_of_future_nonces() {
     let a = acct(1);
     let mut st = State::default();
     st.set_nonce(a, 5);
-    let mut p = pool_with(|c| c.max_per_sender = 4);
+    let mut p = pool_with(|c| c.account_queue = 4);
     let err = p.add(eip1559(a, 4, 100, 1), &st, MIN_BASE).unwrap_err();
     assert_eq!(err, PoolError::NonceTooLow { next: 5, nonce: 4 });
     assert!(err.to_string().starts_with("nonce too low"), "{err}");
-    // state + max_per_sender is still accepted (queued), one more is refused.
-    assert_eq!(
-        p.add(eip1559(a, 9, 100, 1), &st, MIN_BASE),
-        Ok(AddOutcome::Queued)
-    );
-    let err = p.add(eip1559(a, 10, 100, 1), &st, MIN_BASE).unwrap_err();
+    // Any future nonce may wait (as in geth), at most `account-queue` of them per account.
+    for nonce in [8, 9, 10, 1_000] {
+        assert_eq!(
+            p.add(eip1559(a, nonce, 100, 1), &st, MIN_BASE),
+            Ok(AddOutcome::Queued)
+        );
+    }
+    let err = p.add(eip1559(a, 1_001, 100, 1), &st, MIN_BASE).unwrap_err();
+    assert_eq!(err, PoolError::AccountQueueFull { limit: 4 });
     assert!(
-        matches!(
-            err,
-            PoolError::NonceTooHigh {
-                next: 5,
-                nonce: 10,
-                ..
-            }
-        ),
+        err.to_string().starts_with("account limit exceeded"),
         "{err}"
     );
-    assert!(err.to_string().starts_with("nonce too high"));
+    // A lower nonce takes the place of the highest (the furthest from executing).
+    assert_eq!(
+        p.add(eip1559(a, 7, 100, 1), &st, MIN_BASE),
+        Ok(AddOutcome::Queued)
+    );
+    let queued: Vec<u64> = p.content().queued[&a.addr].keys().copied().collect();
+    assert_eq!(queued, vec![7, 8, 9, 10]);
+    p.assert_consistent();
 }
 
 #[test]
@@ -380,32 +395,10 @@ fn insufficient_funds_counts_earlier_nonces() {
 }
 
 #[test]
-fn per_sender_limit() {
-    let (a, b) = (acct(1), acct(2));
-    let st = State::default();
-    let mut p = pool_with(|c| c.max_per_sender = 4);
-    for n in 0..4 {
-        p.add(eip1559(a, n, 100, 1), &st, MIN_BASE).unwrap();
-    }
-    let err = p.add(eip1559(a, 4, 100, 1), &st, MIN_BASE).unwrap_err();
-    assert_eq!(err, PoolError::AccountLimit { count: 4, limit: 4 });
-    assert!(err.to_string().starts_with("account limit exceeded"));
-    // Replacing within the limit still works, and other senders are unaffected.
-    assert!(matches!(
-        p.add(eip1559(a, 2, 200, 2), &st, MIN_BASE),
-        Ok(AddOutcome::Replaced { .. })
-    ));
-    assert_eq!(
-        p.add(eip1559(b, 0, 100, 1), &st, MIN_BASE),
-        Ok(AddOutcome::Pending)
-    );
-}
-
-#[test]
 fn full_pool_evicts_cheapest_of_other_senders_only_for_higher_tip() {
     let (a, b, c, d) = (acct(1), acct(2), acct(3), acct(4));
     let st = State::default();
-    let mut p = pool_with(|c| c.max_total = 3);
+    let mut p = pool_of(3);
     let a0 = eip1559(a, 0, 100, 5);
     let b0 = eip1559(b, 0, 100, 2);
     let c0 = eip1559(c, 0, 100, 8);
@@ -437,7 +430,7 @@ fn full_pool_evicts_cheapest_of_other_senders_only_for_higher_tip() {
 fn full_pool_evicts_queued_first_and_queued_newcomers_evict_only_queued() {
     let (a, b, c, d, e) = (acct(1), acct(2), acct(3), acct(4), acct(5));
     let st = State::default();
-    let mut p = pool_with(|c| c.max_total = 3);
+    let mut p = pool_of(3);
     let a0 = eip1559(a, 0, 100, 2); // pending, cheapest
     let b1 = eip1559(b, 1, 100, 6); // queued
     let c0 = eip1559(c, 0, 100, 4); // pending
@@ -473,22 +466,42 @@ fn full_pool_evicts_queued_first_and_queued_newcomers_evict_only_queued() {
     p.assert_consistent();
 }
 
+/// A transfer carrying `input_len` bytes of calldata (more than one 32 KiB slot when large).
+fn eip1559_sized(a: Acct, nonce: u64, tip: u128, input_len: usize) -> RecoveredTx {
+    let tx = TxEip1559 {
+        chain_id: CHAIN,
+        nonce,
+        gas_limit: GAS + 50 * input_len as u64,
+        max_fee_per_gas: 100,
+        max_priority_fee_per_gas: tip,
+        to: TxKind::Call(Address::repeat_byte(0x42)),
+        value: U256::from(1),
+        access_list: Default::default(),
+        input: Bytes::from(vec![1u8; input_len]),
+    };
+    let sig = sign_message(a.key, tx.signature_hash()).expect("sign");
+    let env: TxEnvelope = tx.into_signed(sig).into();
+    RecoveredTx::from_envelope(env, CHAIN, 30_000_000).expect("valid tx")
+}
+
 #[test]
-fn byte_limit_evicts_too() {
+fn large_transactions_take_more_slots() {
     let (a, b, c) = (acct(1), acct(2), acct(3));
     let st = State::default();
+    let mut p = pool_of(3);
     let a0 = eip1559(a, 0, 100, 1);
-    let size = a0.size();
-    let mut p = pool_with(|c| c.max_total_bytes = 2 * size + size / 2);
+    let big = eip1559_sized(b, 0, 2, 40_000);
+    assert_eq!(slots(big.size()), 2);
     p.add(a0.clone(), &st, MIN_BASE).unwrap();
-    p.add(eip1559(b, 0, 100, 2), &st, MIN_BASE).unwrap();
+    p.add(big.clone(), &st, MIN_BASE).unwrap();
+    // Three slots are used: a newcomer paying no more than the cheapest is refused...
     assert_eq!(
         p.add(eip1559(c, 0, 100, 1), &st, MIN_BASE),
         Err(PoolError::PoolFull)
     );
+    // ...and one paying more evicts only as many slots as it needs (a0's one).
     p.add(eip1559(c, 0, 100, 3), &st, MIN_BASE).unwrap();
-    assert!(!p.contains(&a0.hash()));
-    assert!(p.size_bytes() <= 2 * size + size / 2);
+    assert!(!p.contains(&a0.hash()) && p.contains(&big.hash()));
     p.assert_consistent();
 }
 
@@ -496,7 +509,7 @@ fn byte_limit_evicts_too() {
 fn evicting_a_pending_tx_demotes_its_successors() {
     let (a, b) = (acct(1), acct(2));
     let st = State::default();
-    let mut p = pool_with(|c| c.max_total = 3);
+    let mut p = pool_of(3);
     p.add(eip1559(a, 0, 100, 5), &st, MIN_BASE).unwrap();
     let a1 = eip1559(a, 1, 100, 1);
     p.add(a1.clone(), &st, MIN_BASE).unwrap();
@@ -709,8 +722,10 @@ fn random_operations_keep_indexes_consistent() {
     let accts: Vec<Acct> = (0..6).map(acct).collect();
     let mut st = State::default();
     let mut p = pool_with(|c| {
-        c.max_total = 20;
-        c.max_per_sender = 8;
+        c.account_slots = 4;
+        c.global_slots = 10;
+        c.account_queue = 4;
+        c.global_queue = 10;
     });
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = || {
@@ -750,6 +765,7 @@ fn random_operations_keep_indexes_consistent() {
             *e += 1;
         }
         assert!(p.len() <= 20);
+        assert_limits(&p);
     }
 }
 
@@ -778,7 +794,8 @@ fn ten_thousand_txs_add_and_best_timing() {
             order.extend(chunk.iter().cloned());
         }
     }
-    let mut p = pool();
+    // 10,000 transactions, half of them first queued 49 deep: `bttd devnet`'s limits.
+    let mut p = Pool::new(PoolConfig::devnet());
     let t1 = Instant::now();
     for t in order {
         p.add(t, &st, MIN_BASE).unwrap();
@@ -851,7 +868,10 @@ fn true_cost(tx: &RecoveredTx) -> U512 {
 fn wrapping_cost_is_refused_and_evicts_nothing_honest() {
     const HONEST: u64 = 50;
     let mut st = State::default();
-    let mut p = pool_with(|c| c.max_total = HONEST as usize);
+    let mut p = pool_with(|c| {
+        c.global_slots = HONEST as usize;
+        c.global_queue = 0;
+    });
     let honest: Vec<RecoveredTx> = (0..HONEST).map(|i| eip1559(acct(i), 0, 100, 1)).collect();
     for t in &honest {
         p.add(t.clone(), &st, MIN_BASE).unwrap();
@@ -1094,7 +1114,7 @@ mod cost_props {
             for (a, b) in accts.iter().zip(&balances) {
                 st.set(*a, 0, *b);
             }
-            let mut p = pool_with(|c| c.max_total = 8);
+            let mut p = pool_of(8);
             for op in &ops {
                 let a = accts[op.sender];
                 if let Some(b) = op.new_balance {
@@ -1120,6 +1140,267 @@ mod cost_props {
                 p.assert_consistent();
                 // Ordering must cope with any fee a transaction can carry.
                 let _ = p.best(10).count();
+            }
+        }
+    }
+}
+
+/// Fault 2 (issue 11): 300 sequential transactions from one account, which geth and anvil
+/// accept, were refused after 64 ("account limit exceeded", "nonce too high"). An executable
+/// run may exceed `account-slots` while the pool has room.
+#[test]
+fn a_long_executable_run_from_one_account_is_admitted() {
+    let a = acct(0);
+    let st = State::default();
+    let mut p = pool();
+    for nonce in 0..300 {
+        let outcome = p.add(eip1559(a, nonce, 100, 2), &st, MIN_BASE);
+        assert_eq!(outcome, Ok(AddOutcome::Pending), "nonce {nonce}");
+    }
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 300,
+            queued: 0
+        }
+    );
+    assert_eq!(p.best(MIN_BASE).count(), 300);
+}
+
+/// The limits of [`PoolConfig`] as invariants: slots within `global-slots + global-queue`;
+/// executable transactions over `global-slots` only while no account is above
+/// `account-slots` (geth's trimming stops there); queued within `account-queue` per account
+/// and `global-queue` in all.
+fn assert_limits(p: &Pool) {
+    let cfg = p.config();
+    assert!(p.slots <= cfg.max_slots(), "{} slots", p.slots);
+    let status = p.status();
+    if status.pending > cfg.global_slots {
+        for (sender, q) in &p.senders {
+            assert!(
+                q.pending_len <= cfg.account_slots,
+                "{sender} keeps {} executable while the pool is over global-slots",
+                q.pending_len
+            );
+        }
+    }
+    assert!(
+        status.queued <= cfg.global_queue,
+        "{} queued",
+        status.queued
+    );
+    for (sender, q) in &p.senders {
+        assert!(
+            q.queued_len() <= cfg.account_queue,
+            "{sender} queues {}",
+            q.queued_len()
+        );
+    }
+}
+
+/// When executable transactions exceed `global-slots`, the accounts above `account-slots`
+/// give way, the largest first, from their highest nonces; an account within its slots
+/// keeps its place.
+#[test]
+fn executable_transactions_over_global_slots_trim_the_largest_accounts_fairly() {
+    let (big, mid, small, late) = (acct(1), acct(2), acct(3), acct(4));
+    let st = State::default();
+    let mut p = pool_with(|c| {
+        c.account_slots = 2;
+        c.global_slots = 10;
+    });
+    for n in 0..6 {
+        p.add(eip1559(big, n, 100, 1), &st, MIN_BASE).unwrap();
+    }
+    for n in 0..3 {
+        p.add(eip1559(mid, n, 100, 1), &st, MIN_BASE).unwrap();
+    }
+    p.add(eip1559(small, 0, 100, 1), &st, MIN_BASE).unwrap();
+    assert_eq!(p.status().pending, 10);
+    // Two more from an account within its slots: the largest account (6) gives two.
+    for n in 0..2 {
+        assert_eq!(
+            p.add(eip1559(late, n, 100, 1), &st, MIN_BASE),
+            Ok(AddOutcome::Pending)
+        );
+    }
+    let run = |a: Acct| p.pending_nonce(a.addr, 0);
+    assert_eq!((run(big), run(mid), run(small), run(late)), (4, 3, 1, 2));
+    // The largest account's own next nonce would be trimmed at once: refused, nothing moves.
+    assert_eq!(
+        p.add(eip1559(big, 4, 100, 1), &st, MIN_BASE),
+        Err(PoolError::PoolFull)
+    );
+    assert_eq!(p.status().pending, 10);
+    assert_limits(&p);
+    p.assert_consistent();
+}
+
+/// `lifetime` drops the queued transactions of an idle account, never executable ones.
+#[test]
+fn lifetime_drops_queued_transactions_only() {
+    let (a, b) = (acct(1), acct(2));
+    let st = State::default();
+    let mut p = pool_with(|c| c.lifetime = std::time::Duration::from_secs(60));
+    let start = Instant::now();
+    p.add_at(eip1559(a, 0, 100, 1), &st, MIN_BASE, start)
+        .unwrap();
+    p.add_at(eip1559(a, 5, 100, 1), &st, MIN_BASE, start)
+        .unwrap();
+    let later = start + std::time::Duration::from_secs(50);
+    p.add_at(eip1559(b, 3, 100, 1), &st, MIN_BASE, later)
+        .unwrap();
+    assert_eq!(p.evict_stale(start + std::time::Duration::from_secs(59)), 0);
+    assert_eq!(p.evict_stale(start + std::time::Duration::from_secs(61)), 1);
+    assert_eq!(
+        p.status(),
+        PoolStatus {
+            pending: 1,
+            queued: 1
+        }
+    );
+    assert_eq!(
+        p.pending_nonce(a.addr, 0),
+        1,
+        "a's executable transaction stays"
+    );
+    p.assert_consistent();
+}
+
+/// `global-queue` is shared: when it is full, the account idle longest loses its queued
+/// transactions first.
+#[test]
+fn a_full_global_queue_trims_the_account_idle_longest() {
+    let (old, recent, newcomer) = (acct(1), acct(2), acct(3));
+    let st = State::default();
+    let mut p = pool_with(|c| c.global_queue = 3);
+    let start = Instant::now();
+    let second = std::time::Duration::from_secs(1);
+    let old_tx = eip1559(old, 9, 100, 1);
+    p.add_at(old_tx.clone(), &st, MIN_BASE, start).unwrap();
+    p.add_at(eip1559(recent, 9, 100, 1), &st, MIN_BASE, start + second)
+        .unwrap();
+    p.add_at(
+        eip1559(recent, 8, 100, 1),
+        &st,
+        MIN_BASE,
+        start + 2 * second,
+    )
+    .unwrap();
+    assert_eq!(
+        p.add_at(
+            eip1559(newcomer, 4, 100, 1),
+            &st,
+            MIN_BASE,
+            start + 3 * second
+        ),
+        Ok(AddOutcome::Queued)
+    );
+    assert!(!p.contains(&old_tx.hash()));
+    assert_eq!(p.status().queued, 3);
+    assert_limits(&p);
+    p.assert_consistent();
+}
+
+/// The pool's invariants under random sequences of adds (new, replacing, gapped), blocks
+/// (nonces move, balances drop), invalidations and expiry, on a small pool where every limit
+/// binds: the counters agree with a recount, every limit of [`assert_limits`] holds, `best`
+/// respects nonces, and a refused transaction changes nothing.
+mod limit_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Add {
+            sender: usize,
+            ahead: u64,
+            fee: u128,
+            tip: u128,
+            big: bool,
+        },
+        Mine {
+            sender: usize,
+            count: u64,
+        },
+        Drain {
+            sender: usize,
+        },
+        Invalidate,
+        Expire {
+            seconds: u64,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            6 => (0..5usize, 0..8u64, 10..300u128, 0..20u128, prop::bool::weighted(0.1))
+                .prop_map(|(sender, ahead, fee, tip, big)| Step::Add { sender, ahead, fee, tip: tip.min(fee), big }),
+            1 => (0..5usize, 0..4u64).prop_map(|(sender, count)| Step::Mine { sender, count }),
+            1 => (0..5usize).prop_map(|sender| Step::Drain { sender }),
+            1 => Just(Step::Invalidate),
+            1 => (0..120u64).prop_map(|seconds| Step::Expire { seconds }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_limit_holds_after_every_step(steps in prop::collection::vec(step(), 1..60)) {
+            let accts: Vec<Acct> = (0..5).map(|i| acct(700 + i)).collect();
+            let mut st = State::default();
+            let mut p = pool_with(|c| {
+                c.account_slots = 2;
+                c.global_slots = 6;
+                c.account_queue = 3;
+                c.global_queue = 4;
+                c.lifetime = std::time::Duration::from_secs(60);
+            });
+            let start = Instant::now();
+            let mut now = start;
+            for step in steps {
+                match step {
+                    Step::Add { sender, ahead, fee, tip, big } => {
+                        let a = accts[sender];
+                        let nonce = st.nonce(a.addr) + ahead;
+                        let tx = if big { eip1559_sized(a, nonce, tip, 40_000) } else { eip1559(a, nonce, fee, tip) };
+                        let before = p.content();
+                        let hash = tx.hash();
+                        match p.add_at(tx, &st, MIN_BASE, now) {
+                            Ok(_) => prop_assert!(p.contains(&hash)),
+                            Err(_) => prop_assert_eq!(p.content(), before, "a refusal changed the pool"),
+                        }
+                    }
+                    Step::Mine { sender, count } => {
+                        let a = accts[sender];
+                        let n = st.nonce(a.addr) + count;
+                        st.set_nonce(a, n);
+                        p.on_new_state(&st);
+                    }
+                    Step::Drain { sender } => {
+                        let a = accts[sender];
+                        let n = st.nonce(a.addr);
+                        st.set(a, n, U256::from(21_000u64 * 150));
+                        p.on_new_state(&st);
+                    }
+                    Step::Invalidate => {
+                        let first: Vec<B256> = p.best(MIN_BASE).take(1).map(|t| t.hash()).collect();
+                        p.remove_invalid(&first);
+                    }
+                    Step::Expire { seconds } => {
+                        now += std::time::Duration::from_secs(seconds);
+                        p.evict_stale(now);
+                    }
+                }
+                p.assert_consistent();
+                assert_limits(&p);
+                let mut expect: HashMap<Address, u64> = HashMap::new();
+                for t in p.best(MIN_BASE) {
+                    let e = expect.entry(t.sender()).or_insert_with(|| st.nonce(t.sender()));
+                    prop_assert_eq!(t.nonce(), *e);
+                    *e += 1;
+                }
             }
         }
     }
