@@ -65,6 +65,14 @@ pub struct RpcSection {
     /// Replaced by `batch-request-limit`; present only to refuse it with the new name.
     #[serde(skip_serializing)]
     pub max_batch: Option<ReplacedKey>,
+    /// Largest response, a batch's included (geth's `--rpc.batch-response-max-size`).
+    pub batch_response_max_size: u32,
+    /// How long one eth_call or eth_estimateGas may run (geth's `--rpc.evmtimeout`).
+    pub evm_timeout: String,
+    /// Most polling filters installed at once.
+    pub max_filters: usize,
+    /// Most subscriptions on one WebSocket connection.
+    pub max_subscriptions_per_connection: u32,
     pub max_connections: u32,
     pub max_log_range: u64,
     pub gas_cap: u64,
@@ -78,6 +86,10 @@ impl Default for RpcSection {
             max_body_bytes: 5 * 1024 * 1024,
             batch_request_limit: 1000,
             max_batch: None,
+            batch_response_max_size: 25_000_000,
+            evm_timeout: "5s".into(),
+            max_filters: 1024,
+            max_subscriptions_per_connection: 1024,
             max_connections: 100,
             max_log_range: 10_000,
             gas_cap: 50_000_000,

@@ -253,16 +253,20 @@ fn apply_flags(config: &mut NodeConfig, args: NodeArgs) {
     }
 }
 
-fn rpc_config(section: &bttd_node::config::RpcSection) -> RpcConfig {
-    RpcConfig {
+fn rpc_config(section: &bttd_node::config::RpcSection) -> eyre::Result<RpcConfig> {
+    Ok(RpcConfig {
         addr: SocketAddr::new(section.addr, section.port),
         max_body_bytes: section.max_body_bytes,
+        max_response_bytes: section.batch_response_max_size,
         batch_request_limit: section.batch_request_limit,
         max_connections: section.max_connections,
+        max_subscriptions_per_connection: section.max_subscriptions_per_connection,
         max_log_range: section.max_log_range,
         gas_cap: section.gas_cap,
+        evm_timeout: parse_duration("rpc.evm-timeout", &section.evm_timeout)?,
+        max_filters: section.max_filters,
         ..RpcConfig::default()
-    }
+    })
 }
 
 /// The settings of `bttd node` from a resolved config.
@@ -294,7 +298,7 @@ fn node_settings(
             } else {
                 Vec::new()
             },
-            ..rpc_config(&config.rpc)
+            ..rpc_config(&config.rpc)?
         },
         metrics: config.metrics,
         producer: ProducerConfig {

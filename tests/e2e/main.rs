@@ -9,6 +9,7 @@ mod crash;
 mod failstop;
 mod hostile;
 mod keys;
+mod limits;
 mod loadgen;
 mod ops;
 mod support;

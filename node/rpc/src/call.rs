@@ -134,9 +134,9 @@ impl EthCallApiServer for Rpc {
             .gas
             .unwrap_or(self.config.gas_cap)
             .min(self.config.gas_cap);
-        let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
+        let mut sim = Simulator::new(state, &next, chain_id, &tx, self.config.evm_timeout)?;
         let result = sim
-            .run(&tx, gas)
+            .run(&tx, gas)?
             .map_err(|e| run_error(e, &tx, next.base_fee))?;
         call_output(result)
     }
@@ -151,7 +151,7 @@ impl EthCallApiServer for Rpc {
         let chain_id = self.ctx.chain.config().chain_id;
         let tx = CallTx::from_request(&request, chain_id)?;
         let (state, next) = self.call_env(block)?;
-        let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
+        let mut sim = Simulator::new(state, &next, chain_id, &tx, self.config.evm_timeout)?;
         let estimate = Estimator {
             sim: &mut sim,
             tx: &tx,
@@ -179,7 +179,7 @@ enum Probe {
 
 impl Estimator<'_, '_> {
     fn probe(&mut self, gas: u64) -> RpcResult<Probe> {
-        let result: RunResult = self.sim.run(self.tx, gas);
+        let result: RunResult = self.sim.run(self.tx, gas)?;
         match result {
             Ok(r) if r.is_success() => Ok(Probe::Ok(r)),
             Ok(r) => Ok(Probe::Failed(r)),

@@ -32,6 +32,7 @@ use revm::{Context, ExecuteCommitEvm, InspectEvm, MainBuilder, MainContext, Syst
 use revm_inspectors::tracing::{DebugInspector, DebugInspectorError, TransactionContext};
 
 use super::Rpc;
+use super::bounded::{Bounded, Recording, trace_timeout};
 use super::call::block_context;
 use super::error::{RpcResult, header_not_found, internal, invalid_params, server_error};
 use super::evm::{CallTx, Simulator, run_error};
@@ -72,6 +73,31 @@ fn inspector(opts: GethDebugTracingOptions) -> RpcResult<DebugInspector> {
     DebugInspector::new(opts).map_err(|e| invalid_params(format!("tracer options: {e}")))
 }
 
+/// Longest `timeout` a trace may ask for.
+const MAX_TRACE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The inspector for `opts` within the bounds of one trace: its `timeout` (geth's option,
+/// default 5 s) and, for the struct logger, the caps on what it records.
+fn bounded_inspector(opts: GethDebugTracingOptions) -> RpcResult<Bounded<DebugInspector>> {
+    let timeout =
+        trace_timeout(opts.timeout.as_deref(), MAX_TRACE_TIMEOUT).map_err(invalid_params)?;
+    let struct_logger = opts.tracer.as_ref().is_none_or(|t| t.as_str().is_empty());
+    let recording = Recording {
+        stack: !opts.config.disable_stack.unwrap_or(false),
+        memory: opts
+            .config
+            .enable_memory
+            .or(opts.config.disable_memory.map(|disabled| !disabled))
+            .unwrap_or(false),
+    };
+    let bounded = Bounded::new(inspector(opts)?, timeout);
+    Ok(if struct_logger {
+        bounded.recording(recording)
+    } else {
+        bounded
+    })
+}
+
 /// The inspector's report on a finished run.
 fn report(
     inspector: &mut DebugInspector,
@@ -92,7 +118,7 @@ impl DebugApiServer for Rpc {
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
     ) -> RpcResult<GethTrace> {
-        let inspector = inspector(opts.unwrap_or_default())?;
+        let inspector = bounded_inspector(opts.unwrap_or_default())?;
         let chain = &self.ctx.chain;
         let chain_id = chain.config().chain_id;
         let location = chain
@@ -141,14 +167,18 @@ impl DebugApiServer for Rpc {
             .next()
             .ok_or_else(|| internal("transaction index out of range"))??;
         let env = tx_env(&target);
-        let result = evm.inspect_tx(env.clone()).map_err(internal)?;
+        let result = evm.inspect_tx(env.clone());
         let mut inspector = evm.into_inspector();
+        if let Some(exceeded) = inspector.exceeded() {
+            return Err(server_error(exceeded.to_string()));
+        }
+        let result = result.map_err(internal)?;
         let context = TransactionContext {
             block_hash: Some(block.hash()),
             tx_index: Some(location.index),
             tx_hash: Some(hash),
         };
-        report(&mut inspector, Some(context), &env, &benv, &result)
+        report(&mut inspector.inner, Some(context), &env, &benv, &result)
     }
 
     fn trace_call(
@@ -166,7 +196,7 @@ impl DebugApiServer for Rpc {
                 "state overrides, block overrides and txIndex are not supported by this node",
             ));
         }
-        let inspector = inspector(opts.tracing_options)?;
+        let inspector = bounded_inspector(opts.tracing_options)?;
         let chain_id = self.ctx.chain.config().chain_id;
         let tx = CallTx::from_request(&request, chain_id)?;
         let (state, next) = self.call_env(block)?;
@@ -174,9 +204,12 @@ impl DebugApiServer for Rpc {
             .gas
             .unwrap_or(self.config.gas_cap)
             .min(self.config.gas_cap);
-        let mut sim = Simulator::new(state, &next, chain_id, &tx)?;
+        let mut sim = Simulator::new(state, &next, chain_id, &tx, MAX_TRACE_TIMEOUT)?;
         let mut run = sim.inspect(&tx, gas, inspector);
+        if let Some(exceeded) = run.inspector.exceeded() {
+            return Err(server_error(exceeded.to_string()));
+        }
         let result = run.result.map_err(|e| run_error(e, &tx, next.base_fee))?;
-        report(&mut run.inspector, None, &run.tx, &run.block, &result)
+        report(&mut run.inspector.inner, None, &run.tx, &run.block, &result)
     }
 }

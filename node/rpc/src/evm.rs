@@ -14,6 +14,8 @@
 //! Reads go through a `CacheDB` over the `StateView`, kept across the runs of one
 //! estimation so the binary search reads storage once.
 
+use std::time::{Duration, Instant};
+
 use alloy_primitives::{Address, Bytes, TxKind, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use bttd_runtime::executor::{BlockContext, block_env, cfg_env};
@@ -23,10 +25,12 @@ use revm::context::{BlockEnv, CfgEnv, TxEnv};
 use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction};
 use revm::database::CacheDB;
 use revm::database_interface::Database;
+use revm::inspector::NoOpInspector;
 use revm::primitives::KECCAK_EMPTY;
-use revm::{Context, ExecuteEvm, InspectEvm, MainBuilder, MainContext};
+use revm::{Context, InspectEvm, MainBuilder, MainContext};
 use revm_inspectors::tracing::DebugInspector;
 
+use super::bounded::Bounded;
 use super::error::{RpcResult, internal, invalid_params, server_error};
 
 /// A revm run's outcome, or why the transaction could not run at all.
@@ -122,6 +126,10 @@ pub(crate) struct Simulator<'a> {
     cfg: CfgEnv,
     /// The chain's block gas limit (the environment's may be raised for a big call).
     pub block_gas_limit: u64,
+    /// Every run of this simulator stops here (geth's `--rpc.evmtimeout`, shared by the
+    /// runs of one estimation).
+    deadline: Instant,
+    timeout: Duration,
 }
 
 impl<'a> Simulator<'a> {
@@ -130,6 +138,7 @@ impl<'a> Simulator<'a> {
         next: &BlockContext,
         chain_id: u64,
         tx: &CallTx,
+        timeout: Duration,
     ) -> RpcResult<Self> {
         let mut cfg = cfg_env(chain_id);
         cfg.disable_nonce_check = true;
@@ -142,6 +151,8 @@ impl<'a> Simulator<'a> {
             block,
             cfg,
             block_gas_limit: next.gas_limit,
+            deadline: Instant::now() + timeout,
+            timeout,
         };
         sim.treat_as_eoa(tx.caller())?;
         Ok(sim)
@@ -189,20 +200,30 @@ impl<'a> Simulator<'a> {
         (env, block)
     }
 
-    /// Executes `tx` with `gas` without committing.
-    pub fn run(&mut self, tx: &CallTx, gas: u64) -> RunResult {
+    /// Executes `tx` with `gas` without committing; `Err` when the run passed the deadline.
+    pub fn run(&mut self, tx: &CallTx, gas: u64) -> RpcResult<RunResult> {
         let (env, block) = self.envs(tx, gas);
+        let deadline = Bounded::until(NoOpInspector, self.deadline, self.timeout);
         let mut evm = Context::mainnet()
             .with_db(&mut self.db)
             .with_block(block)
             .with_cfg(self.cfg.clone())
-            .build_mainnet();
-        evm.transact(env).map(|r| r.result)
+            .build_mainnet_with_inspector(deadline);
+        let result = evm.inspect_tx(env).map(|r| r.result);
+        match evm.into_inspector().exceeded() {
+            Some(exceeded) => Err(server_error(exceeded.to_string())),
+            None => Ok(result),
+        }
     }
 
     /// Executes `tx` with `gas` under `inspector` without committing (debug_traceCall);
     /// returns the outcome with the environments the inspector's report needs.
-    pub fn inspect(&mut self, tx: &CallTx, gas: u64, inspector: DebugInspector) -> Inspected {
+    pub fn inspect(
+        &mut self,
+        tx: &CallTx,
+        gas: u64,
+        inspector: Bounded<DebugInspector>,
+    ) -> Inspected {
         let (env, block) = self.envs(tx, gas);
         let mut evm = Context::mainnet()
             .with_db(&mut self.db)
@@ -224,7 +245,7 @@ pub(crate) struct Inspected {
     pub result: Result<revm::context_interface::result::ResultAndState, EVMError<StateError>>,
     pub tx: TxEnv,
     pub block: BlockEnv,
-    pub inspector: DebugInspector,
+    pub inspector: Bounded<DebugInspector>,
 }
 
 /// An error that stopped the transaction from running, worded as geth words it.

@@ -27,6 +27,8 @@ pub(crate) const MIN_TIP: u128 = 1_000_000_000;
 pub(crate) const MAX_TIP: u128 = 500_000_000_000;
 /// geth's limit on eth_feeHistory's block count.
 pub(crate) const MAX_FEE_HISTORY_BLOCKS: u64 = 1024;
+/// Most reward percentiles one eth_feeHistory may ask for (each costs a pass per block).
+const MAX_REWARD_PERCENTILES: usize = 100;
 
 /// A block count given as a JSON number or a hex / decimal string (geth accepts all three;
 /// web3.py sends a number, viem and ethers a hex string).
@@ -177,6 +179,12 @@ impl Rpc {
 }
 
 fn check_percentiles(percentiles: &[f64]) -> RpcResult<()> {
+    if percentiles.len() > MAX_REWARD_PERCENTILES {
+        return Err(invalid_params(format!(
+            "invalid reward percentile: {} given, at most {MAX_REWARD_PERCENTILES}",
+            percentiles.len()
+        )));
+    }
     for (i, p) in percentiles.iter().enumerate() {
         if !(0.0..=100.0).contains(p) {
             return Err(invalid_params(format!("invalid reward percentile: {p}")));

@@ -81,17 +81,26 @@ fn push_bounded<T>(buffer: &mut VecDeque<T>, items: impl IntoIterator<Item = T>,
 pub(crate) struct Filters {
     installed: Mutex<HashMap<U256, Installed>>,
     ids: HexIdProvider,
+    /// Most filters installed at once (`max-filters`): each holds a buffer of changes.
+    max: usize,
 }
 
 impl Filters {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(max: usize) -> Self {
         Self {
             installed: Mutex::new(HashMap::new()),
             ids: HexIdProvider::new(),
+            max,
         }
     }
 
     fn install(&self, kind: Kind) -> RpcResult<U256> {
+        if self.installed.lock().len() >= self.max {
+            return Err(server_error(format!(
+                "too many filters: {} installed, the limit (max-filters); uninstall some or let them expire (5 minutes without a poll)",
+                self.max
+            )));
+        }
         let id = match self.ids.next_id() {
             SubscriptionId::Str(s) => {
                 U256::from_str_radix(s.trim_start_matches("0x"), 16).map_err(internal)?
@@ -191,7 +200,7 @@ pub(crate) struct FilterApi {
 impl FilterApi {
     /// A registry with its feeder task running (needs a Tokio runtime).
     pub(crate) fn start(rpc: Rpc) -> Self {
-        let filters = Arc::new(Filters::new());
+        let filters = Arc::new(Filters::new(rpc.config.max_filters));
         spawn_feeder(Arc::downgrade(&filters), &rpc.ctx);
         Self { rpc, filters }
     }

@@ -26,6 +26,7 @@
 //! Limits (body size, batch length, connections, log ranges, gas) come from [`RpcConfig`].
 
 mod blocks;
+pub mod bounded;
 mod call;
 mod channel;
 mod consensus;
@@ -91,6 +92,10 @@ pub struct RpcConfig {
     pub max_logs: usize,
     /// Gas limit of eth_call and eth_estimateGas when the request gives none (and their cap).
     pub gas_cap: u64,
+    /// How long one eth_call or eth_estimateGas may run (geth's `--rpc.evmtimeout`).
+    pub evm_timeout: std::time::Duration,
+    /// Most polling filters installed at once (eth_newFilter and friends).
+    pub max_filters: usize,
     /// Private keys of the accounts the node signs for (eth_accounts, eth_sendTransaction,
     /// eth_sign*; see `dev`). Empty unless the devnet or `--dev-accounts` sets it; never read
     /// from or written to a config file.
@@ -110,6 +115,8 @@ impl Default for RpcConfig {
             max_log_range: 10_000,
             max_logs: 10_000,
             gas_cap: 50_000_000,
+            evm_timeout: bounded::DEFAULT_TIMEOUT,
+            max_filters: 1024,
             dev_accounts: Vec::new(),
         }
     }

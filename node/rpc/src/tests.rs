@@ -1077,3 +1077,79 @@ async fn debug_traces() {
     assert_eq!(unknown["code"], json!(-32000), "{unknown}");
     node.rpc.stop().await;
 }
+
+/// Creation code that loops until it runs out of gas: JUMPDEST PUSH0 JUMP.
+const LOOP: &str = "0x5b5f56";
+
+/// Issue 11 fault 3: one request could take the node's memory or CPU. Each bound answers
+/// with a clear error, and the node answers the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heavy_requests_are_bounded_with_clear_errors() {
+    let node = node_with(RpcConfig {
+        evm_timeout: std::time::Duration::from_millis(1),
+        max_filters: 2,
+        ..Default::default()
+    })
+    .await;
+    // eth_feeHistory: at most 100 percentiles (each costs a pass over every block).
+    let percentiles: Vec<f64> = (0..101).map(f64::from).collect();
+    let many = node
+        .error("eth_feeHistory", json!(["0x10", "latest", percentiles]))
+        .await;
+    assert!(
+        many["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid reward percentile"),
+        "{many}"
+    );
+
+    // The struct logger of a loop: capped in recorded steps, not in gigabytes.
+    let call = json!({"data": LOOP, "gas": "0x2dc6c0"});
+    let steps = node
+        .error("debug_traceCall", json!([call, "latest", {}]))
+        .await;
+    assert!(
+        steps["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("trace aborted: more than 250000 steps"),
+        "{steps}"
+    );
+    // geth's `timeout` option of a trace.
+    let call = json!({"data": LOOP, "gas": "0x2faf080"});
+    let timeout = node
+        .error(
+            "debug_traceCall",
+            json!([call, "latest", {"tracer": "callTracer", "timeout": "1ms"}]),
+        )
+        .await;
+    assert_eq!(
+        timeout["message"],
+        json!("execution aborted (timeout = 1ms)"),
+        "{timeout}"
+    );
+    // eth_call and eth_estimateGas stop at evm-timeout (geth's --rpc.evmtimeout).
+    for method in ["eth_call", "eth_estimateGas"] {
+        let stopped = node.error(method, json!([call, "latest"])).await;
+        assert_eq!(
+            stopped["message"],
+            json!("execution aborted (timeout = 1ms)"),
+            "{method}: {stopped}"
+        );
+    }
+    // max-filters.
+    node.call("eth_newBlockFilter", json!([])).await;
+    node.call("eth_newBlockFilter", json!([])).await;
+    let full = node.error("eth_newBlockFilter", json!([])).await;
+    assert!(
+        full["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many filters"),
+        "{full}"
+    );
+    // Still serving.
+    assert_eq!(node.call("eth_chainId", json!([])).await, json!("0x539"));
+    node.rpc.stop().await;
+}
