@@ -436,13 +436,18 @@ pub fn transaction_to_json(tx: &Transaction, visible: bool) -> Result<Value, Jso
     let raw = tx.raw_data.clone().unwrap_or_default();
     let raw_hex = hex::encode(crate::tx::raw_bytes(&raw));
     let id = crate::tx::txid(&raw);
-    Ok(json!({
+    let mut v = json!({
         "visible": visible,
         "txID": hex::encode(id),
         "raw_data": raw_to_json(&raw, visible)?,
         "raw_data_hex": raw_hex,
-        "signature": tx.signature.iter().map(hex::encode).collect::<Vec<_>>(),
-    }))
+    });
+    // java-tron leaves an unsigned transaction's signature out (tronweb refuses to sign a
+    // transaction that has the field, even empty).
+    if !tx.signature.is_empty() {
+        v["signature"] = json!(tx.signature.iter().map(hex::encode).collect::<Vec<_>>());
+    }
+    Ok(v)
 }
 
 /// Reads a transaction object (`txID`, `raw_data`, `signature`) as clients broadcast it.

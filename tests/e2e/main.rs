@@ -12,4 +12,5 @@ mod keys;
 mod loadgen;
 mod ops;
 mod support;
+mod tron;
 mod validators;

@@ -256,6 +256,14 @@ impl Chain {
         Some((account.info.balance, has_code))
     }
 
+    /// Like [`Chain::account`], in the state of the solidified block.
+    pub fn solid_account(&self, address: &Address) -> Option<(U256, bool)> {
+        let world = self.solid().world_after.as_ref()?;
+        let account = world.db.cache.accounts.get(address)?;
+        let has_code = account.info.code.as_ref().is_some_and(|c| !c.is_empty());
+        Some((account.info.balance, has_code))
+    }
+
     pub fn contract(&self, address: &Address) -> Option<&SmartContract> {
         self.world.contracts.get(address)
     }

@@ -170,7 +170,8 @@ fn route(path: &str, chain: &Mutex<Chain>, body: &Value) -> Option<Result<Value,
             }
         }
         (_, "gettransactioninfobyid") => wallet::transaction_info(chain, body, solid),
-        (_, "getaccount") => wallet::account(chain, body),
+        (_, "getaccount") => wallet::account(chain, body, solid),
+        (_, "getblock") => wallet::get_block(chain, body, solid),
         (false, "getcontract") => wallet::contract(chain, body),
         (false, "triggerconstantcontract") | (true, "triggerconstantcontract") => {
             wallet::constant(chain, body, false)

@@ -190,6 +190,32 @@ pub fn block_by_num(chain: &Chain, body: &Value) -> Result<Value, ApiError> {
     }
 }
 
+/// `getblock {"id_or_num", "detail"}`: the head (solidified) block when no id is given,
+/// transactions only with `detail`.
+pub fn get_block(chain: &Chain, body: &Value, solid: bool) -> Result<Value, ApiError> {
+    let limit = if solid { chain.solid_number() } else { chain.head().number };
+    let block = match body.get("id_or_num") {
+        None | Some(Value::Null) => chain.block(limit),
+        Some(Value::String(s)) if s.len() == 64 => {
+            let id = id_field(body, "id_or_num")?;
+            chain.block_by_id(&id)
+        }
+        Some(Value::String(s)) => chain.block(s.parse().map_err(|_| err("id_or_num: not a block number or id"))?),
+        Some(v) => chain.block(v.as_u64().ok_or_else(|| err("id_or_num: not a block number or id"))?),
+    };
+    let Some(block) = block.filter(|b| b.number <= limit) else {
+        return Ok(json!({}));
+    };
+    let mut v = block_json(chain, block, visible(body))?;
+    let detail = body.get("detail").and_then(Value::as_bool).unwrap_or(false);
+    if !detail {
+        if let Some(m) = v.as_object_mut() {
+            m.remove("transactions");
+        }
+    }
+    Ok(v)
+}
+
 pub fn block_by_id(chain: &Chain, body: &Value) -> Result<Value, ApiError> {
     let id = id_field(body, "value")?;
     match chain.block_by_id(&id) {
@@ -272,9 +298,15 @@ pub fn info_json(r: &TxRecord, visible: bool) -> Value {
     Value::Object(m)
 }
 
-pub fn account(chain: &Chain, body: &Value) -> Result<Value, ApiError> {
+/// `getaccount`; `solid` reads the state of the solidified block (`walletsolidity/`).
+pub fn account(chain: &Chain, body: &Value, solid: bool) -> Result<Value, ApiError> {
     let address = address_field(body, "address")?;
-    let Some((balance, is_contract)) = chain.account(&address.evm()) else {
+    let found = if solid {
+        chain.solid_account(&address.evm())
+    } else {
+        chain.account(&address.evm())
+    };
+    let Some((balance, is_contract)) = found else {
         return Ok(json!({}));
     };
     let mut m = Map::new();
