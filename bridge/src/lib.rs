@@ -5,11 +5,17 @@
 //! difference between what it accepts and what the client sends shows up in its tests.
 
 pub mod address;
+pub mod javatron;
 pub mod json;
 pub mod proto;
+pub mod root_chain;
 pub mod tx;
 
+#[cfg(test)]
+mod fixtures;
 #[cfg(test)]
 mod vectors;
 
 pub use address::{AddressError, TronAddress};
+pub use javatron::JavaTron;
+pub use root_chain::{BlockRef, ContractCall, Receipt, RootChain, RootChainError, RootLog, SolidLogFollower};

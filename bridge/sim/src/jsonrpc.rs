@@ -63,8 +63,9 @@ fn param(params: &Value, i: usize) -> Option<&Value> {
 /// A block tag or number: `latest`, `finalized`/`safe` (solidified), `earliest`, `0x..`.
 fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, RpcError> {
     match tag.and_then(Value::as_str).unwrap_or("latest") {
-        "latest" | "pending" => Ok(chain.head().number),
-        "finalized" | "safe" => Ok(chain.solid_number()),
+        "latest" => Ok(chain.head().number),
+        "finalized" => Ok(chain.solid_number()),
+        tag @ ("pending" | "safe") => Err(invalid_params(format!("TAG {tag} not supported"))),
         "earliest" => Ok(0),
         s => {
             let digits = s
@@ -137,6 +138,7 @@ fn log_objects(block: &Block, index: usize, r: &TxRecord, first_log_index: usize
                 "data": format!("0x{}", hex::encode(&l.data.data)),
                 "blockNumber": quantity(block.number),
                 "blockHash": hash(&block.id),
+                "blockTimestamp": quantity(u64::try_from(block.timestamp_ms / 1000).unwrap_or(0)),
                 "transactionHash": hash(&r.id),
                 "transactionIndex": quantity(index as u64),
                 "logIndex": quantity((first_log_index + i) as u64),
@@ -205,13 +207,10 @@ fn logs(chain: &Chain, params: &Value) -> Result<Value, RpcError> {
         (from, to)
     };
     if from > to {
-        return Err(invalid_params("please verify fromBlock <= toBlock"));
+        return Err(invalid_params("please verify: fromBlock <= toBlock"));
     }
     if to - from >= MAX_BLOCK_RANGE {
-        return Err(RpcError {
-            code: -32005,
-            message: format!("exceed max block range: {MAX_BLOCK_RANGE}"),
-        });
+        return Err(invalid_params(format!("exceed max block range: {MAX_BLOCK_RANGE}")));
     }
     let mut out = Vec::new();
     for n in from..=to.min(chain.head().number) {

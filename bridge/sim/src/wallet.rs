@@ -278,8 +278,13 @@ pub fn info_json(r: &TxRecord, visible: bool) -> Value {
             .logs
             .iter()
             .map(|l| {
+                let address = if visible {
+                    json!(TronAddress::from_evm(l.address).to_base58())
+                } else {
+                    json!(hex::encode(l.address))
+                };
                 json!({
-                    "address": hex::encode(l.address),
+                    "address": address,
                     "topics": l.topics().iter().map(hex::encode).collect::<Vec<_>>(),
                     "data": hex::encode(&l.data.data),
                 })
@@ -355,23 +360,34 @@ fn call_value(body: &Value) -> Result<u64, ApiError> {
     u64::try_from(i64_field(body, "call_value")?).map_err(|_| err("call_value must be >= 0"))
 }
 
-/// `triggerconstantcontract` and `estimateenergy`: a call on the open block's state.
+/// `triggerconstantcontract` and `estimateenergy`: a call on the open block's state. As in
+/// java-tron, a revert is `result.result: true` with `result.message`, and a missing contract
+/// is `CONTRACT_VALIDATE_ERROR`.
 pub fn constant(chain: &Chain, body: &Value, estimate: bool) -> Result<Value, ApiError> {
     let owner = match body.get("owner_address") {
         Some(Value::String(s)) if !s.is_empty() => address_field(body, "owner_address")?,
         _ => TronAddress::from_evm(Address::ZERO),
     };
     let contract = address_field(body, "contract_address")?;
+    if !chain.account(&contract.evm()).is_some_and(|(_, code)| code) {
+        return Ok(json!({"result": {
+            "code": "CONTRACT_VALIDATE_ERROR",
+            "message": hex::encode("Smart contract is not exist."),
+        }}));
+    }
     let data = call_data(body)?;
-    let outcome = chain
-        .constant_call(
-            owner.evm(),
-            contract.evm(),
-            data,
-            call_value(body)?,
-            CONSTANT_ENERGY_LIMIT,
-        )
-        .map_err(|e| err(format!("class org.tron.core.exception.ContractValidateException : {e}")))?;
+    let outcome = match chain.constant_call(
+        owner.evm(),
+        contract.evm(),
+        data,
+        call_value(body)?,
+        CONSTANT_ENERGY_LIMIT,
+    ) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            return Ok(json!({"result": {"code": "OTHER_ERROR", "message": hex::encode(e.to_string())}}));
+        }
+    };
     let ok = outcome.result == crate::exec::ContractResult::Success;
     let result = if ok {
         json!({"result": true})
@@ -380,7 +396,7 @@ pub fn constant(chain: &Chain, body: &Value, estimate: bool) -> Result<Value, Ap
             crate::exec::ContractResult::Revert => "REVERT opcode executed".to_string(),
             other => other.name().to_string(),
         };
-        json!({"code": "CONTRACT_EXE_ERROR", "message": hex::encode(message)})
+        json!({"result": true, "message": hex::encode(message)})
     };
     if estimate {
         let mut v = json!({ "result": result });
@@ -393,6 +409,7 @@ pub fn constant(chain: &Chain, body: &Value, estimate: bool) -> Result<Value, Ap
         "result": result,
         "energy_used": outcome.energy_used,
         "constant_result": [hex::encode(&outcome.output)],
+        "transaction": {"ret": [if ok { json!({}) } else { json!({"ret": "FAILED"}) }]},
     }))
 }
 
