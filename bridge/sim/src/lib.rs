@@ -11,6 +11,9 @@ pub mod jsonrpc;
 pub mod server;
 pub mod wallet;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
