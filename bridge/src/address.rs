@@ -170,7 +170,10 @@ mod tests {
             let b = TronAddress::parse(hex41).unwrap();
             assert_eq!(a, b);
             let evm = format!("{}", a.evm());
-            assert_eq!(evm.to_ascii_lowercase(), format!("0x{}", &hex41[2..]).to_ascii_lowercase());
+            assert_eq!(
+                evm.to_ascii_lowercase(),
+                format!("0x{}", &hex41[2..]).to_ascii_lowercase()
+            );
             assert_eq!(TronAddress::parse(&evm).unwrap(), a);
         }
     }

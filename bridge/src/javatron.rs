@@ -60,7 +60,10 @@ fn hex_bytes(endpoint: &str, v: Option<&Value>, field: &str) -> Result<Vec<u8>, 
 fn b256(endpoint: &str, v: Option<&Value>, field: &str) -> Result<B256, RootChainError> {
     let bytes = hex_bytes(endpoint, v, field)?;
     if bytes.len() != 32 {
-        return Err(response(endpoint, format!("{field} has {} bytes, not 32", bytes.len())));
+        return Err(response(
+            endpoint,
+            format!("{field} has {} bytes, not 32", bytes.len()),
+        ));
     }
     Ok(B256::from_slice(&bytes))
 }
@@ -90,7 +93,9 @@ pub fn parse_block(v: &Value) -> Result<BlockRef, RootChainError> {
 /// An `eth_getLogs` result.
 pub fn parse_logs(v: &Value) -> Result<Vec<RootLog>, RootChainError> {
     const E: &str = "eth_getLogs";
-    let items = v.as_array().ok_or_else(|| response(E, "result is not an array"))?;
+    let items = v
+        .as_array()
+        .ok_or_else(|| response(E, "result is not an array"))?;
     items
         .iter()
         .map(|l| {
@@ -189,7 +194,9 @@ fn message_text(v: Option<&Value>) -> String {
 /// A `triggerconstantcontract` answer: the output, or why the call failed.
 pub fn parse_constant(v: &Value) -> Result<Bytes, RootChainError> {
     const E: &str = "triggerconstantcontract";
-    let result = v.get("result").ok_or_else(|| response(E, "result missing"))?;
+    let result = v
+        .get("result")
+        .ok_or_else(|| response(E, "result missing"))?;
     if let Some(code) = result.get("code").and_then(Value::as_str) {
         return Err(RootChainError::Node {
             endpoint: E.into(),
@@ -226,18 +233,27 @@ pub fn check_built(
             message: format!("{code}: {}", message_text(v.pointer("/result/message"))),
         });
     }
-    let tx = v.get("transaction").ok_or_else(|| response(E, "transaction missing"))?;
-    let raw = raw_from_json(tx.get("raw_data").ok_or_else(|| response(E, "raw_data missing"))?)
-        .map_err(|e| response(E, e.to_string()))?;
+    let tx = v
+        .get("transaction")
+        .ok_or_else(|| response(E, "transaction missing"))?;
+    let raw = raw_from_json(
+        tx.get("raw_data")
+            .ok_or_else(|| response(E, "raw_data missing"))?,
+    )
+    .map_err(|e| response(E, e.to_string()))?;
     let id = txid(&raw);
     let mismatch = |what: String| RootChainError::Mismatch(what);
     let claimed = b256(E, tx.get("txID"), "txID")?;
     if claimed != id {
-        return Err(mismatch(format!("txID {claimed} but raw_data hashes to {id}")));
+        return Err(mismatch(format!(
+            "txID {claimed} but raw_data hashes to {id}"
+        )));
     }
     if let Some(hex_raw) = tx.get("raw_data_hex") {
         if hex_bytes(E, Some(hex_raw), "raw_data_hex")? != raw_bytes(&raw) {
-            return Err(mismatch("raw_data_hex is not the encoding of raw_data".into()));
+            return Err(mismatch(
+                "raw_data_hex is not the encoding of raw_data".into(),
+            ));
         }
     }
     let [contract] = raw.contract.as_slice() else {
@@ -257,7 +273,8 @@ pub fn check_built(
     let want = TriggerSmartContract {
         owner_address: owner.to_bytes21().to_vec(),
         contract_address: call.contract.to_bytes21().to_vec(),
-        call_value: i64::try_from(call.call_value).map_err(|_| mismatch("call value exceeds int64".into()))?,
+        call_value: i64::try_from(call.call_value)
+            .map_err(|_| mismatch("call value exceeds int64".into()))?,
         data: call.data.to_vec(),
         call_token_value: 0,
         token_id: 0,
@@ -266,7 +283,10 @@ pub fn check_built(
         return Err(mismatch(format!("built {t:?}, asked for {want:?}")));
     }
     if u64::try_from(raw.fee_limit).ok() != Some(call.fee_limit) {
-        return Err(mismatch(format!("fee_limit {} instead of {}", raw.fee_limit, call.fee_limit)));
+        return Err(mismatch(format!(
+            "fee_limit {} instead of {}",
+            raw.fee_limit, call.fee_limit
+        )));
     }
     if !raw.data.is_empty() || contract.permission_id != 0 {
         return Err(mismatch("memo or permission id not asked for".into()));
@@ -291,7 +311,10 @@ pub fn parse_broadcast(v: &Value, id: B256) -> Result<B256, RootChainError> {
             message: e.to_string(),
         });
     }
-    Err(response("broadcasttransaction", format!("unexpected answer {v}")))
+    Err(response(
+        "broadcasttransaction",
+        format!("unexpected answer {v}"),
+    ))
 }
 
 impl JavaTron {
@@ -340,7 +363,10 @@ impl JavaTron {
             .map_err(|e| RootChainError::Transport(format!("{url}: {e}")))?
         {
             if bytes.len() + chunk.len() > MAX_RESPONSE_BYTES {
-                return Err(response(url, format!("response exceeds {MAX_RESPONSE_BYTES} bytes")));
+                return Err(response(
+                    url,
+                    format!("response exceeds {MAX_RESPONSE_BYTES} bytes"),
+                ));
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -348,7 +374,9 @@ impl JavaTron {
     }
 
     async fn wallet(&self, path: &str, body: &Value) -> Result<Value, RootChainError> {
-        let v = self.post(&format!("{}/wallet/{path}", self.wallet_url), body).await?;
+        let v = self
+            .post(&format!("{}/wallet/{path}", self.wallet_url), body)
+            .await?;
         if let Some(e) = v.get("Error").and_then(Value::as_str) {
             return Err(RootChainError::Node {
                 endpoint: path.into(),
@@ -377,7 +405,11 @@ impl JavaTron {
     }
 
     async fn block(&self, tag: &str) -> Result<BlockRef, RootChainError> {
-        parse_block(&self.rpc("eth_getBlockByNumber", json!([tag, false])).await?)
+        parse_block(
+            &self
+                .rpc("eth_getBlockByNumber", json!([tag, false]))
+                .await?,
+        )
     }
 }
 
@@ -409,7 +441,9 @@ impl RootChain for JavaTron {
             if let Some(t) = topic0 {
                 filter["topics"] = json!([format!("0x{}", hex::encode(t))]);
             }
-            out.extend(parse_logs(&self.rpc("eth_getLogs", json!([filter])).await?)?);
+            out.extend(parse_logs(
+                &self.rpc("eth_getLogs", json!([filter])).await?,
+            )?);
             match end.checked_add(1) {
                 Some(next) => start = next,
                 None => break,
@@ -479,7 +513,9 @@ impl RootChain for JavaTron {
             "signature": [hex::encode(sig)],
             "visible": false,
         });
-        let answer = self.wallet_or_refusal("broadcasttransaction", &body).await?;
+        let answer = self
+            .wallet_or_refusal("broadcasttransaction", &body)
+            .await?;
         parse_broadcast(&answer, id)
     }
 }
@@ -487,6 +523,7 @@ impl RootChain for JavaTron {
 impl JavaTron {
     /// Like `wallet`, but an `{"Error"}` answer is left for the caller's parser.
     async fn wallet_or_refusal(&self, path: &str, body: &Value) -> Result<Value, RootChainError> {
-        self.post(&format!("{}/wallet/{path}", self.wallet_url), body).await
+        self.post(&format!("{}/wallet/{path}", self.wallet_url), body)
+            .await
     }
 }

@@ -19,7 +19,9 @@ use crate::proto::{
 pub enum JsonError {
     #[error("{field}: {reason}")]
     Field { field: String, reason: String },
-    #[error("unsupported contract type {0:?} (the simulator runs TransferContract, CreateSmartContract and TriggerSmartContract)")]
+    #[error(
+        "unsupported contract type {0:?} (the simulator runs TransferContract, CreateSmartContract and TriggerSmartContract)"
+    )]
     ContractType(String),
     #[error("a transaction carries exactly one contract, this one carries {0}")]
     ContractCount(usize),
@@ -37,7 +39,8 @@ fn bad(field: &str, reason: impl Into<String>) -> JsonError {
 }
 
 fn obj<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, JsonError> {
-    v.as_object().ok_or_else(|| bad(field, "expected an object"))
+    v.as_object()
+        .ok_or_else(|| bad(field, "expected an object"))
 }
 
 fn int(o: &Map<String, Value>, field: &str) -> Result<i64, JsonError> {
@@ -238,7 +241,12 @@ fn abi_entry_from_json(v: &Value) -> Result<AbiEntry, JsonError> {
         "fallback" => AbiEntryType::Fallback,
         "receive" => AbiEntryType::Receive,
         "error" => AbiEntryType::Error,
-        _ => return Err(bad("abi type", format!("unknown entry type {entry_type:?}"))),
+        _ => {
+            return Err(bad(
+                "abi type",
+                format!("unknown entry type {entry_type:?}"),
+            ));
+        }
     };
     let mutability = string(o, "stateMutability")?;
     let mutability = match mutability.to_ascii_lowercase().as_str() {
@@ -463,7 +471,9 @@ pub fn transaction_from_json(v: &Value) -> Result<Transaction, JsonError> {
         Some(Value::Array(sigs)) => sigs
             .iter()
             .map(|s| {
-                let s = s.as_str().ok_or_else(|| bad("signature", "expected hex strings"))?;
+                let s = s
+                    .as_str()
+                    .ok_or_else(|| bad("signature", "expected hex strings"))?;
                 hex::decode(s).map_err(|e| bad("signature", format!("not hex: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?,

@@ -18,4 +18,6 @@ mod vectors;
 
 pub use address::{AddressError, TronAddress};
 pub use javatron::JavaTron;
-pub use root_chain::{BlockRef, ContractCall, Receipt, RootChain, RootChainError, RootLog, SolidLogFollower};
+pub use root_chain::{
+    BlockRef, ContractCall, Receipt, RootChain, RootChainError, RootLog, SolidLogFollower,
+};

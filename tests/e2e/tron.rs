@@ -43,9 +43,12 @@ impl TronSim {
             }
             for _ in lines {}
         });
-        let info = rx
-            .recv_timeout(Duration::from_secs(30))
-            .map_err(|_| eyre!("tron-sim printed nothing: {}", std::fs::read_to_string(&log).unwrap_or_default()))?;
+        let info = rx.recv_timeout(Duration::from_secs(30)).map_err(|_| {
+            eyre!(
+                "tron-sim printed nothing: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
         Ok(Self {
             child,
             _dir: dir,

@@ -20,6 +20,7 @@ use revm::state::AccountInfo;
 use sha2::{Digest, Sha256};
 
 use crate::exec::{self, BlockInfo, Call, ContractResult, Db, Target};
+use crate::journal::{Event, Header, Journal, JournalError};
 
 /// java-tron's largest transaction (`TRANSACTION_MAX_BYTE_SIZE`).
 pub const MAX_TX_BYTES: usize = 500 * 1024;
@@ -136,6 +137,7 @@ pub struct Chain {
     txs: HashMap<B256, TxRecord>,
     tapos: HashMap<[u8; 2], [u8; 8]>,
     generation: i64,
+    journal: Option<Journal>,
 }
 
 impl std::fmt::Debug for Chain {
@@ -203,10 +205,66 @@ impl Chain {
             txs: HashMap::new(),
             tapos: HashMap::new(),
             generation: 0,
+            journal: None,
         };
         chain.remember_tapos(&genesis);
         chain.blocks.push(genesis);
         chain
+    }
+
+    /// A chain kept in `dir`: replays what `dir` holds (made with the same settings), then
+    /// records every change there. See `journal`.
+    pub fn open(mut config: ChainConfig, dir: &std::path::Path) -> Result<Self, JournalError> {
+        let header = Header {
+            version: 1,
+            genesis_time_ms: config.genesis_time_ms,
+            accounts: config
+                .funded
+                .iter()
+                .map(|(a, _)| TronAddress::from_evm(*a).to_hex41())
+                .collect(),
+            balance_sun: config.funded.first().map(|f| f.1).unwrap_or(0),
+            solidify_depth: config.solidify_depth,
+            energy_price: config.energy_price,
+        };
+        let (journal, stored, events) = Journal::open(dir, &header)?;
+        let replay = |reason: String| JournalError::Replay {
+            path: journal.path().to_path_buf(),
+            reason,
+        };
+        config.genesis_time_ms = stored.genesis_time_ms;
+        let mut chain = Self::new(config);
+        for event in events {
+            match event {
+                Event::Tx { tx } => {
+                    let bytes = hex::decode(&tx).map_err(|e| replay(e.to_string()))?;
+                    let tx =
+                        Transaction::decode(bytes.as_slice()).map_err(|e| replay(e.to_string()))?;
+                    chain.submit(tx).map_err(|e| replay(e.to_string()))?;
+                }
+                Event::Seal { time_ms } => {
+                    chain.seal(time_ms);
+                }
+                Event::Reorg { depth, drop } => {
+                    let drop = drop.map(Drop::Listed).unwrap_or(Drop::All);
+                    chain
+                        .reorg(depth, drop)
+                        .map_err(|e| replay(e.to_string()))?;
+                }
+            }
+        }
+        tracing::info!(target: "bttd::tron_sim", head = chain.head().number, "resumed from the datadir");
+        chain.journal = Some(journal);
+        Ok(chain)
+    }
+
+    fn record(&mut self, event: Event) {
+        if let Some(journal) = &mut self.journal {
+            if let Err(e) = journal.append(&event) {
+                tracing::error!(target: "bttd::tron_sim", error = %e, "the datadir is no longer written");
+                self.journal = None;
+            }
+        }
     }
 
     pub fn energy_price(&self) -> u64 {
@@ -218,7 +276,9 @@ impl Chain {
     }
 
     pub fn solid_number(&self) -> u64 {
-        self.head().number.saturating_sub(self.config.solidify_depth)
+        self.head()
+            .number
+            .saturating_sub(self.config.solidify_depth)
     }
 
     pub fn solid(&self) -> &Block {
@@ -226,7 +286,9 @@ impl Chain {
     }
 
     pub fn block(&self, number: u64) -> Option<&Block> {
-        usize::try_from(number).ok().and_then(|n| self.blocks.get(n))
+        usize::try_from(number)
+            .ok()
+            .and_then(|n| self.blocks.get(n))
     }
 
     pub fn block_by_id(&self, id: &B256) -> Option<&Block> {
@@ -248,11 +310,7 @@ impl Chain {
     /// Balance in sun and whether the account holds code; `None` if it does not exist.
     pub fn account(&self, address: &Address) -> Option<(U256, bool)> {
         let account = self.world.db.cache.accounts.get(address)?;
-        let has_code = account
-            .info
-            .code
-            .as_ref()
-            .is_some_and(|c| !c.is_empty());
+        let has_code = account.info.code.as_ref().is_some_and(|c| !c.is_empty());
         Some((account.info.balance, has_code))
     }
 
@@ -321,16 +379,18 @@ impl Chain {
     }
 
     fn check_tapos(&self, raw: &bttd_bridge::proto::TransactionRaw) -> Result<(), Refused> {
-        let slot: [u8; 2] = raw
-            .ref_block_bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| refuse("TAPOS_ERROR", "Tapos check error: ref_block_bytes is not 2 bytes"))?;
-        let hash: [u8; 8] = raw
-            .ref_block_hash
-            .as_slice()
-            .try_into()
-            .map_err(|_| refuse("TAPOS_ERROR", "Tapos check error: ref_block_hash is not 8 bytes"))?;
+        let slot: [u8; 2] = raw.ref_block_bytes.as_slice().try_into().map_err(|_| {
+            refuse(
+                "TAPOS_ERROR",
+                "Tapos check error: ref_block_bytes is not 2 bytes",
+            )
+        })?;
+        let hash: [u8; 8] = raw.ref_block_hash.as_slice().try_into().map_err(|_| {
+            refuse(
+                "TAPOS_ERROR",
+                "Tapos check error: ref_block_hash is not 8 bytes",
+            )
+        })?;
         match self.tapos.get(&slot) {
             Some(known) if *known == hash => Ok(()),
             _ => Err(refuse(
@@ -396,7 +456,12 @@ impl Chain {
                     ));
                 }
             }
-            [] => return Err(refuse("SIGERROR", "Validate signature error: miss sig or contract")),
+            [] => {
+                return Err(refuse(
+                    "SIGERROR",
+                    "Validate signature error: miss sig or contract",
+                ));
+            }
             _ => {
                 return Err(refuse(
                     "SIGERROR",
@@ -404,17 +469,33 @@ impl Chain {
                 ));
             }
         }
+        let bytes = self
+            .journal
+            .as_ref()
+            .map(|_| hex::encode(tx.encode_to_vec()));
         let record = self.apply(id, tx, owner)?;
         self.pending.push(record);
+        if let Some(tx) = bytes {
+            self.record(Event::Tx { tx });
+        }
         Ok(id)
     }
 
     /// Validates and runs one transaction's contract against the open block's state.
-    fn apply(&mut self, id: B256, tx: Transaction, owner: TronAddress) -> Result<TxRecord, Refused> {
+    fn apply(
+        &mut self,
+        id: B256,
+        tx: Transaction,
+        owner: TronAddress,
+    ) -> Result<TxRecord, Refused> {
         let raw = tx.raw_data.clone().unwrap_or_default();
         let contract = &raw.contract[0];
-        let kind = ContractType::try_from(contract.r#type)
-            .map_err(|_| invalid(format!("contract type {} is not supported", contract.r#type)))?;
+        let kind = ContractType::try_from(contract.r#type).map_err(|_| {
+            invalid(format!(
+                "contract type {} is not supported",
+                contract.r#type
+            ))
+        })?;
         let value = contract
             .parameter
             .as_ref()
@@ -447,20 +528,30 @@ impl Chain {
                 let t = TriggerSmartContract::decode(value)
                     .map_err(|e| invalid(format!("TriggerSmartContract does not decode: {e}")))?;
                 if t.call_token_value != 0 || t.token_id != 0 {
-                    return Err(invalid("TRC-10 call_token_value is not supported by the simulator"));
+                    return Err(invalid(
+                        "TRC-10 call_token_value is not supported by the simulator",
+                    ));
                 }
                 let to = TronAddress::from_bytes21(&t.contract_address)
                     .map_err(|e| invalid(format!("Invalid contract address: {e}")))?;
                 if !self.account(&to.evm()).is_some_and(|(_, code)| code) {
                     return Err(invalid("No contract or not a smart contract"));
                 }
-                self.run(&mut record, &raw, Target::Call(to.evm()), t.data.into(), t.call_value)?;
+                self.run(
+                    &mut record,
+                    &raw,
+                    Target::Call(to.evm()),
+                    t.data.into(),
+                    t.call_value,
+                )?;
             }
             ContractType::CreateSmartContract => {
                 let c = CreateSmartContract::decode(value)
                     .map_err(|e| invalid(format!("CreateSmartContract does not decode: {e}")))?;
                 if c.call_token_value != 0 || c.token_id != 0 {
-                    return Err(invalid("TRC-10 call_token_value is not supported by the simulator"));
+                    return Err(invalid(
+                        "TRC-10 call_token_value is not supported by the simulator",
+                    ));
                 }
                 let mut new = c
                     .new_contract
@@ -489,7 +580,12 @@ impl Chain {
                     record.contract_address = Some(address);
                 }
             }
-            other => return Err(invalid(format!("{} is not supported by the simulator", other.name()))),
+            other => {
+                return Err(invalid(format!(
+                    "{} is not supported by the simulator",
+                    other.name()
+                )));
+            }
         }
         Ok(record)
     }
@@ -505,10 +601,13 @@ impl Chain {
             return Err(invalid("Cannot transfer TRX to a smartContract."));
         }
         let amount = U256::from(amount as u64);
-        let balance = self.account(&from.evm()).map(|(b, _)| b).unwrap_or_default();
-        let rest = balance
-            .checked_sub(amount)
-            .ok_or_else(|| invalid("Validate TransferContract error, balance is not sufficient."))?;
+        let balance = self
+            .account(&from.evm())
+            .map(|(b, _)| b)
+            .unwrap_or_default();
+        let rest = balance.checked_sub(amount).ok_or_else(|| {
+            invalid("Validate TransferContract error, balance is not sufficient.")
+        })?;
         let to_balance = self.account(&to.evm()).map(|(b, _)| b).unwrap_or_default();
         let to_new = to_balance
             .checked_add(amount)
@@ -538,7 +637,8 @@ impl Chain {
                 "feeLimit must be >= 0 and <= {MAX_FEE_LIMIT}"
             )));
         }
-        let call_value = u64::try_from(call_value).map_err(|_| invalid("callValue must be >= 0"))?;
+        let call_value =
+            u64::try_from(call_value).map_err(|_| invalid("callValue must be >= 0"))?;
         let owner = record.owner.evm();
         let balance = self.account(&owner).map(|(b, _)| b).unwrap_or_default();
         if balance < U256::from(call_value) {
@@ -574,6 +674,13 @@ impl Chain {
 
     /// Seals the open block at `now_ms` (never earlier than its parent).
     pub fn seal(&mut self, now_ms: i64) -> &Block {
+        let time_ms = self.seal_block(now_ms);
+        self.record(Event::Seal { time_ms });
+        self.head()
+    }
+
+    /// Seals the open block; returns its time.
+    fn seal_block(&mut self, now_ms: i64) -> i64 {
         let parent = self.head();
         let number = parent.number + 1;
         let timestamp_ms = now_ms.max(parent.timestamp_ms + 1);
@@ -599,10 +706,13 @@ impl Chain {
         self.blocks.push(block);
         // Snapshots below the solidified block can never be restored.
         let solid = self.solid_number();
-        if let Some(old) = solid.checked_sub(1).and_then(|n| self.blocks.get_mut(n as usize)) {
+        if let Some(old) = solid
+            .checked_sub(1)
+            .and_then(|n| self.blocks.get_mut(n as usize))
+        {
             old.world_after = None;
         }
-        self.head()
+        timestamp_ms
     }
 
     /// Replaces the last `depth` unsolidified blocks with as many new ones (new ids, same
@@ -622,6 +732,10 @@ impl Chain {
             .iter()
             .flat_map(|b| b.txids.iter().copied())
             .collect();
+        let recorded = match &drop {
+            Drop::All => None,
+            Drop::Listed(ids) => Some(ids.clone()),
+        };
         let dropped: HashSet<B256> = match drop {
             Drop::All => replaced.iter().copied().collect(),
             Drop::Listed(ids) => {
@@ -651,12 +765,18 @@ impl Chain {
             let (id, owner) = (record.id, record.owner);
             match self.apply(id, record.tx, owner) {
                 Ok(again) => self.pending.push(again),
-                Err(e) => tracing::info!(target: "bttd::tron_sim", txid = %id, error = %e, "reorg: transaction no longer applies, dropped"),
+                Err(e) => {
+                    tracing::info!(target: "bttd::tron_sim", txid = %id, error = %e, "reorg: transaction no longer applies, dropped")
+                }
             }
         }
         for old in &removed {
-            self.seal(old.timestamp_ms);
+            self.seal_block(old.timestamp_ms);
         }
+        self.record(Event::Reorg {
+            depth,
+            drop: recorded,
+        });
         Ok(self.head())
     }
 }
@@ -676,14 +796,21 @@ fn owner_of(tx: &Transaction) -> Result<TronAddress, Refused> {
         .map(|p| p.value.as_slice())
         .unwrap_or_default();
     let owner = match ContractType::try_from(contract.r#type) {
-        Ok(ContractType::TransferContract) => TransferContract::decode(value).map(|c| c.owner_address),
+        Ok(ContractType::TransferContract) => {
+            TransferContract::decode(value).map(|c| c.owner_address)
+        }
         Ok(ContractType::TriggerSmartContract) => {
             TriggerSmartContract::decode(value).map(|c| c.owner_address)
         }
         Ok(ContractType::CreateSmartContract) => {
             CreateSmartContract::decode(value).map(|c| c.owner_address)
         }
-        _ => return Err(invalid(format!("contract type {} is not supported", contract.r#type))),
+        _ => {
+            return Err(invalid(format!(
+                "contract type {} is not supported",
+                contract.r#type
+            )));
+        }
     }
     .map_err(|e| invalid(format!("contract does not decode: {e}")))?;
     TronAddress::from_bytes21(&owner).map_err(|e| invalid(format!("Invalid ownerAddress: {e}")))

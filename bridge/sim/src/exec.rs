@@ -11,7 +11,9 @@ use revm::context_interface::result::{EVMError, ExecutionResult, HaltReason};
 use revm::database::{CacheDB, EmptyDB};
 use revm::interpreter::{CreateInputs, CreateOutcome};
 use revm::primitives::hardfork::SpecId;
-use revm::{Context, Database, DatabaseCommit, InspectCommitEvm, Inspector, MainBuilder, MainContext};
+use revm::{
+    Context, Database, DatabaseCommit, InspectCommitEvm, Inspector, MainBuilder, MainContext,
+};
 
 /// The simulator's state: accounts, code and storage, in memory.
 pub type Db = CacheDB<EmptyDB>;

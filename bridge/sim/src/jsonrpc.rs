@@ -52,7 +52,9 @@ pub fn handle(chain: &Chain, request: &Value) -> Value {
     };
     match result {
         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}}),
+        Err(e) => {
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+        }
     }
 }
 
@@ -71,7 +73,8 @@ fn block_number(chain: &Chain, tag: Option<&Value>) -> Result<u64, RpcError> {
             let digits = s
                 .strip_prefix("0x")
                 .ok_or_else(|| invalid_params(format!("invalid block number {s:?}")))?;
-            u64::from_str_radix(digits, 16).map_err(|e| invalid_params(format!("invalid block number {s:?}: {e}")))
+            u64::from_str_radix(digits, 16)
+                .map_err(|e| invalid_params(format!("invalid block number {s:?}: {e}")))
         }
     }
 }
@@ -148,9 +151,14 @@ fn log_objects(block: &Block, index: usize, r: &TxRecord, first_log_index: usize
         .collect()
 }
 
-fn address_matches(filter: Option<&Value>, address: &alloy_primitives::Address) -> Result<bool, RpcError> {
+fn address_matches(
+    filter: Option<&Value>,
+    address: &alloy_primitives::Address,
+) -> Result<bool, RpcError> {
     let parse = |v: &Value| -> Result<alloy_primitives::Address, RpcError> {
-        let s = v.as_str().ok_or_else(|| invalid_params("address must be a string"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| invalid_params("address must be a string"))?;
         bttd_bridge::TronAddress::parse(s)
             .map(|a| a.evm())
             .map_err(|e| invalid_params(format!("address: {e}")))
@@ -210,7 +218,9 @@ fn logs(chain: &Chain, params: &Value) -> Result<Value, RpcError> {
         return Err(invalid_params("please verify: fromBlock <= toBlock"));
     }
     if to - from >= MAX_BLOCK_RANGE {
-        return Err(invalid_params(format!("exceed max block range: {MAX_BLOCK_RANGE}")));
+        return Err(invalid_params(format!(
+            "exceed max block range: {MAX_BLOCK_RANGE}"
+        )));
     }
     let mut out = Vec::new();
     for n in from..=to.min(chain.head().number) {
@@ -218,7 +228,10 @@ fn logs(chain: &Chain, params: &Value) -> Result<Value, RpcError> {
         let mut log_index = 0;
         for (index, id) in block.txids.iter().enumerate() {
             let Some(r) = chain.tx(id) else { continue };
-            for (i, object) in log_objects(block, index, r, log_index).into_iter().enumerate() {
+            for (i, object) in log_objects(block, index, r, log_index)
+                .into_iter()
+                .enumerate()
+            {
                 let l = &r.logs[i];
                 if address_matches(filter.get("address"), &l.address)?
                     && topics_match(filter.get("topics"), l.topics())?

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod chain;
 pub mod exec;
+pub mod journal;
 pub mod jsonrpc;
 pub mod server;
 pub mod wallet;
@@ -38,6 +39,8 @@ pub struct SimConfig {
     pub balance_trx: u64,
     pub mnemonic: String,
     pub energy_price: u64,
+    /// Keep the chain here and resume from it (default: in memory only).
+    pub datadir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +56,8 @@ pub enum SimError {
     },
     #[error("block time must be at least 10ms")]
     BlockTime,
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
 }
 
 /// A running simulator: its address, its funded accounts and the chain.
@@ -84,7 +89,10 @@ pub async fn start(config: SimConfig) -> Result<Running, SimError> {
     let chain = Chain::new(ChainConfig {
         solidify_depth: config.solidify_depth,
         energy_price: config.energy_price,
-        funded: accounts.iter().map(|a| (a.address.evm(), balance)).collect(),
+        funded: accounts
+            .iter()
+            .map(|a| (a.address.evm(), balance))
+            .collect(),
         genesis_time_ms: now_ms(),
     });
     let chain = Arc::new(Mutex::new(chain));

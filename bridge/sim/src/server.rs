@@ -65,7 +65,10 @@ fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
 async fn respond(req: Request<Incoming>, chain: &Mutex<Chain>) -> Response<Full<Bytes>> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let query = req.uri().query().map(str::to_string);
-    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             return reply(
@@ -90,7 +93,12 @@ async fn respond(req: Request<Incoming>, chain: &Mutex<Chain>) -> Response<Full<
     if path == "/jsonrpc" {
         let chain = chain.lock();
         let answer = match &body {
-            Value::Array(batch) => Value::Array(batch.iter().map(|r| crate::jsonrpc::handle(&chain, r)).collect()),
+            Value::Array(batch) => Value::Array(
+                batch
+                    .iter()
+                    .map(|r| crate::jsonrpc::handle(&chain, r))
+                    .collect(),
+            ),
             single => crate::jsonrpc::handle(&chain, single),
         };
         return reply(StatusCode::OK, &answer);
@@ -164,7 +172,11 @@ fn route(path: &str, chain: &Mutex<Chain>, body: &Value) -> Option<Result<Value,
         }
         (false, "gettransactionbyid") => wallet::transaction_by_id(chain, body),
         (true, "gettransactionbyid") => {
-            match body.get("value").and_then(Value::as_str).and_then(|s| s.parse::<B256>().ok()) {
+            match body
+                .get("value")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<B256>().ok())
+            {
                 Some(id) if chain.solid_tx(&id).is_none() => Ok(json!({})),
                 _ => wallet::transaction_by_id(chain, body),
             }
@@ -209,7 +221,11 @@ fn reorg(chain: &Mutex<Chain>, body: &Value) -> Result<Value, String> {
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        Some(other) => return Err(format!("drop must be \"all\" or a list of txids, not {other}")),
+        Some(other) => {
+            return Err(format!(
+                "drop must be \"all\" or a list of txids, not {other}"
+            ));
+        }
     };
     let mut chain = chain.lock();
     let head = chain.reorg(depth, drop).map_err(|e| e.to_string())?;

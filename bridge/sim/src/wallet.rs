@@ -55,7 +55,10 @@ fn id_field(body: &Value, name: &str) -> Result<B256, ApiError> {
     let digits = s.strip_prefix("0x").unwrap_or(s);
     let bytes = hex::decode(digits).map_err(|e| err(format!("{name}: not hex: {e}")))?;
     if bytes.len() != 32 {
-        return Err(err(format!("{name}: expected 32 bytes, got {}", bytes.len())));
+        return Err(err(format!(
+            "{name}: expected 32 bytes, got {}",
+            bytes.len()
+        )));
     }
     Ok(B256::from_slice(&bytes))
 }
@@ -150,7 +153,10 @@ pub fn block_json(chain: &Chain, block: &Block, visible: bool) -> Result<Value, 
     if header.number != 0 {
         raw.insert("number".into(), json!(header.number));
     }
-    raw.insert("txTrieRoot".into(), json!(hex::encode(&header.tx_trie_root)));
+    raw.insert(
+        "txTrieRoot".into(),
+        json!(hex::encode(&header.tx_trie_root)),
+    );
     raw.insert(
         "witness_address".into(),
         spell_address(&header.witness_address, visible),
@@ -193,15 +199,25 @@ pub fn block_by_num(chain: &Chain, body: &Value) -> Result<Value, ApiError> {
 /// `getblock {"id_or_num", "detail"}`: the head (solidified) block when no id is given,
 /// transactions only with `detail`.
 pub fn get_block(chain: &Chain, body: &Value, solid: bool) -> Result<Value, ApiError> {
-    let limit = if solid { chain.solid_number() } else { chain.head().number };
+    let limit = if solid {
+        chain.solid_number()
+    } else {
+        chain.head().number
+    };
     let block = match body.get("id_or_num") {
         None | Some(Value::Null) => chain.block(limit),
         Some(Value::String(s)) if s.len() == 64 => {
             let id = id_field(body, "id_or_num")?;
             chain.block_by_id(&id)
         }
-        Some(Value::String(s)) => chain.block(s.parse().map_err(|_| err("id_or_num: not a block number or id"))?),
-        Some(v) => chain.block(v.as_u64().ok_or_else(|| err("id_or_num: not a block number or id"))?),
+        Some(Value::String(s)) => chain.block(
+            s.parse()
+                .map_err(|_| err("id_or_num: not a block number or id"))?,
+        ),
+        Some(v) => chain.block(
+            v.as_u64()
+                .ok_or_else(|| err("id_or_num: not a block number or id"))?,
+        ),
     };
     let Some(block) = block.filter(|b| b.number <= limit) else {
         return Ok(json!({}));
@@ -235,7 +251,11 @@ pub fn transaction_by_id(chain: &Chain, body: &Value) -> Result<Value, ApiError>
 /// `gettransactioninfobyid`; `solid` answers only for transactions in solidified blocks.
 pub fn transaction_info(chain: &Chain, body: &Value, solid: bool) -> Result<Value, ApiError> {
     let id = id_field(body, "value")?;
-    let record = if solid { chain.solid_tx(&id) } else { chain.tx(&id) };
+    let record = if solid {
+        chain.solid_tx(&id)
+    } else {
+        chain.tx(&id)
+    };
     let Some(r) = record else {
         return Ok(json!({}));
     };
@@ -385,7 +405,9 @@ pub fn constant(chain: &Chain, body: &Value, estimate: bool) -> Result<Value, Ap
     ) {
         Ok(outcome) => outcome,
         Err(e) => {
-            return Ok(json!({"result": {"code": "OTHER_ERROR", "message": hex::encode(e.to_string())}}));
+            return Ok(
+                json!({"result": {"code": "OTHER_ERROR", "message": hex::encode(e.to_string())}}),
+            );
         }
     };
     let ok = outcome.result == crate::exec::ContractResult::Success;
@@ -414,7 +436,12 @@ pub fn constant(chain: &Chain, body: &Value, estimate: bool) -> Result<Value, Ap
 }
 
 /// An unsigned transaction referencing the head block, as java-tron's builders return it.
-fn build(chain: &Chain, kind: ContractType, value: Vec<u8>, body: &Value) -> Result<Value, ApiError> {
+fn build(
+    chain: &Chain,
+    kind: ContractType,
+    value: Vec<u8>,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let head = chain.head();
     let raw = TransactionRaw {
         ref_block_bytes: head.id[6..8].to_vec(),
@@ -470,7 +497,10 @@ pub fn create_transaction(chain: &Chain, body: &Value) -> Result<Value, ApiError
 /// `getsignweight`: the txID the node computes and the owner permission (a single key).
 pub fn sign_weight(body: &Value) -> Result<Value, ApiError> {
     let tx = transaction_from_json(body).map_err(|e| err(e.to_string()))?;
-    let raw = tx.raw_data.as_ref().ok_or_else(|| err("raw_data is required"))?;
+    let raw = tx
+        .raw_data
+        .as_ref()
+        .ok_or_else(|| err("raw_data is required"))?;
     let id = txid(raw);
     let owner = owner_address(&tx)?;
     let vis = visible(body);
@@ -506,7 +536,10 @@ pub fn sign_weight(body: &Value) -> Result<Value, ApiError> {
 }
 
 fn owner_address(tx: &Transaction) -> Result<TronAddress, ApiError> {
-    let raw = tx.raw_data.as_ref().ok_or_else(|| err("raw_data is required"))?;
+    let raw = tx
+        .raw_data
+        .as_ref()
+        .ok_or_else(|| err("raw_data is required"))?;
     let contract = raw.contract.first().ok_or_else(|| err("no contract"))?;
     let value = contract
         .parameter

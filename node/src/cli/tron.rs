@@ -38,6 +38,9 @@ pub struct TronSimArgs {
     /// Energy price in sun (`getEnergyFee`); energy is revm's gas, not TVM's schedule.
     #[arg(long, default_value_t = DEFAULT_ENERGY_PRICE)]
     pub energy_price: u64,
+    /// Keep the chain here and resume from it on the next start (default: in memory only).
+    #[arg(long)]
+    pub datadir: Option<std::path::PathBuf>,
     /// Print the URL and accounts as one JSON line.
     #[arg(long)]
     pub json: bool,
@@ -57,6 +60,7 @@ pub fn run_sim(args: TronSimArgs) -> eyre::Result<()> {
         balance_trx: args.balance,
         mnemonic: args.mnemonic.clone(),
         energy_price: args.energy_price,
+        datadir: args.datadir.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -95,7 +99,10 @@ pub fn run_sim(args: TronSimArgs) -> eyre::Result<()> {
             });
             writeln!(out, "{line}")?;
         } else {
-            writeln!(out, "TRON HTTP API: {url} (full node and solidity paths on one port)")?;
+            writeln!(
+                out,
+                "TRON HTTP API: {url} (full node and solidity paths on one port)"
+            )?;
             writeln!(out, "JSON-RPC: {url}/jsonrpc")?;
             writeln!(
                 out,
@@ -106,12 +113,19 @@ pub fn run_sim(args: TronSimArgs) -> eyre::Result<()> {
             writeln!(out, "Derivation path: {TRON_TEST_PATH}i")?;
             writeln!(out, "Accounts ({} TRX each):", args.balance)?;
             for (i, a) in running.accounts.iter().enumerate() {
-                writeln!(out, "({i}) {} key {}", a.address, hex::encode(a.private_key))?;
+                writeln!(
+                    out,
+                    "({i}) {} key {}",
+                    a.address,
+                    hex::encode(a.private_key)
+                )?;
             }
         }
         out.flush()?;
         drop(out);
-        tokio::signal::ctrl_c().await.wrap_err("waiting for ctrl-c")?;
+        tokio::signal::ctrl_c()
+            .await
+            .wrap_err("waiting for ctrl-c")?;
         Ok(())
     })
 }
