@@ -110,3 +110,37 @@ fn tronweb_against_tron_sim() -> Result<()> {
     println!("{out}");
     Ok(())
 }
+
+#[test]
+fn address_prints_three_spellings_and_refuses_a_changed_character() -> Result<()> {
+    // https://developers.tron.network/docs/account
+    let out = Command::new(bttd_bin())
+        .args([
+            "address",
+            "--json",
+            "418840E6C55B9ADA326D211D818C34A994AECED808",
+        ])
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(v["base58"], "TNPeeaaFB7K9cmo4uQpcU32zGK8G1NYqeL");
+    assert_eq!(v["hex41"], "418840e6c55b9ada326d211d818c34a994aeced808");
+    assert_eq!(v["evm"], "0x8840E6C55b9adA326d211d818C34a994AeCed808");
+    let lines = Command::new(bttd_bin())
+        .args(["address", "0x8840e6c55b9ada326d211d818c34a994aeced808"])
+        .output()?;
+    assert_eq!(
+        String::from_utf8(lines.stdout)?,
+        "TNPeeaaFB7K9cmo4uQpcU32zGK8G1NYqeL\n418840e6c55b9ada326d211d818c34a994aeced808\n0x8840E6C55b9adA326d211d818C34a994AeCed808\n"
+    );
+    let changed = Command::new(bttd_bin())
+        .args(["address", "TNPeeaaFB7K9cmo4uQpcU32zGK8G1NYqeM"])
+        .output()?;
+    assert!(!changed.status.success());
+    assert!(String::from_utf8_lossy(&changed.stderr).contains("checksum"));
+    Ok(())
+}

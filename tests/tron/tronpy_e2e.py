@@ -192,4 +192,18 @@ rinfo = client.get_transaction_info(revert.txid)
 assert rinfo["receipt"]["result"] == "REVERT" and rinfo["result"] == "FAILED", rinfo
 ok("reverting call: receipt REVERT, reason decoded by tronpy")
 
+# 8. Chain parameters, blocks by number and id, energy estimate.
+params = {p["key"]: p.get("value") for p in client.get_chain_parameters()}
+assert params["getEnergyFee"] == info["energy_price"], params
+block = client.get_block(trc_info["blockNumber"])
+assert client.get_block(block["blockID"])["blockID"] == block["blockID"]
+assert int(block["blockID"][:16], 16) == trc_info["blockNumber"], "block id must start with its number"
+assert call.txid in [t["txID"] for t in block["transactions"]]
+estimate = client.get_estimated_energy(
+    a0["address"], token_addr, "transfer(address,uint256)",
+    "%064x%064x" % (int(keys.to_hex_address(a1["address"])[2:], 16), 1),
+)
+assert 0 < estimate <= trc_info["receipt"]["energy_usage_total"] * 2, (estimate, trc_info["receipt"])
+ok(f"chain parameters, blocks by number and id, estimateenergy ({estimate})")
+
 print(f"{passed} passed, 0 failed")
