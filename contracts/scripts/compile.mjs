@@ -22,9 +22,12 @@ const SRC_DIR = join(ROOT, "src");
 const ART_DIR = join(ROOT, "artifacts");
 
 // Cancun, not Prague: Prague (EIP-7702, BLS precompiles, EIP-2935) adds no opcode that solc
-// emits, so the bytecode is identical, and "prague" keeps the artifacts deployable on any
-// Cancun-or-later EVM (the Tron/TVM side and older tooling included). See docs/contracts.md.
+// emits, so the bytecode is identical for bttd. Sources meant for TRON (src/tron/) compile for
+// Shanghai: solc emits MCOPY for cancun, which TRON's TVM does not run by default. See
+// docs/contracts.md.
 export const EVM_VERSION = "cancun";
+export const TRON_EVM_VERSION = "shanghai";
+const TRON_DIR = "tron/";
 export const OPTIMIZER = { enabled: true, runs: 200 };
 
 // Every .sol under src/, subfolders included (src/test/ holds test-only contracts), as paths
@@ -38,9 +41,23 @@ function sourceFiles(dir = SRC_DIR, prefix = "") {
   return files.sort();
 }
 
+// One solc run per EVM version: src/tron/ for TRON, everything else for bttd.
 function compile() {
+  const files = sourceFiles();
+  const artifacts = new Map(); // file name -> JSON text
+  const passes = [
+    [EVM_VERSION, files.filter((f) => !f.startsWith(TRON_DIR))],
+    [TRON_EVM_VERSION, files.filter((f) => f.startsWith(TRON_DIR))],
+  ];
+  for (const [evmVersion, group] of passes) {
+    if (group.length > 0) compilePass(evmVersion, group, artifacts);
+  }
+  return artifacts;
+}
+
+function compilePass(evmVersion, files, artifacts) {
   const sources = {};
-  for (const f of sourceFiles()) {
+  for (const f of files) {
     sources[`src/${f}`] = { content: readFileSync(join(SRC_DIR, f), "utf8") };
   }
   const input = {
@@ -48,7 +65,7 @@ function compile() {
     sources,
     settings: {
       optimizer: OPTIMIZER,
-      evmVersion: EVM_VERSION,
+      evmVersion,
       outputSelection: { "*": { "*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] } },
     },
   };
@@ -60,7 +77,6 @@ function compile() {
     process.exit(2);
   }
 
-  const artifacts = new Map(); // file name -> JSON text
   for (const [sourceName, contracts] of Object.entries(output.contracts ?? {})) {
     for (const [contractName, c] of Object.entries(contracts)) {
       const file = `${contractName}.json`;
@@ -69,7 +85,7 @@ function compile() {
         contractName,
         sourceName,
         solcVersion: solc.version(),
-        evmVersion: EVM_VERSION,
+        evmVersion,
         optimizer: OPTIMIZER,
         abi: c.abi,
         bytecode: `0x${c.evm.bytecode.object}`,
@@ -78,7 +94,6 @@ function compile() {
       artifacts.set(file, `${JSON.stringify(artifact, null, 2)}\n`);
     }
   }
-  return artifacts;
 }
 
 // Imports resolve relative to contracts/ (e.g. `import "src/IFoo.sol";` or "./IFoo.sol").
@@ -101,7 +116,7 @@ function check(artifacts) {
     for (const p of problems) console.error(`  ${p}`);
     process.exit(1);
   }
-  console.log(`artifacts up to date (${artifacts.size} contracts, solc ${solc.version()}, evm ${EVM_VERSION})`);
+  console.log(`artifacts up to date (${artifacts.size} contracts, solc ${solc.version()}, evm ${EVM_VERSION}, ${TRON_DIR} for ${TRON_EVM_VERSION})`);
 }
 
 function write(artifacts) {

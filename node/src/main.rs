@@ -55,6 +55,10 @@ enum Command {
     /// Export or import a validator's slashing-protection record.
     #[command(subcommand, name = "slashing-protection")]
     SlashingProtection(cli::slashing::SlashingCommand),
+    /// Run a simulated TRON node (java-tron's HTTP API and /jsonrpc) for devnets and tests.
+    TronSim(cli::tron::TronSimArgs),
+    /// Print a TRON address in its three spellings (base58check, 41-hex, EVM).
+    Address(cli::tron::AddressArgs),
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +211,11 @@ fn main() -> eyre::Result<()> {
         Command::SlashingProtection(command) => cli::slashing::run(command),
         Command::Channel(args) => cli::channel::run(args),
         Command::Loadgen(args) => cli::loadgen::run(args),
+        Command::TronSim(args) => {
+            init_tracing(&args.log);
+            cli::tron::run_sim(args)
+        }
+        Command::Address(args) => cli::tron::run_address(args),
         Command::Node(args) => {
             let config_path = args.config.clone().or_else(|| {
                 args.home

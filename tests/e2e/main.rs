@@ -13,5 +13,6 @@ mod limits;
 mod loadgen;
 mod ops;
 mod support;
+mod tron;
 mod txpool;
 mod validators;

@@ -5,3 +5,4 @@ pub mod keys;
 pub mod loadgen;
 pub mod slashing;
 pub mod testnet;
+pub mod tron;
