@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use alloy_primitives::B256;
 use bttd_network::{Multiaddr, NetworkConfig, P2pError, load_or_create_keypair, parse_bootnode};
+use bttd_rpc::Api;
 use bttd_txpool::PoolConfig;
 use libp2p::multiaddr::Protocol;
 
@@ -76,6 +77,9 @@ pub struct RpcSection {
     pub max_connections: u32,
     pub max_log_range: u64,
     pub gas_cap: u64,
+    /// Namespaces served: eth, net, web3, bor, bttd, channel, txpool (the default), debug,
+    /// dev (signing for `--dev-accounts`, which implies it).
+    pub api: Vec<Api>,
 }
 
 impl Default for RpcSection {
@@ -93,6 +97,7 @@ impl Default for RpcSection {
             max_connections: 100,
             max_log_range: 10_000,
             gas_cap: 50_000_000,
+            api: Api::DEFAULT.to_vec(),
         }
     }
 }
@@ -325,6 +330,7 @@ mod tests {
             port = 9545
             max-body-bytes = 1024
             batch-request-limit = 10
+            api = ["eth", "debug"]
             max-connections = 5
             max-log-range = 100
             gas-cap = 1000000
@@ -346,6 +352,8 @@ mod tests {
             (12, Duration::from_secs(3600))
         );
         assert_eq!(config.rpc.batch_request_limit, 10);
+        assert_eq!(config.rpc.api, vec![Api::Eth, Api::Debug]);
+        assert!(toml::from_str::<NodeConfig>("[rpc]\napi = [\"admin\"]").is_err());
         assert_eq!(config.block_time().unwrap(), Duration::from_millis(500));
         assert!(toml::from_str::<NodeConfig>("bogus = 1").is_err());
         assert!(toml::from_str::<NodeConfig>("[rpc]\nbogus = 1").is_err());

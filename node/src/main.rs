@@ -15,7 +15,7 @@ use bttd_node::config::{NodeConfig, parse_duration};
 use bttd_node::producer::ProducerConfig;
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use bttd_node::supervisor::TaskFailure;
-use bttd_rpc::RpcConfig;
+use bttd_rpc::{Api, RpcConfig};
 use bttd_txpool::PoolConfig;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
@@ -274,6 +274,7 @@ fn rpc_config(section: &bttd_node::config::RpcSection) -> eyre::Result<RpcConfig
         gas_cap: section.gas_cap,
         evm_timeout: parse_duration("rpc.evm-timeout", &section.evm_timeout)?,
         max_filters: section.max_filters,
+        api: section.api.iter().copied().collect(),
         ..RpcConfig::default()
     })
 }
@@ -298,17 +299,16 @@ fn node_settings(
             keys.address()
         );
     }
+    let mut rpc = rpc_config(&config.rpc)?;
+    if config.dev_accounts {
+        // Signing for dev accounts is the `dev` namespace: asking for the one means the other.
+        rpc.dev_accounts = dev_keys(10)?;
+        rpc.api.insert(Api::Dev);
+    }
     let settings = NodeSettings {
         datadir,
         spec,
-        rpc: RpcConfig {
-            dev_accounts: if config.dev_accounts {
-                dev_keys(10)?
-            } else {
-                Vec::new()
-            },
-            ..rpc_config(&config.rpc)?
-        },
+        rpc,
         metrics: config.metrics,
         producer: ProducerConfig {
             block_time: config.block_time()?,
@@ -417,6 +417,7 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
     let rpc = RpcConfig {
         addr: SocketAddr::new(args.rpc_addr, args.rpc_port),
         dev_accounts: dev_keys(args.accounts)?,
+        api: Api::ALL.into_iter().collect(),
         ..RpcConfig::default()
     };
     let settings = NodeSettings {
@@ -476,6 +477,7 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         config.metrics = if i == 0 { args.metrics } else { None };
         let mut settings = node_settings(&config, Some(&home), None)?;
         settings.pool = PoolConfig::devnet();
+        settings.rpc.api = Api::ALL.into_iter().collect();
         nodes.push(
             launch(settings)
                 .await

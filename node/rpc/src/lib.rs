@@ -52,7 +52,7 @@ mod web3;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +68,49 @@ use serde::{Deserialize, Serialize};
 
 use bttd_engine::ConsensusInfo;
 use bttd_txpool::context::NodeContext;
+
+/// A namespace of methods, as `api` in `[rpc]` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    Eth,
+    Net,
+    Web3,
+    Bor,
+    Bttd,
+    Channel,
+    Txpool,
+    /// `debug_trace*`: replays cost CPU; off unless listed.
+    Debug,
+    /// Signing for the node's dev accounts (`eth_accounts`, `eth_sendTransaction`, `eth_sign*`,
+    /// `personal_*`); off unless listed (and `--dev-accounts` gives it keys).
+    Dev,
+}
+
+impl Api {
+    /// What `bttd node` serves unless `api` says otherwise.
+    pub const DEFAULT: [Api; 7] = [
+        Api::Eth,
+        Api::Net,
+        Api::Web3,
+        Api::Bor,
+        Api::Bttd,
+        Api::Channel,
+        Api::Txpool,
+    ];
+    /// Everything (`bttd devnet`).
+    pub const ALL: [Api; 9] = [
+        Api::Eth,
+        Api::Net,
+        Api::Web3,
+        Api::Bor,
+        Api::Bttd,
+        Api::Channel,
+        Api::Txpool,
+        Api::Debug,
+        Api::Dev,
+    ];
+}
 
 /// Server limits and policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +139,8 @@ pub struct RpcConfig {
     pub evm_timeout: std::time::Duration,
     /// Most polling filters installed at once (eth_newFilter and friends).
     pub max_filters: usize,
+    /// The namespaces served (`api` in `[rpc]`).
+    pub api: BTreeSet<Api>,
     /// Private keys of the accounts the node signs for (eth_accounts, eth_sendTransaction,
     /// eth_sign*; see `dev`). Empty unless the devnet or `--dev-accounts` sets it; never read
     /// from or written to a config file.
@@ -117,6 +162,7 @@ impl Default for RpcConfig {
             gas_cap: 50_000_000,
             evm_timeout: bounded::DEFAULT_TIMEOUT,
             max_filters: 1024,
+            api: Api::DEFAULT.into_iter().collect(),
             dev_accounts: Vec::new(),
         }
     }
@@ -215,27 +261,50 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     use transactions::EthTransactionsApiServer;
     use web3::Web3ApiServer;
 
+    let api = rpc.config.api.clone();
+    let on = |a: Api| api.contains(&a);
     let mut module = RpcModule::new(());
-    module.merge(Web3ApiServer::into_rpc(rpc.clone()))?;
-    module.merge(NetApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthStateApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthProofApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthBlocksApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthTransactionsApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthFeesApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthCallApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthDevApiServer::into_rpc(rpc.clone()))?;
-    module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
-    module.merge(filters::EthFiltersApiServer::into_rpc(
-        filters::FilterApi::start(rpc.clone()),
-    ))?;
-    module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
-    module.merge(debug::DebugApiServer::into_rpc(rpc.clone()))?;
-    module.merge(channel::ChannelApiServer::into_rpc(rpc.clone()))?;
-    module.merge(consensus::BttdConsensusApiServer::into_rpc(rpc.clone()))?;
-    module.merge(consensus::BorApiServer::into_rpc(rpc.clone()))?;
-    module.merge(EthPubSubApiServer::into_rpc(rpc))?;
+    if on(Api::Web3) {
+        module.merge(Web3ApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Net) {
+        module.merge(NetApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Eth) {
+        module.merge(EthStateApiServer::into_rpc(rpc.clone()))?;
+        module.merge(EthProofApiServer::into_rpc(rpc.clone()))?;
+        module.merge(EthBlocksApiServer::into_rpc(rpc.clone()))?;
+        module.merge(EthTransactionsApiServer::into_rpc(rpc.clone()))?;
+        module.merge(EthFeesApiServer::into_rpc(rpc.clone()))?;
+        module.merge(EthCallApiServer::into_rpc(rpc.clone()))?;
+        module.merge(EthLogsApiServer::into_rpc(rpc.clone()))?;
+        module.merge(filters::EthFiltersApiServer::into_rpc(
+            filters::FilterApi::start(rpc.clone()),
+        ))?;
+        module.merge(EthPubSubApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Dev) {
+        module.merge(EthDevApiServer::into_rpc(rpc.clone()))?;
+        module.merge(PersonalApiServer::into_rpc(rpc.clone()))?;
+    } else if on(Api::Eth) {
+        // Wallets ask every node for its accounts: one that signs for none answers [], as geth.
+        module.register_method("eth_accounts", |_, _, _| serde_json::json!([]))?;
+    }
+    if on(Api::Txpool) {
+        module.merge(txpool::TxpoolApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Debug) {
+        module.merge(debug::DebugApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Channel) {
+        module.merge(channel::ChannelApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Bttd) {
+        module.merge(consensus::BttdConsensusApiServer::into_rpc(rpc.clone()))?;
+    }
+    if on(Api::Bor) {
+        module.merge(consensus::BorApiServer::into_rpc(rpc))?;
+    }
     Ok(module)
 }
 

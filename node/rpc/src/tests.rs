@@ -16,7 +16,7 @@ use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
 use serde_json::{Value, json};
 
-use super::{RpcConfig, RpcHandle, start};
+use super::{Api, RpcConfig, RpcHandle, start};
 use bttd_txpool::context::NodeContext;
 use bttd_txpool::{Pool, PoolConfig};
 
@@ -63,8 +63,13 @@ async fn node_with(config: RpcConfig) -> Node {
     }
 }
 
+/// A node serving every namespace (as `bttd devnet` does).
 async fn node() -> Node {
-    node_with(RpcConfig::default()).await
+    node_with(RpcConfig {
+        api: Api::ALL.into_iter().collect(),
+        ..Default::default()
+    })
+    .await
 }
 
 impl Node {
@@ -1088,6 +1093,7 @@ async fn heavy_requests_are_bounded_with_clear_errors() {
     let node = node_with(RpcConfig {
         evm_timeout: std::time::Duration::from_millis(1),
         max_filters: 2,
+        api: Api::ALL.into_iter().collect(),
         ..Default::default()
     })
     .await;
@@ -1151,5 +1157,34 @@ async fn heavy_requests_are_bounded_with_clear_errors() {
     );
     // Still serving.
     assert_eq!(node.call("eth_chainId", json!([])).await, json!("0x539"));
+    node.rpc.stop().await;
+}
+
+/// Issue 11: `api` selects the namespaces. By default debug and dev signing are off (debug
+/// replays cost CPU; signing is for dev accounts), eth_accounts still answers `[]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_selects_the_namespaces() {
+    let node = node_with(RpcConfig::default()).await;
+    let call = json!({"data": "0x00"});
+    let missing = node
+        .error("debug_traceCall", json!([call, "latest", {}]))
+        .await;
+    assert_eq!(missing["code"], json!(-32601), "{missing}");
+    let missing = node.error("eth_sendTransaction", json!([{}])).await;
+    assert_eq!(missing["code"], json!(-32601), "{missing}");
+    assert_eq!(node.call("eth_accounts", json!([])).await, json!([]));
+    assert_eq!(node.call("eth_chainId", json!([])).await, json!("0x539"));
+    node.rpc.stop().await;
+
+    let node = node_with(RpcConfig {
+        api: [Api::Net].into_iter().collect(),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        node.error("eth_chainId", json!([])).await["code"],
+        json!(-32601)
+    );
+    node.call("net_version", json!([])).await;
     node.rpc.stop().await;
 }
