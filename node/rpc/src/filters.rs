@@ -30,7 +30,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{RpcResult, internal, server_error};
 use super::logs::EthLogsApiServer;
-use super::pubsub::matching_logs;
+use super::pubsub::{matching_logs, removed_logs};
 use super::{HexIdProvider, Rpc};
 use bttd_txpool::context::{NewBlock, NodeContext};
 
@@ -115,6 +115,10 @@ impl Filters {
 
     fn on_block(&self, block: &NewBlock) {
         let number = block.block.header.number;
+        if !block.removed.is_empty() {
+            self.on_revert(block);
+            return;
+        }
         for (&id, filter) in self.installed.lock().iter_mut() {
             match (&filter.kind, &mut filter.buffer) {
                 (Kind::Blocks, Buffer::Hashes(buffer)) => {
@@ -128,6 +132,19 @@ impl Filters {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A devnet revert to `block`: buffered logs of the removed blocks are dropped (never
+    /// returned as live), and their logs are reported `removed: true` for clients that saw
+    /// them already.
+    fn on_revert(&self, block: &NewBlock) {
+        let head = block.block.header.number;
+        for (&id, filter) in self.installed.lock().iter_mut() {
+            if let (Kind::Logs(f), Buffer::Logs(buffer)) = (&filter.kind, &mut filter.buffer) {
+                buffer.retain(|log| log.block_number.is_none_or(|n| n <= head));
+                push_bounded(buffer, removed_logs(block, f), id);
             }
         }
     }

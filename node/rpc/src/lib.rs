@@ -25,6 +25,7 @@
 //!
 //! Limits (body size, batch length, connections, log ranges, gas) come from [`RpcConfig`].
 
+mod anvil;
 mod blocks;
 mod call;
 mod channel;
@@ -227,6 +228,12 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     module.merge(channel::ChannelApiServer::into_rpc(rpc.clone()))?;
     module.merge(consensus::BttdConsensusApiServer::into_rpc(rpc.clone()))?;
     module.merge(consensus::BorApiServer::into_rpc(rpc.clone()))?;
+    // The anvil/hardhat test methods: served on a single-producer devnet, refused elsewhere.
+    if rpc.ctx.devnet.get().is_some() {
+        module.merge(anvil::AnvilApiServer::into_rpc(rpc.clone()))?;
+    } else {
+        module.merge(anvil::refusing_module()?)?;
+    }
     module.merge(EthPubSubApiServer::into_rpc(rpc))?;
     Ok(module)
 }

@@ -1077,3 +1077,6 @@ async fn debug_traces() {
     assert_eq!(unknown["code"], json!(-32000), "{unknown}");
     node.rpc.stop().await;
 }
+
+#[path = "anvil_tests.rs"]
+mod anvil_tests;

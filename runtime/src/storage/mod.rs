@@ -10,7 +10,8 @@ pub use memory::MemoryStore;
 pub use rocks::RocksStore;
 
 /// Bumped whenever the on-disk layout changes; checked when a datadir is opened.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `block_changes` (issue 15: unwinding blocks on the devnet).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The columns (RocksDB column families). Keys and values per column are documented in
 /// docs/storage.md.
@@ -47,10 +48,13 @@ pub enum Column {
     /// big-endian block number -> the consensus commit certificate that finalised the block
     /// (opaque bytes to the runtime; the node's consensus encodes them).
     Certificates,
+    /// big-endian block number -> the keys the block changed (addresses, address ++ slot),
+    /// so the block can be unwound (runtime/src/unwind.rs).
+    BlockChanges,
 }
 
 impl Column {
-    pub const ALL: [Column; 14] = [
+    pub const ALL: [Column; 15] = [
         Column::Meta,
         Column::Headers,
         Column::Bodies,
@@ -65,6 +69,7 @@ impl Column {
         Column::AccountHistory,
         Column::StorageHistory,
         Column::Certificates,
+        Column::BlockChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +88,7 @@ impl Column {
             Column::AccountHistory => "account_history",
             Column::StorageHistory => "storage_history",
             Column::Certificates => "certificates",
+            Column::BlockChanges => "block_changes",
         }
     }
 }
@@ -91,7 +97,9 @@ impl Column {
 pub enum StorageError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
-    #[error("datadir has schema version {found}, this bttd uses {expected}")]
+    #[error(
+        "datadir has schema version {found}, this bttd uses {expected}: it was written by another bttd version; start with a new datadir (or use that version)"
+    )]
     SchemaMismatch { found: u32, expected: u32 },
     #[error("corrupt record in {column}: {reason}")]
     Corrupt {
