@@ -57,10 +57,12 @@ pub async fn run(
         let mode = control.mode();
         let mut ticker = match mode {
             MiningMode::Interval(every) if !every.is_zero() => {
-                let mut ticker =
-                    tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                Some(ticker)
+                // An interval too long for the clock means no block on its own.
+                tokio::time::Instant::now().checked_add(every).map(|first| {
+                    let mut ticker = tokio::time::interval_at(first, every);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticker
+                })
             }
             _ => None,
         };

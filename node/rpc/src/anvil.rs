@@ -142,6 +142,10 @@ pub(crate) trait AnvilApi {
     fn node_info(&self) -> RpcResult<Value>;
 }
 
+/// The longest mining interval (a year): a timer much further out has no use and would
+/// overflow the clock.
+const MAX_INTERVAL_SECONDS: u64 = 365 * 24 * 3600;
+
 /// Every name [`AnvilApiServer`] registers, aliases included (a test keeps them equal).
 pub(crate) const METHODS: &[&str] = &[
     "evm_setAutomine",
@@ -314,6 +318,11 @@ impl AnvilApiServer for Rpc {
 
     fn set_interval_mining(&self, seconds: Quantity) -> RpcResult<()> {
         let seconds = seconds.u64("interval")?;
+        if seconds > MAX_INTERVAL_SECONDS {
+            return Err(invalid_params(format!(
+                "interval of {seconds} s is above the {MAX_INTERVAL_SECONDS} s limit"
+            )));
+        }
         let control = self.control()?;
         control.set_mode(if seconds == 0 {
             MiningMode::Never

@@ -179,6 +179,7 @@ async fn hostile_quantities_and_requests_get_clear_errors() {
         ("evm_mine", json!([{"timestamp": "soon"}])),
         ("anvil_reset", json!([{"forking": {"jsonRpcUrl": "http://127.0.0.1:1"}}])),
         ("anvil_mine", json!(["0x2711"])),
+        ("evm_setIntervalMining", json!([u64::MAX])),
     ] {
         let error = node.error(method, params.clone()).await;
         assert!(
@@ -186,6 +187,10 @@ async fn hostile_quantities_and_requests_get_clear_errors() {
             "{method} {params}: {error}"
         );
     }
+    // A base fee at the top of the range saturates in the next blocks instead of overflowing.
+    node.call("anvil_setNextBlockBaseFeePerGas", json!([u64::MAX])).await;
+    node.call("anvil_mine", json!(["0x2"])).await;
+    assert_eq!(quantity(&head(&node).await["baseFeePerGas"]) as u64, 16140901064495857664);
     node.call("evm_increaseTime", json!([u64::MAX])).await;
     let error = node.error("evm_increaseTime", json!([1])).await;
     assert_eq!(error["message"], "time offset overflows");

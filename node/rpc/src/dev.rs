@@ -134,9 +134,9 @@ impl Rpc {
             };
             let max_fee_per_gas = match request.max_fee_per_gas {
                 Some(max_fee) => max_fee,
-                None => {
-                    2 * u128::from(next_base_fee(&chain.head(), chain.config().min_base_fee)) + tip
-                }
+                None => (2 * u128::from(next_base_fee(&chain.head(), chain.config().min_base_fee)))
+                    .checked_add(tip)
+                    .ok_or_else(|| invalid_params("maxPriorityFeePerGas too large"))?,
             };
             let tx = TxEip1559 {
                 chain_id,
