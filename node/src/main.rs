@@ -13,10 +13,10 @@ use bttd_engine::{EngineSettings, ValidatorKey};
 use bttd_genesis::{ChainSpec, DevnetOptions, dev_accounts, devnet_genesis};
 use bttd_node::config::{NodeConfig, parse_duration};
 use bttd_node::producer::ProducerConfig;
-use bttd_txpool::devnet::MiningMode;
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use bttd_node::supervisor::TaskFailure;
 use bttd_rpc::RpcConfig;
+use bttd_txpool::devnet::MiningMode;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
@@ -449,7 +449,9 @@ fn mining_mode(args: &DevnetArgs) -> eyre::Result<MiningMode> {
 /// resumed from it), every validator launched in this process over real libp2p on loopback.
 async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
     if args.automine || args.no_mining {
-        bail!("--automine and --no-mining exist only on a single-producer devnet (without --validators)");
+        bail!(
+            "--automine and --no-mining exist only on a single-producer devnet (without --validators)"
+        );
     }
     let (dir, _temp) = match &args.datadir {
         Some(dir) => (dir.clone(), None),

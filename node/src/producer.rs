@@ -29,9 +29,7 @@ pub struct ProducerConfig {
 impl ProducerConfig {
     /// The control the producer (and, on a devnet, the RPC) mines through.
     pub fn control(&self) -> DevnetControl {
-        let mode = self
-            .devnet
-            .unwrap_or(MiningMode::Interval(self.block_time));
+        let mode = self.devnet.unwrap_or(MiningMode::Interval(self.block_time));
         DevnetControl::new(mode, self.beneficiary)
     }
 }

@@ -310,7 +310,10 @@ impl Chain {
     /// Builds a devnet block (docs/devnet.md): [`Chain::build_with_extra`] with an optional
     /// base fee of the caller's choosing and state overrides applied after the transactions.
     /// Only a single producer may build these: re-execution would not reproduce them.
-    pub fn build_devnet(&self, block: crate::cheats::DevBlock) -> Result<ExecutedBlock, ChainError> {
+    pub fn build_devnet(
+        &self,
+        block: crate::cheats::DevBlock,
+    ) -> Result<ExecutedBlock, ChainError> {
         let mut ctx = self.next_block_context(block.timestamp, block.beneficiary);
         if let Some(base_fee) = block.base_fee {
             ctx.base_fee = base_fee;

@@ -19,7 +19,11 @@ fn cheat_blocks_are_on_the_record_and_unwinding_restores_every_earlier_head() {
     let target = Address::with_last_byte(0x77);
 
     let block1 = chain
-        .commit(chain.build(1, PROPOSER, vec![transfer(&a, 0, to, 5, GWEI)]).unwrap())
+        .commit(
+            chain
+                .build(1, PROPOSER, vec![transfer(&a, 0, to, 5, GWEI)])
+                .unwrap(),
+        )
         .unwrap();
     let create = signed(
         &a,
@@ -38,7 +42,10 @@ fn cheat_blocks_are_on_the_record_and_unwinding_restores_every_earlier_head() {
     let block2 = chain
         .commit(chain.build(2, PROPOSER, vec![create]).unwrap())
         .unwrap();
-    assert_eq!(chain.state().storage(created, B256::ZERO).unwrap(), U256::from(1));
+    assert_eq!(
+        chain.state().storage(created, B256::ZERO).unwrap(),
+        U256::from(1)
+    );
 
     let cheat = DevBlock {
         timestamp: 3,
@@ -63,15 +70,27 @@ fn cheat_blocks_are_on_the_record_and_unwinding_restores_every_earlier_head() {
     };
     let block3 = chain.commit(chain.build_devnet(cheat).unwrap()).unwrap();
     assert_eq!(block3.header.base_fee_per_gas, Some(7 * GWEI as u64));
-    assert_eq!(state::state_root(chain.store()).unwrap(), block3.header.state_root);
+    assert_eq!(
+        state::state_root(chain.store()).unwrap(),
+        block3.header.state_root
+    );
     let view = chain.state();
     assert_eq!(view.balance(target).unwrap(), U256::from(123));
     assert_eq!(view.nonce(target).unwrap(), 9);
-    assert_eq!(view.code(target).unwrap(), Bytes::from_static(&[0x60, 0x00]));
-    assert_eq!(view.storage(target, B256::with_last_byte(1)).unwrap(), U256::from(2));
+    assert_eq!(
+        view.code(target).unwrap(),
+        Bytes::from_static(&[0x60, 0x00])
+    );
+    assert_eq!(
+        view.storage(target, B256::with_last_byte(1)).unwrap(),
+        U256::from(2)
+    );
     assert_eq!(view.balance(to).unwrap(), U256::from(1));
     // History still answers for the block before the cheat.
-    assert_eq!(chain.state_at(2).unwrap().balance(to).unwrap(), U256::from(5));
+    assert_eq!(
+        chain.state_at(2).unwrap().balance(to).unwrap(),
+        U256::from(5)
+    );
 
     let later = transfer(&a, 2, to, 3, GWEI);
     let later_hash = later.hash();
@@ -85,7 +104,10 @@ fn cheat_blocks_are_on_the_record_and_unwinding_restores_every_earlier_head() {
         vec![4, 3]
     );
     assert_eq!(chain.head().hash(), block2.hash());
-    assert_eq!(state::state_root(chain.store()).unwrap(), block2.header.state_root);
+    assert_eq!(
+        state::state_root(chain.store()).unwrap(),
+        block2.header.state_root
+    );
     assert_eq!(chain.state().account(target).unwrap(), None);
     assert_eq!(chain.state().balance(to).unwrap(), U256::from(5));
     assert_eq!(chain.block_hash(3).unwrap(), None);
@@ -93,17 +115,30 @@ fn cheat_blocks_are_on_the_record_and_unwinding_restores_every_earlier_head() {
 
     chain.unwind_to(1).unwrap();
     assert_eq!(chain.head().hash(), block1.hash());
-    assert_eq!(state::state_root(chain.store()).unwrap(), block1.header.state_root);
+    assert_eq!(
+        state::state_root(chain.store()).unwrap(),
+        block1.header.state_root
+    );
     assert_eq!(chain.state().account(created).unwrap(), None);
-    assert_eq!(chain.state().storage(created, B256::ZERO).unwrap(), U256::ZERO);
+    assert_eq!(
+        chain.state().storage(created, B256::ZERO).unwrap(),
+        U256::ZERO
+    );
     assert_eq!(chain.state().nonce(a.address()).unwrap(), 1);
 
     // The chain goes on from there, and the unwound transaction can be mined again.
     let again = chain
-        .commit(chain.build(5, PROPOSER, vec![transfer(&a, 1, to, 3, GWEI)]).unwrap())
+        .commit(
+            chain
+                .build(5, PROPOSER, vec![transfer(&a, 1, to, 3, GWEI)])
+                .unwrap(),
+        )
         .unwrap();
     assert_eq!(again.number(), 2);
-    assert_eq!(state::state_root(chain.store()).unwrap(), again.header.state_root);
+    assert_eq!(
+        state::state_root(chain.store()).unwrap(),
+        again.header.state_root
+    );
     assert!(chain.unwind_to(0).unwrap().len() == 2);
     assert_eq!(chain.head().number, 0);
     assert_eq!(

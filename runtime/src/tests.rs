@@ -69,7 +69,13 @@ where
     RecoveredTx::decode(&raw, CHAIN_ID, 30_000_000).unwrap()
 }
 
-pub(crate) fn transfer(key: &PrivateKeySigner, nonce: u64, to: Address, value: u64, tip: u128) -> RecoveredTx {
+pub(crate) fn transfer(
+    key: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    value: u64,
+    tip: u128,
+) -> RecoveredTx {
     signed(
         key,
         TxEip1559 {

@@ -139,7 +139,11 @@ impl RecoveredTx {
     }
 
     /// The stateless checks after the sender is known.
-    fn checked(envelope: TxEnvelope, sender: Address, block_gas_limit: u64) -> Result<Self, TxError> {
+    fn checked(
+        envelope: TxEnvelope,
+        sender: Address,
+        block_gas_limit: u64,
+    ) -> Result<Self, TxError> {
         if envelope.gas_limit() > block_gas_limit {
             return Err(TxError::GasLimitExceeded);
         }
@@ -245,11 +249,7 @@ impl RecoveredTx {
 /// It recovers to no key; putting the sender in r keeps the hashes of two otherwise identical
 /// transactions from different impersonated senders apart.
 pub fn impersonation_signature(sender: Address) -> alloy_primitives::Signature {
-    alloy_primitives::Signature::new(
-        U256::from_be_slice(sender.as_slice()),
-        U256::from(1),
-        false,
-    )
+    alloy_primitives::Signature::new(U256::from_be_slice(sender.as_slice()), U256::from(1), false)
 }
 
 /// `gas * maxFee + value` in checked arithmetic (ruint's `*` and `+` wrap), or None when it

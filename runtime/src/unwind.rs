@@ -92,7 +92,10 @@ fn read_record(
         return Err(corrupt(format!("block {number}: ragged slot keys")));
     }
     Ok((
-        accounts.chunks(ACCOUNT_KEY).map(Address::from_slice).collect(),
+        accounts
+            .chunks(ACCOUNT_KEY)
+            .map(Address::from_slice)
+            .collect(),
         slots
             .chunks(SLOT_KEY)
             .map(|k| (Address::from_slice(&k[..20]), B256::from_slice(&k[20..])))

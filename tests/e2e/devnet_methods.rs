@@ -19,7 +19,10 @@ fn viem_test_client_drives_the_devnet_and_every_record_verifies_after_restart() 
     let mut node = Devnet::start(&datadir, &["--automine"])?;
     let js = js_dir();
     if !js.join("node_modules").exists() {
-        bail!("{}/node_modules is missing: run ./scripts/setup", js.display());
+        bail!(
+            "{}/node_modules is missing: run ./scripts/setup",
+            js.display()
+        );
     }
     let output = Command::new("node")
         .arg(js.join("devnet-test-client.mjs"))
@@ -31,7 +34,10 @@ fn viem_test_client_drives_the_devnet_and_every_record_verifies_after_restart() 
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    ensure!(output.status.success(), "devnet-test-client.mjs failed:\n{stdout}");
+    ensure!(
+        output.status.success(),
+        "devnet-test-client.mjs failed:\n{stdout}"
+    );
 
     // Automine: no block without a transaction or a request.
     let head = node.call("eth_getBlockByNumber", json!(["latest", false]))?;
@@ -62,25 +68,45 @@ fn test_methods_are_refused_on_a_multi_validator_devnet() -> Result<()> {
     let p2p = free_port_range(4).to_string();
     let node = Devnet::start(
         &dir.path().join("chain"),
-        &["--validators", "4", "--block-time", "300ms", "--p2p-port", &p2p],
+        &[
+            "--validators",
+            "4",
+            "--block-time",
+            "300ms",
+            "--p2p-port",
+            &p2p,
+        ],
     )?;
     for (method, params) in [
-        ("anvil_setBalance", json!(["0x000000000000000000000000000000000000bEEF", "0x1"])),
-        ("hardhat_setBalance", json!(["0x000000000000000000000000000000000000bEEF", "0x1"])),
+        (
+            "anvil_setBalance",
+            json!(["0x000000000000000000000000000000000000bEEF", "0x1"]),
+        ),
+        (
+            "hardhat_setBalance",
+            json!(["0x000000000000000000000000000000000000bEEF", "0x1"]),
+        ),
         ("evm_mine", json!([])),
         ("evm_snapshot", json!([])),
         ("evm_revert", json!(["0x1"])),
         ("anvil_reset", json!([])),
-        ("anvil_impersonateAccount", json!(["0x000000000000000000000000000000000000bEEF"])),
+        (
+            "anvil_impersonateAccount",
+            json!(["0x000000000000000000000000000000000000bEEF"]),
+        ),
         ("eth_sendUnsignedTransaction", json!([{}])),
         ("anvil_nodeInfo", json!([])),
     ] {
-        let response = node.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
+        let response =
+            node.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
         let error = &response["error"];
         ensure!(error["code"] == json!(-32000), "{method}: {response}");
         let message = error["message"].as_str().unwrap_or_default();
         ensure!(
-            message == format!("{method} exists only on a single-producer devnet (`bttd devnet` without --validators)"),
+            message
+                == format!(
+                    "{method} exists only on a single-producer devnet (`bttd devnet` without --validators)"
+                ),
             "{method}: {message}"
         );
     }

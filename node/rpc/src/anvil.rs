@@ -55,7 +55,9 @@ impl<'de> Deserialize<'de> for Quantity {
                     .map(Quantity)
                     .map_err(|e| D::Error::custom(format!("invalid quantity {s:?}: {e}")))
             }
-            other => Err(D::Error::custom(format!("expected a quantity, got {other}"))),
+            other => Err(D::Error::custom(format!(
+                "expected a quantity, got {other}"
+            ))),
         }
     }
 }
@@ -183,9 +185,7 @@ pub(crate) const METHODS: &[&str] = &[
 
 /// The message of the refusal on every node that is not a single-producer devnet.
 pub(crate) fn refusal(method: &str) -> String {
-    format!(
-        "{method} exists only on a single-producer devnet (`bttd devnet` without --validators)"
-    )
+    format!("{method} exists only on a single-producer devnet (`bttd devnet` without --validators)")
 }
 
 /// Each of [`METHODS`], answering -32000 [`refusal`].
@@ -267,8 +267,7 @@ impl Rpc {
                 "account {from} is not impersonated (call anvil_impersonateAccount first)"
             )));
         }
-        let envelope =
-            self.fill_and_sign_with(request, &|_| Ok(impersonation_signature(from)))?;
+        let envelope = self.fill_and_sign_with(request, &|_| Ok(impersonation_signature(from)))?;
         let config = self.ctx.chain.config();
         let size = envelope.encode_2718_len();
         if size > bttd_runtime::tx::MAX_TX_SIZE {
@@ -277,9 +276,8 @@ impl Rpc {
                 bttd_runtime::tx::MAX_TX_SIZE
             )));
         }
-        let tx =
-            RecoveredTx::impersonated(envelope, from, config.chain_id, config.block_gas_limit)
-                .map_err(|e| server_error(e.to_string()))?;
+        let tx = RecoveredTx::impersonated(envelope, from, config.chain_id, config.block_gas_limit)
+            .map_err(|e| server_error(e.to_string()))?;
         let hash = self
             .ctx
             .submit(tx)
@@ -501,8 +499,7 @@ impl AnvilApiServer for Rpc {
         let chain = &self.ctx.chain;
         let head = chain.head();
         let config = chain.config();
-        let next_base_fee =
-            bttd_runtime::block::next_base_fee(&head, config.min_base_fee);
+        let next_base_fee = bttd_runtime::block::next_base_fee(&head, config.min_base_fee);
         Ok(json!({
             "currentBlockNumber": format!("{:#x}", head.number),
             "currentBlockTimestamp": head.timestamp,

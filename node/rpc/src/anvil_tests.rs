@@ -22,9 +22,16 @@ const TARGET: Address = address!("00000000000000000000000000000000000a11ce");
 
 async fn devnet(mode: MiningMode) -> Node {
     let (spec, _) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
-    let chain = Chain::open(Arc::new(MemoryStore::new()), spec.chain_config(), &spec.genesis)
-        .expect("open chain");
-    let ctx = Arc::new(NodeContext::new(Arc::new(chain), Pool::new(PoolConfig::default())));
+    let chain = Chain::open(
+        Arc::new(MemoryStore::new()),
+        spec.chain_config(),
+        &spec.genesis,
+    )
+    .expect("open chain");
+    let ctx = Arc::new(NodeContext::new(
+        Arc::new(chain),
+        Pool::new(PoolConfig::default()),
+    ));
     ctx.devnet
         .set(Arc::new(DevnetControl::new(mode, BENEFICIARY)))
         .expect("set once");
@@ -46,7 +53,8 @@ async fn devnet(mode: MiningMode) -> Node {
 }
 
 async fn head(node: &Node) -> Value {
-    node.call("eth_getBlockByNumber", json!(["latest", false])).await
+    node.call("eth_getBlockByNumber", json!(["latest", false]))
+        .await
 }
 
 #[tokio::test]
@@ -58,14 +66,11 @@ async fn every_method_is_refused_with_32000_without_the_devnet_control() {
         assert_eq!(error["message"], refusal(method), "{method}");
     }
     // The list the refusal serves is exactly what the devnet serves.
-    let served: BTreeSet<String> = AnvilApiServer::into_rpc(Rpc::new(
-        node.ctx.clone(),
-        RpcConfig::default(),
-        None,
-    ))
-    .method_names()
-    .map(str::to_owned)
-    .collect();
+    let served: BTreeSet<String> =
+        AnvilApiServer::into_rpc(Rpc::new(node.ctx.clone(), RpcConfig::default(), None))
+            .method_names()
+            .map(str::to_owned)
+            .collect();
     let refused: BTreeSet<String> = METHODS.iter().map(|m| m.to_string()).collect();
     assert_eq!(served, refused);
 }
@@ -81,23 +86,48 @@ async fn cheats_mine_a_block_that_carries_them_and_revert_unwinds_it() {
     node.call("hardhat_setNonce", json!([TARGET, 7])).await;
     node.call("anvil_setCode", json!([TARGET, "0x6000"])).await;
     assert_eq!(
-        node.call("anvil_setStorageAt", json!([TARGET, "0x1", "0x05"])).await,
+        node.call("anvil_setStorageAt", json!([TARGET, "0x1", "0x05"]))
+            .await,
         true
     );
     let block = head(&node).await;
     assert_eq!(quantity(&block["number"]), 4, "one block per cheat");
-    assert_eq!(block["extraData"], format!("0x{}", alloy_primitives::hex::encode("anvil_setStorageAt")));
-    assert_eq!(quantity(&node.call("eth_getBalance", json!([TARGET, "latest"])).await), 42);
-    assert_eq!(quantity(&node.call("eth_getBalance", json!([TARGET, "0x0"])).await), 0);
-    assert_eq!(quantity(&node.call("eth_getTransactionCount", json!([TARGET, "latest"])).await), 7);
-    assert_eq!(node.call("eth_getCode", json!([TARGET, "latest"])).await, "0x6000");
     assert_eq!(
-        quantity(&node.call("eth_getStorageAt", json!([TARGET, "0x1", "latest"])).await),
+        block["extraData"],
+        format!("0x{}", alloy_primitives::hex::encode("anvil_setStorageAt"))
+    );
+    assert_eq!(
+        quantity(&node.call("eth_getBalance", json!([TARGET, "latest"])).await),
+        42
+    );
+    assert_eq!(
+        quantity(&node.call("eth_getBalance", json!([TARGET, "0x0"])).await),
+        0
+    );
+    assert_eq!(
+        quantity(
+            &node
+                .call("eth_getTransactionCount", json!([TARGET, "latest"]))
+                .await
+        ),
+        7
+    );
+    assert_eq!(
+        node.call("eth_getCode", json!([TARGET, "latest"])).await,
+        "0x6000"
+    );
+    assert_eq!(
+        quantity(
+            &node
+                .call("eth_getStorageAt", json!([TARGET, "0x1", "latest"]))
+                .await
+        ),
         5
     );
 
     // Mining on demand, with pool transactions, and time.
-    node.send(tx(0, TxKind::Call(RECIPIENT), 9, 21_000, vec![])).await;
+    node.send(tx(0, TxKind::Call(RECIPIENT), 9, 21_000, vec![]))
+        .await;
     node.call("evm_increaseTime", json!(["0xe10"])).await;
     node.call("evm_mine", json!([])).await;
     let mined = head(&node).await;
@@ -106,7 +136,8 @@ async fn cheats_mine_a_block_that_carries_them_and_revert_unwinds_it() {
     let pinned = quantity(&mined["timestamp"]) + 100;
     node.call("evm_mine", json!([pinned as u64])).await;
     assert_eq!(quantity(&head(&node).await["timestamp"]), pinned);
-    node.call("anvil_setNextBlockBaseFeePerGas", json!(["0x77359400"])).await;
+    node.call("anvil_setNextBlockBaseFeePerGas", json!(["0x77359400"]))
+        .await;
     node.call("anvil_mine", json!(["0x3", "0x3c"])).await;
     let last = head(&node).await;
     assert_eq!(quantity(&last["number"]), 9);
@@ -114,13 +145,27 @@ async fn cheats_mine_a_block_that_carries_them_and_revert_unwinds_it() {
 
     assert_eq!(node.call("evm_revert", json!([id])).await, true);
     assert_eq!(head(&node).await["hash"], genesis["hash"]);
-    assert_eq!(quantity(&node.call("eth_getBalance", json!([TARGET, "latest"])).await), 0);
-    assert_eq!(node.call("eth_getCode", json!([TARGET, "latest"])).await, "0x");
     assert_eq!(
-        quantity(&node.call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"])).await),
+        quantity(&node.call("eth_getBalance", json!([TARGET, "latest"])).await),
         0
     );
-    assert_eq!(node.call("evm_revert", json!([id])).await, false, "consumed");
+    assert_eq!(
+        node.call("eth_getCode", json!([TARGET, "latest"])).await,
+        "0x"
+    );
+    assert_eq!(
+        quantity(
+            &node
+                .call("eth_getTransactionCount", json!([DEV_ADDRESS, "latest"]))
+                .await
+        ),
+        0
+    );
+    assert_eq!(
+        node.call("evm_revert", json!([id])).await,
+        false,
+        "consumed"
+    );
     // The chain goes on from genesis.
     node.call("evm_mine", json!([])).await;
     assert_eq!(quantity(&head(&node).await["number"]), 1);
@@ -130,18 +175,27 @@ async fn cheats_mine_a_block_that_carries_them_and_revert_unwinds_it() {
 async fn automine_answers_after_the_block_and_impersonation_needs_no_key() {
     let node = devnet(MiningMode::Auto).await;
     assert_eq!(node.call("anvil_getAutomine", json!([])).await, true);
-    let hash = node.send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
+    let hash = node
+        .send(tx(0, TxKind::Call(RECIPIENT), 1, 21_000, vec![]))
+        .await;
     let receipt = node.call("eth_getTransactionReceipt", json!([hash])).await;
     assert_eq!(receipt["status"], "0x1");
 
-    node.call("anvil_setBalance", json!([TARGET, "0xde0b6b3a7640000"])).await;
+    node.call("anvil_setBalance", json!([TARGET, "0xde0b6b3a7640000"]))
+        .await;
     let refused = node
-        .error("eth_sendUnsignedTransaction", json!([{"from": TARGET, "to": RECIPIENT, "value": "0x1"}]))
+        .error(
+            "eth_sendUnsignedTransaction",
+            json!([{"from": TARGET, "to": RECIPIENT, "value": "0x1"}]),
+        )
         .await;
     assert_eq!(refused["code"], -32000);
     node.call("anvil_impersonateAccount", json!([TARGET])).await;
     let hash = node
-        .call("eth_sendTransaction", json!([{"from": TARGET, "to": RECIPIENT, "value": "0x5"}]))
+        .call(
+            "eth_sendTransaction",
+            json!([{"from": TARGET, "to": RECIPIENT, "value": "0x5"}]),
+        )
         .await;
     let receipt = node.call("eth_getTransactionReceipt", json!([hash])).await;
     assert_eq!(receipt["status"], "0x1");
@@ -153,18 +207,34 @@ async fn automine_answers_after_the_block_and_impersonation_needs_no_key() {
         "r is the sender (low 16 bytes checked)"
     );
     assert_eq!(quantity(&stored["s"]), 1);
-    node.call("anvil_stopImpersonatingAccount", json!([TARGET])).await;
+    node.call("anvil_stopImpersonatingAccount", json!([TARGET]))
+        .await;
     let error = node
-        .error("eth_sendTransaction", json!([{"from": TARGET, "to": RECIPIENT, "value": "0x5"}]))
+        .error(
+            "eth_sendTransaction",
+            json!([{"from": TARGET, "to": RECIPIENT, "value": "0x5"}]),
+        )
         .await;
     assert_eq!(error["message"], "unknown account");
 
     node.call("evm_setAutomine", json!([false])).await;
     assert_eq!(node.call("anvil_getAutomine", json!([])).await, false);
-    let pending = node.send(tx(1, TxKind::Call(RECIPIENT), 1, 21_000, vec![])).await;
-    assert_eq!(node.call("eth_getTransactionReceipt", json!([pending])).await, Value::Null);
-    assert_eq!(node.call("anvil_dropTransaction", json!([pending])).await, json!(pending));
-    assert_eq!(node.call("anvil_dropTransaction", json!([pending])).await, Value::Null);
+    let pending = node
+        .send(tx(1, TxKind::Call(RECIPIENT), 1, 21_000, vec![]))
+        .await;
+    assert_eq!(
+        node.call("eth_getTransactionReceipt", json!([pending]))
+            .await,
+        Value::Null
+    );
+    assert_eq!(
+        node.call("anvil_dropTransaction", json!([pending])).await,
+        json!(pending)
+    );
+    assert_eq!(
+        node.call("anvil_dropTransaction", json!([pending])).await,
+        Value::Null
+    );
 }
 
 #[tokio::test]
@@ -177,7 +247,10 @@ async fn hostile_quantities_and_requests_get_clear_errors() {
         ("evm_increaseTime", json!(["0x"])),
         ("anvil_mine", json!(["0x2710", "0xffffffffffffffff"])),
         ("evm_mine", json!([{"timestamp": "soon"}])),
-        ("anvil_reset", json!([{"forking": {"jsonRpcUrl": "http://127.0.0.1:1"}}])),
+        (
+            "anvil_reset",
+            json!([{"forking": {"jsonRpcUrl": "http://127.0.0.1:1"}}]),
+        ),
         ("anvil_mine", json!(["0x2711"])),
         ("evm_setIntervalMining", json!([u64::MAX])),
     ] {
@@ -188,13 +261,18 @@ async fn hostile_quantities_and_requests_get_clear_errors() {
         );
     }
     // A base fee at the top of the range saturates in the next blocks instead of overflowing.
-    node.call("anvil_setNextBlockBaseFeePerGas", json!([u64::MAX])).await;
+    node.call("anvil_setNextBlockBaseFeePerGas", json!([u64::MAX]))
+        .await;
     node.call("anvil_mine", json!(["0x2"])).await;
-    assert_eq!(quantity(&head(&node).await["baseFeePerGas"]) as u64, 16140901064495857664);
+    assert_eq!(
+        quantity(&head(&node).await["baseFeePerGas"]) as u64,
+        16140901064495857664
+    );
     node.call("evm_increaseTime", json!([u64::MAX])).await;
     let error = node.error("evm_increaseTime", json!([1])).await;
     assert_eq!(error["message"], "time offset overflows");
     // Nothing above left a half-done chain behind.
-    node.call("anvil_reset", json!([{"forking": {"blockNumber": null}}])).await;
+    node.call("anvil_reset", json!([{"forking": {"blockNumber": null}}]))
+        .await;
     assert_eq!(quantity(&head(&node).await["number"]), 0);
 }

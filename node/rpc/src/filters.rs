@@ -290,7 +290,15 @@ impl EthFiltersApiServer for FilterApi {
     }
 
     fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges> {
-        self.filters.changes(id)
+        Ok(match self.filters.changes(id)? {
+            // A devnet revert the feeder has not applied yet: logs above the head are not live.
+            FilterChanges::Logs(mut logs) => {
+                let head = self.rpc.ctx.chain.head().number;
+                logs.retain(|log| log.removed || log.block_number.is_none_or(|n| n <= head));
+                FilterChanges::Logs(logs)
+            }
+            other => other,
+        })
     }
 
     fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {

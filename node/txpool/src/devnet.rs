@@ -180,7 +180,11 @@ impl DevnetControl {
 
     /// Automine: a block with the pool's transactions if `hash` is still pooled (a concurrent
     /// submission may have mined it already); None if it was not.
-    pub fn mine_if_pooled(&self, ctx: &NodeContext, hash: B256) -> Result<Option<Mined>, DevnetError> {
+    pub fn mine_if_pooled(
+        &self,
+        ctx: &NodeContext,
+        hash: B256,
+    ) -> Result<Option<Mined>, DevnetError> {
         let _mining = self.mining.lock();
         if !ctx.pool.lock().contains(&hash) {
             return Ok(None);
