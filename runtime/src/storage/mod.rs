@@ -272,6 +272,41 @@ mod tests {
     }
 
     #[test]
+    fn an_older_rocks_datadir_is_refused_and_stays_readable_by_its_bttd() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Vec<&str> = Column::ALL
+            .iter()
+            .filter(|c| **c != Column::BlockChanges)
+            .map(|c| c.name())
+            .collect();
+        {
+            let mut opts = rocksdb::Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let db = rocksdb::DB::open_cf(&opts, dir.path(), &old).unwrap();
+            let meta = db.cf_handle("meta").unwrap();
+            db.put_cf(meta, SCHEMA_KEY, 1u32.to_be_bytes()).unwrap();
+        }
+        let err = RocksStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::SchemaMismatch {
+                    found: 1,
+                    expected: SCHEMA_VERSION
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("start with a new datadir"),
+            "{err}"
+        );
+        // Nothing was added: the old bttd's column set still opens it.
+        rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &old).unwrap();
+    }
+
+    #[test]
     fn prefix_end_handles_carry() {
         assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
         assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
