@@ -17,6 +17,7 @@ use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use bttd_node::supervisor::TaskFailure;
 use bttd_rpc::{Api, RpcConfig};
 use bttd_txpool::PoolConfig;
+use bttd_txpool::devnet::MiningMode;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
@@ -73,6 +74,13 @@ struct DevnetArgs {
     /// Interval between blocks (e.g. 1s, 250ms).
     #[arg(long, default_value = "1s")]
     block_time: String,
+    /// Mine a block as soon as a transaction arrives (eth_sendRawTransaction answers once it is
+    /// committed) instead of every --block-time, as anvil does by default.
+    #[arg(long, conflicts_with = "no_mining")]
+    automine: bool,
+    /// Mine only when asked (evm_mine, anvil_mine).
+    #[arg(long)]
+    no_mining: bool,
     /// Number of funded dev accounts.
     #[arg(long, default_value_t = 10)]
     accounts: u32,
@@ -316,6 +324,7 @@ fn node_settings(
                 .coinbase
                 .or(validator.as_ref().map(|keys| keys.address()))
                 .unwrap_or_else(devnet_coinbase),
+            devnet: None,
         },
         pool: config.txpool.pool_config()?,
         consensus: Some(consensus_settings(config, validator, panic_at_height)?),
@@ -428,6 +437,7 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         producer: ProducerConfig {
             block_time: parse_duration("block-time", &args.block_time)?,
             beneficiary: devnet_coinbase(),
+            devnet: Some(mining_mode(&args)?),
         },
         pool: PoolConfig::devnet(),
         consensus: None,
@@ -439,9 +449,25 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
     Ok(outcome?)
 }
 
+/// The devnet's starting mining mode from --automine, --no-mining and --block-time.
+fn mining_mode(args: &DevnetArgs) -> eyre::Result<MiningMode> {
+    Ok(if args.automine {
+        MiningMode::Auto
+    } else if args.no_mining {
+        MiningMode::Never
+    } else {
+        MiningMode::Interval(parse_duration("block-time", &args.block_time)?)
+    })
+}
+
 /// `bttd devnet --validators N`: a testnet made by `bttd testnet init` in the datadir (or
 /// resumed from it), every validator launched in this process over real libp2p on loopback.
 async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
+    if args.automine || args.no_mining {
+        bail!(
+            "--automine and --no-mining exist only on a single-producer devnet (without --validators)"
+        );
+    }
     let (dir, _temp) = match &args.datadir {
         Some(dir) => (dir.clone(), None),
         None => {

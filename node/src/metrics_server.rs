@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use crate::health::{HealthInputs, assess, stall_after};
 use bttd_engine::ConsensusInfo;
 use bttd_txpool::context::NodeContext;
+use bttd_txpool::devnet::MiningMode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
@@ -132,9 +133,16 @@ fn health(
     let head = ctx.chain.head();
     let since = ctx.since_head_changed();
     let highest_seen = consensus.map(|info| info.highest_seen());
+    // A devnet mining on demand (automine, none) has no block time to stall against; one
+    // switched to another interval (evm_setIntervalMining) is judged by that interval.
+    let (since_head_changed, block_time) = match ctx.devnet.get().map(|control| control.mode()) {
+        Some(MiningMode::Interval(every)) => (since, every),
+        Some(MiningMode::Auto | MiningMode::Never) => (Duration::ZERO, block_time),
+        None => (since, block_time),
+    };
     let status = assess(&HealthInputs {
         head: head.number,
-        since_head_changed: since,
+        since_head_changed,
         block_time,
         highest_seen,
     });

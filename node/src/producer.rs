@@ -1,27 +1,37 @@
-//! The single block producer used until BFT consensus takes over: every `block_time` it builds
-//! a block on the head from the pool's best transactions, commits it, and tells the pool and
-//! subscribers. Execution runs on a blocking thread so RPC stays responsive.
+//! The single block producer used until BFT consensus takes over: it builds blocks on the head
+//! from the pool's best transactions, commits them, and tells the pool and subscribers. When
+//! it mines is the [`MiningMode`] of the node's [`DevnetControl`]: every `block_time` on
+//! `bttd node` and by default on `bttd devnet`, or never on its own (`--automine`, where the RPC
+//! mines each transaction, and `--no-mining`); test suites switch it at run time
+//! (evm_setAutomine, evm_setIntervalMining). Every block goes through
+//! [`DevnetControl::mine`], so interval blocks and RPC-mined blocks never race. Execution runs
+//! on a blocking thread so RPC stays responsive.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy_primitives::Address;
 use tokio::sync::watch;
 
 use bttd_txpool::context::NodeContext;
+use bttd_txpool::devnet::{DevnetControl, DevnetError, MineRequest, MiningMode};
 
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     pub block_time: Duration,
     /// Receives the priority fees (the block's `miner`).
     pub beneficiary: Address,
+    /// `bttd devnet`: the starting mining mode, and the anvil/hardhat test methods are served.
+    /// None (`bttd node`): a block every `block_time`, and those methods are refused.
+    pub devnet: Option<MiningMode>,
 }
 
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+impl ProducerConfig {
+    /// The control the producer (and, on a devnet, the RPC) mines through.
+    pub fn control(&self) -> DevnetControl {
+        let mode = self.devnet.unwrap_or(MiningMode::Interval(self.block_time));
+        DevnetControl::new(mode, self.beneficiary)
+    }
 }
 
 /// Why the producer stopped before shutdown. A failed block (an error from the chain) is
@@ -38,67 +48,66 @@ pub enum ProducerError {
 /// cannot: the commit is one atomic batch).
 pub async fn run(
     ctx: Arc<NodeContext>,
-    config: ProducerConfig,
+    control: Arc<DevnetControl>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProducerError> {
-    let mut ticker = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.block_time,
-        config.block_time,
-    );
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        let ctx2 = ctx.clone();
-        let beneficiary = config.beneficiary;
-        let result = tokio::task::spawn_blocking(move || produce_one(&ctx2, beneficiary)).await;
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(target: "bttd::producer", error = %e, "block production failed")
+        let mode = control.mode();
+        let mut ticker = match mode {
+            MiningMode::Interval(every) if !every.is_zero() => {
+                // An interval too long for the clock means no block on its own.
+                tokio::time::Instant::now().checked_add(every).map(|first| {
+                    let mut ticker = tokio::time::interval_at(first, every);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticker
+                })
             }
-            Err(e) => {
-                return Err(ProducerError::Panicked {
-                    number: ctx.chain.head().number.saturating_add(1),
-                    message: crate::supervisor::panic_message(e),
-                });
+            _ => None,
+        };
+        loop {
+            tokio::select! {
+                _ = async {
+                    match ticker.as_mut() {
+                        Some(ticker) => { ticker.tick().await; }
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                _ = control.mode_changed.notified() => break,
+                _ = shutdown.changed() => {
+                    tracing::info!(target: "bttd::producer", "producer stopped");
+                    return Ok(());
+                }
+            }
+            if *shutdown.borrow() {
+                tracing::info!(target: "bttd::producer", "producer stopped");
+                return Ok(());
+            }
+            let (ctx2, control2) = (ctx.clone(), control.clone());
+            let result = tokio::task::spawn_blocking(move || {
+                control2.mine(
+                    &ctx2,
+                    MineRequest {
+                        include_pool: true,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await;
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(DevnetError::Chain(e))) => {
+                    tracing::error!(target: "bttd::producer", error = %e, "block production failed")
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "bttd::producer", error = %e, "block not produced")
+                }
+                Err(e) => {
+                    return Err(ProducerError::Panicked {
+                        number: ctx.chain.head().number.saturating_add(1),
+                        message: crate::supervisor::panic_message(e),
+                    });
+                }
             }
         }
     }
-    tracing::info!(target: "bttd::producer", "producer stopped");
-    Ok(())
-}
-
-/// Builds, commits and announces one block.
-pub fn produce_one(
-    ctx: &NodeContext,
-    beneficiary: Address,
-) -> Result<(), bttd_runtime::ChainError> {
-    let started = std::time::Instant::now();
-    let block_ctx = ctx.chain.next_block_context(now_seconds(), beneficiary);
-    let candidates = ctx.block_candidates(block_ctx.base_fee, block_ctx.gas_limit);
-    let executed = ctx
-        .chain
-        .build(block_ctx.timestamp, beneficiary, candidates)?;
-    let rejected = executed.rejected.clone();
-    let receipts = executed.receipts.clone();
-    let block = ctx.chain.commit(executed)?;
-    let elapsed = started.elapsed();
-    metrics::histogram!("bttd_block_build_seconds").record(elapsed.as_secs_f64());
-    tracing::info!(
-        target: "bttd::producer",
-        number = block.number(),
-        hash = %block.hash(),
-        txs = block.body.transactions.len(),
-        gas_used = block.header.gas_used,
-        elapsed_ms = elapsed.as_millis() as u64,
-        "produced block"
-    );
-    ctx.on_block_committed(block, receipts, &rejected);
-    Ok(())
 }

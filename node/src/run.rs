@@ -129,6 +129,14 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
         }
         None => None,
     };
+    // The single producer mines through one control; only `bttd devnet` hands it to RPC,
+    // which is what turns the anvil/hardhat test methods on (before RPC registers them).
+    let control = single_producer.then(|| Arc::new(settings.producer.control()));
+    if let Some(control) = &control
+        && settings.producer.devnet.is_some()
+    {
+        let _ = ctx.devnet.set(control.clone());
+    }
     let rpc = bttd_rpc::start(ctx.clone(), settings.rpc.clone(), info)
         .await
         .map_err(|e| NodeError::Rpc(e.to_string()))?;
@@ -137,9 +145,10 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     supervisor.monitor("rpc server", rpc.clone().stopped());
     let net = match consensus {
         None => {
+            let control = control.unwrap_or_else(|| Arc::new(settings.producer.control()));
             supervisor.spawn(
                 "block producer",
-                producer::run(ctx.clone(), settings.producer.clone(), shutdown_rx),
+                producer::run(ctx.clone(), control, shutdown_rx),
             );
             None
         }

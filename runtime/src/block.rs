@@ -133,7 +133,18 @@ pub fn seal(header: Header) -> SealedHeader {
 /// EIP-1559 base fee of the child of `parent`, never below `min_base_fee`.
 pub fn next_base_fee(parent: &Header, min_base_fee: u64) -> u64 {
     let base = parent.base_fee_per_gas.unwrap_or(min_base_fee);
-    BaseFeeParams::ethereum()
+    let params = BaseFeeParams::ethereum();
+    // alloy's update adds the increase without an overflow check. An increase is at most an
+    // eighth of the base fee, so that only matters above u64::MAX / 2, which only a devnet's
+    // anvil_setNextBlockBaseFeePerGas reaches: there the same rule saturates.
+    let target = parent.gas_limit / params.elasticity_multiplier as u64;
+    if base > u64::MAX / 2 && target > 0 && parent.gas_used > target {
+        let increase = (u128::from(base) * u128::from(parent.gas_used - target)
+            / (u128::from(target) * params.max_change_denominator))
+            .max(1);
+        return u64::try_from(u128::from(base) + increase).unwrap_or(u64::MAX);
+    }
+    params
         .next_block_base_fee(parent.gas_used, parent.gas_limit, base)
         .max(min_base_fee)
 }
@@ -172,5 +183,29 @@ mod wire_tests {
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(WireBlock::decode(&longer).is_err());
+    }
+}
+
+#[cfg(test)]
+mod base_fee_tests {
+    use super::*;
+
+    #[test]
+    fn a_base_fee_near_the_top_saturates_instead_of_overflowing() {
+        let full = |base: u64| Header {
+            base_fee_per_gas: Some(base),
+            gas_limit: 30_000_000,
+            gas_used: 30_000_000,
+            ..Default::default()
+        };
+        assert_eq!(next_base_fee(&full(u64::MAX - 1), 1), u64::MAX);
+        assert_eq!(next_base_fee(&full(u64::MAX), 1), u64::MAX);
+        // Below the threshold the rule is alloy's: +12.5 % for a full block.
+        assert_eq!(next_base_fee(&full(8_000_000_000), 1), 9_000_000_000);
+        let half = Header {
+            gas_used: 15_000_000,
+            ..full(u64::MAX)
+        };
+        assert_eq!(next_base_fee(&half, 1), u64::MAX);
     }
 }

@@ -25,7 +25,7 @@ use crate::state::{self, StateError, StateView};
 use crate::storage::{Column, KvStore, StorageError, WriteBatch};
 use crate::tx::RecoveredTx;
 
-const HEAD_KEY: &[u8] = b"head";
+pub(crate) const HEAD_KEY: &[u8] = b"head";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
@@ -304,7 +304,27 @@ impl Chain {
         extra_data: Bytes,
     ) -> Result<ExecutedBlock, ChainError> {
         let ctx = self.next_block_context(timestamp, beneficiary);
-        self.execute(&ctx, txs, Mode::Build, extra_data)
+        self.execute(&ctx, txs, Mode::Build, extra_data, &[])
+    }
+
+    /// Builds a devnet block (docs/devnet.md): [`Chain::build_with_extra`] with an optional
+    /// base fee of the caller's choosing and state overrides applied after the transactions.
+    /// Only a single producer may build these: re-execution would not reproduce them.
+    pub fn build_devnet(
+        &self,
+        block: crate::cheats::DevBlock,
+    ) -> Result<ExecutedBlock, ChainError> {
+        let mut ctx = self.next_block_context(block.timestamp, block.beneficiary);
+        if let Some(base_fee) = block.base_fee {
+            ctx.base_fee = base_fee;
+        }
+        self.execute(
+            &ctx,
+            block.transactions,
+            Mode::Build,
+            block.extra_data,
+            &block.overrides,
+        )
     }
 
     /// Re-executes a block received from elsewhere and checks every header field against the
@@ -346,7 +366,7 @@ impl Chain {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let executed = self.execute(&ctx, txs, Mode::Verify, header.extra_data.clone())?;
+        let executed = self.execute(&ctx, txs, Mode::Verify, header.extra_data.clone(), &[])?;
         if executed.block.hash() != block.hash() {
             let got = &executed.block.header;
             for (field, mine, theirs) in [
@@ -373,8 +393,12 @@ impl Chain {
         txs: impl IntoIterator<Item = RecoveredTx>,
         mode: Mode,
         extra_data: Bytes,
+        overrides: &[crate::cheats::AccountOverride],
     ) -> Result<ExecutedBlock, ChainError> {
-        let executed = execute_block(self.state(), &self.config, ctx, txs, mode)?;
+        let mut executed = execute_block(self.state(), &self.config, ctx, txs, mode)?;
+        if !overrides.is_empty() {
+            crate::cheats::merge(self.state(), &mut executed.changes, overrides)?;
+        }
         let mut batch = WriteBatch::default();
         let state_root =
             state::apply_changes(&*self.store, executed.changes, &mut batch, Some(ctx.number))?;
@@ -473,6 +497,7 @@ impl Chain {
             &block.body,
             &BlockReceipts { receipts },
         );
+        crate::unwind::record_changes(&mut batch, block.number());
         self.store.write(batch)?;
         *self.head.write() = block.header.clone();
         metrics::gauge!("bttd_chain_head").set(block.number() as f64);
@@ -480,6 +505,36 @@ impl Chain {
             .increment(block.body.transactions.len() as u64);
         tracing::debug!(target: "bttd::chain", number = block.number(), hash = %block.hash(), txs = block.body.transactions.len(), "committed block");
         Ok(block)
+    }
+
+    /// Removes every block above `number` (newest first, one atomic batch each, so a crash
+    /// leaves a consistent chain at some height in between) and returns them with their
+    /// receipts, newest first. Used by the devnet's evm_revert and anvil_reset; a chain run by
+    /// consensus never unwinds (its blocks are final).
+    pub fn unwind_to(&self, number: u64) -> Result<Vec<crate::unwind::Unwound>, ChainError> {
+        let _guard = self.commit_lock.lock();
+        let mut removed = Vec::new();
+        loop {
+            let head = self.head();
+            if head.number <= number {
+                break;
+            }
+            let hash = head.hash();
+            let body = self.body(hash)?.unwrap_or_default();
+            let receipts = self.receipts(hash)?.unwrap_or_default();
+            let parent = self.header(head.parent_hash)?.ok_or(ChainError::Corrupt {
+                what: "header",
+                reason: format!("parent of block {} missing", head.number),
+            })?;
+            let block = SealedBlock { header: head, body };
+            let batch = crate::unwind::unwind_batch(&*self.store, &block, &parent)?;
+            self.store.write(batch)?;
+            *self.head.write() = parent;
+            metrics::gauge!("bttd_chain_head").set(self.head().number as f64);
+            tracing::info!(target: "bttd::chain", number = block.number(), hash = %block.hash(), "unwound block");
+            removed.push(crate::unwind::Unwound { block, receipts });
+        }
+        Ok(removed)
     }
 
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>, ChainError> {

@@ -7,13 +7,17 @@
 
 pub mod block;
 pub mod chain;
+pub mod cheats;
 pub mod config;
 pub mod executor;
 pub mod state;
 pub mod storage;
 pub mod trie;
 pub mod tx;
+pub mod unwind;
 
+#[cfg(test)]
+mod devnet_tests;
 #[cfg(test)]
 mod tests;
 

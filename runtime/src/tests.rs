@@ -13,10 +13,10 @@ use alloy_signer_local::PrivateKeySigner;
 use crate::storage::MemoryStore;
 use crate::{Chain, ChainConfig, RecoveredTx, TxError};
 
-const CHAIN_ID: u64 = 1337;
+pub(crate) const CHAIN_ID: u64 = 1337;
 const FEE_POOL: Address = address!("0x0000000000000000000000000000000000001000");
-const PROPOSER: Address = address!("0x00000000000000000000000000000000000000aa");
-const GWEI: u128 = 1_000_000_000;
+pub(crate) const PROPOSER: Address = address!("0x00000000000000000000000000000000000000aa");
+pub(crate) const GWEI: u128 = 1_000_000_000;
 
 fn config() -> ChainConfig {
     ChainConfig {
@@ -27,11 +27,11 @@ fn config() -> ChainConfig {
     }
 }
 
-fn key(i: u8) -> PrivateKeySigner {
+pub(crate) fn key(i: u8) -> PrivateKeySigner {
     PrivateKeySigner::from_bytes(&alloy_primitives::B256::with_last_byte(i + 1)).unwrap()
 }
 
-fn genesis(funded: &[Address]) -> Genesis {
+pub(crate) fn genesis(funded: &[Address]) -> Genesis {
     let mut genesis = Genesis {
         gas_limit: 30_000_000,
         ..Default::default()
@@ -57,7 +57,7 @@ fn genesis(funded: &[Address]) -> Genesis {
     genesis
 }
 
-fn signed<T: SignableTransaction<alloy_primitives::Signature>>(
+pub(crate) fn signed<T: SignableTransaction<alloy_primitives::Signature>>(
     key: &PrivateKeySigner,
     tx: T,
 ) -> RecoveredTx
@@ -69,7 +69,13 @@ where
     RecoveredTx::decode(&raw, CHAIN_ID, 30_000_000).unwrap()
 }
 
-fn transfer(key: &PrivateKeySigner, nonce: u64, to: Address, value: u64, tip: u128) -> RecoveredTx {
+pub(crate) fn transfer(
+    key: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+    value: u64,
+    tip: u128,
+) -> RecoveredTx {
     signed(
         key,
         TxEip1559 {
@@ -85,7 +91,7 @@ fn transfer(key: &PrivateKeySigner, nonce: u64, to: Address, value: u64, tip: u1
     )
 }
 
-fn open(genesis: &Genesis) -> Chain {
+pub(crate) fn open(genesis: &Genesis) -> Chain {
     Chain::open(Arc::new(MemoryStore::new()), config(), genesis).unwrap()
 }
 

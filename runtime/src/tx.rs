@@ -108,6 +108,42 @@ impl RecoveredTx {
         let sender = envelope
             .recover_signer()
             .map_err(|_| TxError::InvalidSignature)?;
+        Self::checked(envelope, sender, block_gas_limit)
+    }
+
+    /// A transaction from an impersonated account of `bttd devnet` (anvil_impersonateAccount):
+    /// every check of [`RecoveredTx::from_envelope`] except the signature, which is the
+    /// devnet's placeholder ([`impersonation_signature`]) and recovers to nobody; the sender
+    /// is taken as given and stored with the block like any recovered sender. Never call this
+    /// for bytes from a client or a peer.
+    pub fn impersonated(
+        envelope: TxEnvelope,
+        sender: Address,
+        chain_id: u64,
+        block_gas_limit: u64,
+    ) -> Result<Self, TxError> {
+        if envelope.is_eip4844() {
+            return Err(TxError::BlobNotSupported);
+        }
+        match envelope.chain_id() {
+            Some(have) if have != chain_id => {
+                return Err(TxError::WrongChainId {
+                    have,
+                    want: chain_id,
+                });
+            }
+            Some(_) => {}
+            None => return Err(TxError::NotReplayProtected),
+        }
+        Self::checked(envelope, sender, block_gas_limit)
+    }
+
+    /// The stateless checks after the sender is known.
+    fn checked(
+        envelope: TxEnvelope,
+        sender: Address,
+        block_gas_limit: u64,
+    ) -> Result<Self, TxError> {
         if envelope.gas_limit() > block_gas_limit {
             return Err(TxError::GasLimitExceeded);
         }
@@ -206,6 +242,14 @@ impl RecoveredTx {
     pub fn max_cost(&self) -> U256 {
         self.max_cost
     }
+}
+
+/// The placeholder signature of a devnet transaction from an impersonated account
+/// (docs/devnet.md): r = the sender's address (left-padded to 32 bytes), s = 1, yParity = 0.
+/// It recovers to no key; putting the sender in r keeps the hashes of two otherwise identical
+/// transactions from different impersonated senders apart.
+pub fn impersonation_signature(sender: Address) -> alloy_primitives::Signature {
+    alloy_primitives::Signature::new(U256::from_be_slice(sender.as_slice()), U256::from(1), false)
 }
 
 /// `gas * maxFee + value` in checked arithmetic (ruint's `*` and `+` wrap), or None when it

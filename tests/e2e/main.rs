@@ -6,6 +6,7 @@ mod channels_contract;
 mod channels_devnet;
 mod clients;
 mod crash;
+mod devnet_methods;
 mod failstop;
 mod hostile;
 mod keys;

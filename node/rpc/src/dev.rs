@@ -71,11 +71,26 @@ impl Rpc {
     }
 
     /// Fills the request's missing fields and signs it with the sender's dev key.
-    fn fill_and_sign(&self, mut request: TransactionRequest) -> RpcResult<TxEnvelope> {
+    fn fill_and_sign(&self, request: TransactionRequest) -> RpcResult<TxEnvelope> {
         let from = request
             .from
             .ok_or_else(|| invalid_params("missing \"from\""))?;
         let signer = self.dev_signer(from)?.clone();
+        self.fill_and_sign_with(request, &|hash: B256| {
+            signer.sign_hash_sync(&hash).map_err(internal)
+        })
+    }
+
+    /// Fills the request's missing fields and signs it with `sign` (a dev key, or the
+    /// devnet's placeholder signature of an impersonated sender).
+    pub(crate) fn fill_and_sign_with(
+        &self,
+        mut request: TransactionRequest,
+        sign: &dyn Fn(B256) -> RpcResult<alloy_primitives::Signature>,
+    ) -> RpcResult<TxEnvelope> {
+        let from = request
+            .from
+            .ok_or_else(|| invalid_params("missing \"from\""))?;
         let chain = &self.ctx.chain;
         let chain_id = chain.config().chain_id;
         if let Some(requested) = request.chain_id
@@ -100,7 +115,6 @@ impl Rpc {
         let to = request.to.unwrap_or(TxKind::Create);
         let value = request.value.unwrap_or(U256::ZERO);
         let input = request.input.input().cloned().unwrap_or_default();
-        let sign = |hash: B256| signer.sign_hash_sync(&hash).map_err(internal);
         let envelope: TxEnvelope = if let Some(gas_price) = request.gas_price {
             let tx = TxLegacy {
                 chain_id: Some(chain_id),
@@ -120,9 +134,9 @@ impl Rpc {
             };
             let max_fee_per_gas = match request.max_fee_per_gas {
                 Some(max_fee) => max_fee,
-                None => {
-                    2 * u128::from(next_base_fee(&chain.head(), chain.config().min_base_fee)) + tip
-                }
+                None => (2 * u128::from(next_base_fee(&chain.head(), chain.config().min_base_fee)))
+                    .checked_add(tip)
+                    .ok_or_else(|| invalid_params("maxPriorityFeePerGas too large"))?,
             };
             let tx = TxEip1559 {
                 chain_id,
@@ -160,6 +174,11 @@ impl EthDevApiServer for Rpc {
     }
 
     fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256> {
+        if let Some(from) = request.from
+            && self.is_impersonated(from)
+        {
+            return self.send_impersonated(request);
+        }
         let envelope = self.fill_and_sign(request)?;
         self.send_raw_transaction(envelope.encoded_2718().into())
     }

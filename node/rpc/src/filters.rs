@@ -30,7 +30,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{RpcResult, internal, server_error};
 use super::logs::EthLogsApiServer;
-use super::pubsub::matching_logs;
+use super::pubsub::{matching_logs, removed_logs};
 use super::{HexIdProvider, Rpc};
 use bttd_txpool::context::{NewBlock, NodeContext};
 
@@ -124,6 +124,10 @@ impl Filters {
 
     fn on_block(&self, block: &NewBlock) {
         let number = block.block.header.number;
+        if !block.removed.is_empty() {
+            self.on_revert(block);
+            return;
+        }
         for (&id, filter) in self.installed.lock().iter_mut() {
             match (&filter.kind, &mut filter.buffer) {
                 (Kind::Blocks, Buffer::Hashes(buffer)) => {
@@ -137,6 +141,19 @@ impl Filters {
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// A devnet revert to `block`: buffered logs of the removed blocks are dropped (never
+    /// returned as live), and their logs are reported `removed: true` for clients that saw
+    /// them already.
+    fn on_revert(&self, block: &NewBlock) {
+        let head = block.block.header.number;
+        for (&id, filter) in self.installed.lock().iter_mut() {
+            if let (Kind::Logs(f), Buffer::Logs(buffer)) = (&filter.kind, &mut filter.buffer) {
+                buffer.retain(|log| log.block_number.is_none_or(|n| n <= head));
+                push_bounded(buffer, removed_logs(block, f), id);
             }
         }
     }
@@ -282,7 +299,15 @@ impl EthFiltersApiServer for FilterApi {
     }
 
     fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges> {
-        self.filters.changes(id)
+        Ok(match self.filters.changes(id)? {
+            // A devnet revert the feeder has not applied yet: logs above the head are not live.
+            FilterChanges::Logs(mut logs) => {
+                let head = self.rpc.ctx.chain.head().number;
+                logs.retain(|log| log.removed || log.block_number.is_none_or(|n| n <= head));
+                FilterChanges::Logs(logs)
+            }
+            other => other,
+        })
     }
 
     fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {

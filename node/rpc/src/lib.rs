@@ -25,6 +25,7 @@
 //!
 //! Limits (body size, batch length, connections, log ranges, gas) come from [`RpcConfig`].
 
+mod anvil;
 mod blocks;
 pub mod bounded;
 mod call;
@@ -85,6 +86,9 @@ pub enum Api {
     /// Signing for the node's dev accounts (`eth_accounts`, `eth_sendTransaction`, `eth_sign*`,
     /// `personal_*`); off unless listed (and `--dev-accounts` gives it keys).
     Dev,
+    /// The anvil/hardhat test methods (`anvil_*`, `hardhat_*`, `evm_*`); served only on a
+    /// single-producer `bttd devnet`, which lists it.
+    Anvil,
 }
 
 impl Api {
@@ -99,7 +103,7 @@ impl Api {
         Api::Txpool,
     ];
     /// Everything (`bttd devnet`).
-    pub const ALL: [Api; 9] = [
+    pub const ALL: [Api; 10] = [
         Api::Eth,
         Api::Net,
         Api::Web3,
@@ -109,6 +113,7 @@ impl Api {
         Api::Txpool,
         Api::Debug,
         Api::Dev,
+        Api::Anvil,
     ];
 }
 
@@ -303,7 +308,14 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
         module.merge(consensus::BttdConsensusApiServer::into_rpc(rpc.clone()))?;
     }
     if on(Api::Bor) {
-        module.merge(consensus::BorApiServer::into_rpc(rpc))?;
+        module.merge(consensus::BorApiServer::into_rpc(rpc.clone()))?;
+    }
+    // The anvil/hardhat test methods: served on a single-producer devnet that lists them
+    // (`bttd devnet` does), refused with -32000 and a message saying so everywhere else.
+    if on(Api::Anvil) && rpc.ctx.devnet.get().is_some() {
+        module.merge(anvil::AnvilApiServer::into_rpc(rpc))?;
+    } else {
+        module.merge(anvil::refusing_module()?)?;
     }
     Ok(module)
 }

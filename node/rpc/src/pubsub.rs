@@ -53,7 +53,11 @@ impl EthPubSubApiServer for Rpc {
                 let rx = self.ctx.blocks.subscribe();
                 let sink = pending.accept().await?;
                 forward(sink, rx, move |block: &Arc<NewBlock>| {
-                    matching_logs(block, &filter)
+                    if block.removed.is_empty() {
+                        matching_logs(block, &filter)
+                    } else {
+                        removed_logs(block, &filter)
+                    }
                 })
                 .await;
             }
@@ -106,6 +110,29 @@ pub(super) fn matching_logs(block: &NewBlock, filter: &Filter) -> Vec<alloy_rpc_
     }
     block_logs(header, &block.block.body, &block.receipts)
         .filter(|log| filter.matches(&log.inner))
+        .collect()
+}
+
+/// The logs of the blocks a devnet revert removed (newest block first), marked
+/// `removed: true` as geth marks the logs of a reorged-out block.
+pub(super) fn removed_logs(block: &NewBlock, filter: &Filter) -> Vec<alloy_rpc_types_eth::Log> {
+    block
+        .removed
+        .iter()
+        .filter(|unwound| filter.matches_bloom(unwound.block.header.logs_bloom))
+        .flat_map(|unwound| {
+            block_logs(
+                &unwound.block.header,
+                &unwound.block.body,
+                &unwound.receipts,
+            )
+            .filter(|log| filter.matches(&log.inner))
+            .map(|mut log| {
+                log.removed = true;
+                log
+            })
+            .collect::<Vec<_>>()
+        })
         .collect()
 }
 

@@ -1188,3 +1188,6 @@ async fn api_selects_the_namespaces() {
     node.call("net_version", json!([])).await;
     node.rpc.stop().await;
 }
+
+#[path = "anvil_tests.rs"]
+mod anvil_tests;

@@ -11,7 +11,8 @@ use super::error::{RpcResult, internal, server_error};
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthTransactionsApi {
     /// Checks and pools a signed EIP-2718 transaction; refusals carry geth's messages.
-    #[method(name = "sendRawTransaction")]
+    /// On a devnet in automine mode, answers once the block holding it is committed.
+    #[method(name = "sendRawTransaction", blocking)]
     fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
 
     /// A mined transaction, or a pool transaction with null block fields.
@@ -27,6 +28,7 @@ impl EthTransactionsApiServer for Rpc {
         match self.ctx.submit_raw(&raw) {
             Ok(hash) => {
                 tracing::debug!(target: "bttd::rpc", %hash, "transaction submitted");
+                self.automine(hash)?;
                 Ok(hash)
             }
             Err(e) => {

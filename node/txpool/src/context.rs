@@ -2,12 +2,13 @@
 //! that feed subscriptions. The RPC server, the block producer and the consensus engine
 //! all hold an `Arc<NodeContext>`; none of them owns another.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use alloy_consensus::ReceiptEnvelope;
 use alloy_primitives::{Address, B256, U256};
-use bttd_runtime::{Chain, RecoveredTx, SealedBlock, TxError};
+use bttd_runtime::unwind::Unwound;
+use bttd_runtime::{Chain, ChainError, RecoveredTx, SealedBlock, TxError};
 use parking_lot::Mutex;
 use tokio::sync::{Notify, broadcast};
 
@@ -18,6 +19,10 @@ use crate::{AccountView, AddOutcome, Pool, PoolError};
 pub struct NewBlock {
     pub block: SealedBlock,
     pub receipts: Vec<ReceiptEnvelope>,
+    /// Blocks unwound just before this head (devnet evm_revert / anvil_reset), newest first.
+    /// When not empty, `block` is the head they were unwound to (announced again) and its
+    /// logs were already delivered: subscribers report the removed blocks' logs as removed.
+    pub removed: Vec<Unwound>,
 }
 
 /// Why a submitted transaction was refused.
@@ -38,6 +43,9 @@ pub struct NodeContext {
     pub pending_txs: broadcast::Sender<B256>,
     /// Poked when a transaction arrives, for producers that build on demand.
     pub tx_arrived: Notify,
+    /// The devnet's mining control and test state; set only by `bttd devnet` with a single
+    /// producer, which is what turns on the anvil/hardhat test methods.
+    pub devnet: OnceLock<Arc<crate::devnet::DevnetControl>>,
     /// Free-form client version (web3_clientVersion).
     pub client_version: String,
     /// When the head last changed (monotonic; the start of the node until a block commits),
@@ -80,6 +88,7 @@ impl NodeContext {
             blocks: broadcast::channel(1024).0,
             pending_txs: broadcast::channel(16 * 1024).0,
             tx_arrived: Notify::new(),
+            devnet: OnceLock::new(),
             client_version: format!(
                 "bttd/v{}/{}-{}",
                 env!("CARGO_PKG_VERSION"),
@@ -171,6 +180,30 @@ impl NodeContext {
         for (hash, reason) in rejected {
             tracing::debug!(target: "bttd::pool", %hash, %reason, "dropped transaction invalid at execution");
         }
-        let _ = self.blocks.send(Arc::new(NewBlock { block, receipts }));
+        let _ = self.blocks.send(Arc::new(NewBlock {
+            block,
+            receipts,
+            removed: Vec::new(),
+        }));
+    }
+
+    /// Pool bookkeeping after blocks were unwound (devnet): transactions whose nonce is no
+    /// longer next wait again, and subscribers see the head announced again with the removed
+    /// blocks (a reorg).
+    pub fn on_blocks_unwound(&self, removed: Vec<Unwound>) -> Result<(), ChainError> {
+        *self.head_changed_at.lock() = Instant::now();
+        self.pool.lock().on_new_state(&HeadAccounts(&self.chain));
+        let head = self.chain.head();
+        let block = self.chain.block(head.hash())?.ok_or(ChainError::Corrupt {
+            what: "head block",
+            reason: format!("block {} missing", head.number),
+        })?;
+        let receipts = self.chain.receipts(head.hash())?.unwrap_or_default();
+        let _ = self.blocks.send(Arc::new(NewBlock {
+            block,
+            receipts,
+            removed,
+        }));
+        Ok(())
     }
 }

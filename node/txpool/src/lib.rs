@@ -34,6 +34,7 @@
 
 mod best;
 pub mod context;
+pub mod devnet;
 mod error;
 mod sender;
 

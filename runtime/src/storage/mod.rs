@@ -10,7 +10,8 @@ pub use memory::MemoryStore;
 pub use rocks::RocksStore;
 
 /// Bumped whenever the on-disk layout changes; checked when a datadir is opened.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 added `block_changes` (issue 15: unwinding blocks on the devnet).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The columns (RocksDB column families). Keys and values per column are documented in
 /// docs/storage.md.
@@ -47,10 +48,13 @@ pub enum Column {
     /// big-endian block number -> the consensus commit certificate that finalised the block
     /// (opaque bytes to the runtime; the node's consensus encodes them).
     Certificates,
+    /// big-endian block number -> the keys the block changed (addresses, address ++ slot),
+    /// so the block can be unwound (runtime/src/unwind.rs).
+    BlockChanges,
 }
 
 impl Column {
-    pub const ALL: [Column; 14] = [
+    pub const ALL: [Column; 15] = [
         Column::Meta,
         Column::Headers,
         Column::Bodies,
@@ -65,6 +69,7 @@ impl Column {
         Column::AccountHistory,
         Column::StorageHistory,
         Column::Certificates,
+        Column::BlockChanges,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +88,7 @@ impl Column {
             Column::AccountHistory => "account_history",
             Column::StorageHistory => "storage_history",
             Column::Certificates => "certificates",
+            Column::BlockChanges => "block_changes",
         }
     }
 }
@@ -91,7 +97,9 @@ impl Column {
 pub enum StorageError {
     #[error("rocksdb: {0}")]
     Rocks(#[from] rocksdb::Error),
-    #[error("datadir has schema version {found}, this bttd uses {expected}")]
+    #[error(
+        "datadir has schema version {found}, this bttd uses {expected}: it was written by another bttd version; start with a new datadir (or use that version)"
+    )]
     SchemaMismatch { found: u32, expected: u32 },
     #[error("corrupt record in {column}: {reason}")]
     Corrupt {
@@ -261,6 +269,41 @@ mod tests {
             check_schema(&store),
             Err(StorageError::SchemaMismatch { found: 99, .. })
         ));
+    }
+
+    #[test]
+    fn an_older_rocks_datadir_is_refused_and_stays_readable_by_its_bttd() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Vec<&str> = Column::ALL
+            .iter()
+            .filter(|c| **c != Column::BlockChanges)
+            .map(|c| c.name())
+            .collect();
+        {
+            let mut opts = rocksdb::Options::default();
+            opts.create_if_missing(true);
+            opts.create_missing_column_families(true);
+            let db = rocksdb::DB::open_cf(&opts, dir.path(), &old).unwrap();
+            let meta = db.cf_handle("meta").unwrap();
+            db.put_cf(meta, SCHEMA_KEY, 1u32.to_be_bytes()).unwrap();
+        }
+        let err = RocksStore::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::SchemaMismatch {
+                    found: 1,
+                    expected: SCHEMA_VERSION
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("start with a new datadir"),
+            "{err}"
+        );
+        // Nothing was added: the old bttd's column set still opens it.
+        rocksdb::DB::open_cf(&rocksdb::Options::default(), dir.path(), &old).unwrap();
     }
 
     #[test]

@@ -13,7 +13,10 @@ use rocksdb::{
 /// every block, so keeping them in memory is what makes the state root cheap.
 const BLOCK_CACHE_BYTES: usize = 512 * 1024 * 1024;
 
-use super::{Column, Entry, KvStore, StorageError, WriteBatch, WriteOp, check_schema, prefix_end};
+use super::{
+    Column, Entry, KvStore, SCHEMA_KEY, SCHEMA_VERSION, StorageError, WriteBatch, WriteOp,
+    check_schema, prefix_end,
+};
 
 pub struct RocksStore {
     db: DB,
@@ -31,6 +34,7 @@ impl std::fmt::Debug for RocksStore {
 impl RocksStore {
     /// Opens (or creates) the store at `path` and checks its schema version.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        refuse_other_schema(path)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -83,6 +87,39 @@ impl RocksStore {
             .cf_handle(column.name())
             .expect("every column family is opened at start")
     }
+}
+
+/// A datadir whose column families differ from this bttd's is checked read-only and refused
+/// before anything is written to it: creating the missing column families would leave it
+/// unreadable for the bttd that wrote it (RocksDB refuses to open a database without naming
+/// every column family it has).
+fn refuse_other_schema(path: &Path) -> Result<(), StorageError> {
+    let Ok(existing) = DB::list_cf(&Options::default(), path) else {
+        // No database there yet (or one the regular open reports on).
+        return Ok(());
+    };
+    if Column::ALL
+        .iter()
+        .all(|c| existing.iter().any(|name| name == c.name()))
+    {
+        return Ok(());
+    }
+    let db = DB::open_cf_for_read_only(&Options::default(), path, &existing, false)?;
+    let stored = match db.cf_handle(Column::Meta.name()) {
+        Some(meta) => db.get_cf(meta, SCHEMA_KEY)?,
+        None => None,
+    };
+    let found = stored
+        .as_deref()
+        .and_then(|bytes| <[u8; 4]>::try_from(bytes).ok())
+        .map_or(0, u32::from_be_bytes);
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    Err(StorageError::SchemaMismatch {
+        found,
+        expected: SCHEMA_VERSION,
+    })
 }
 
 impl KvStore for RocksStore {
