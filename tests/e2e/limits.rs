@@ -57,18 +57,7 @@ fn heavy_requests() -> Vec<(Value, &'static str)> {
 fn heavy_requests_are_refused_while_four_validators_keep_finalizing_under_a_gibibyte() -> Result<()>
 {
     let dir = tempfile::tempdir()?;
-    let p2p = crate::support::free_port_range(4).to_string();
-    let node = Devnet::start(
-        dir.path(),
-        &[
-            "--validators",
-            "4",
-            "--block-time",
-            "200ms",
-            "--p2p-port",
-            &p2p,
-        ],
-    )?;
+    let node = Devnet::start_four_validators(dir.path())?;
     let pid = node.pid().ok_or_else(|| eyre!("devnet not running"))?;
     let start_height = node.block_number()?;
     let url = node.rpc_url.clone();

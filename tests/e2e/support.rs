@@ -80,6 +80,21 @@ impl Devnet {
         Self::spawn(&args, datadir, port)
     }
 
+    /// `bttd devnet --validators 4 --block-time 200ms` on free p2p ports; its RPC URL is
+    /// validator 0's.
+    pub fn start_four_validators(datadir: &Path) -> Result<Self> {
+        let p2p = free_port_range(4).to_string();
+        let args = [
+            "--validators",
+            "4",
+            "--block-time",
+            "200ms",
+            "--p2p-port",
+            &p2p,
+        ];
+        Self::start(datadir, &args)
+    }
+
     /// Starts `bttd node --home <home>` (its config names the RPC port) with its log in
     /// `home`, and waits until it answers.
     pub fn start_home(home: &Path, rpc_port: u16) -> Result<Self> {

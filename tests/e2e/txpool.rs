@@ -52,18 +52,7 @@ fn a_thousand_sequential_transactions_from_one_account_are_mined_on_the_single_p
 fn a_thousand_sequential_transactions_from_one_account_are_mined_on_four_validators() -> Result<()>
 {
     let dir = tempfile::tempdir()?;
-    let p2p = crate::support::free_port_range(4).to_string();
-    let node = Devnet::start(
-        dir.path(),
-        &[
-            "--validators",
-            "4",
-            "--block-time",
-            "200ms",
-            "--p2p-port",
-            &p2p,
-        ],
-    )?;
+    let node = Devnet::start_four_validators(dir.path())?;
     sequential_burst(&node, 1_000)
 }
 

@@ -6,12 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, TxKind, address};
-use bttd_genesis::{DevnetOptions, devnet_genesis};
-use bttd_runtime::Chain;
-use bttd_runtime::storage::MemoryStore;
-use bttd_txpool::context::NodeContext;
 use bttd_txpool::devnet::{DevnetControl, MiningMode};
-use bttd_txpool::{Pool, PoolConfig};
 use serde_json::{Value, json};
 
 use super::{BENEFICIARY, DEV_ADDRESS, Node, RECIPIENT, node, quantity, tx};
@@ -21,17 +16,7 @@ use crate::{Rpc, RpcConfig, start};
 const TARGET: Address = address!("00000000000000000000000000000000000a11ce");
 
 async fn devnet(mode: MiningMode) -> Node {
-    let (spec, _) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
-    let chain = Chain::open(
-        Arc::new(MemoryStore::new()),
-        spec.chain_config(),
-        &spec.genesis,
-    )
-    .expect("open chain");
-    let ctx = Arc::new(NodeContext::new(
-        Arc::new(chain),
-        Pool::new(PoolConfig::default()),
-    ));
+    let ctx = crate::test_context();
     ctx.devnet
         .set(Arc::new(DevnetControl::new(mode, BENEFICIARY)))
         .expect("set once");

@@ -221,35 +221,18 @@ mod tests {
     //! Signatures compared with viem's (`privateKeyToAccount(key).signMessage` /
     //! `signTypedData` for the first dev key), and a send through eth_sendTransaction.
 
-    use std::sync::Arc;
-
     use alloy_consensus::Transaction as _;
     use alloy_primitives::{Signature, address, b256, bytes, hex};
-    use bttd_genesis::{DevnetOptions, devnet_genesis};
-    use bttd_runtime::Chain;
-    use bttd_runtime::storage::MemoryStore;
     use serde_json::json;
 
     use super::*;
     use crate::RpcConfig;
-    use bttd_txpool::context::NodeContext;
-    use bttd_txpool::{Pool, PoolConfig};
 
     const DEV_KEY: B256 = b256!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
     const DEV_ADDRESS: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
 
     fn rpc(dev_accounts: Vec<B256>) -> Rpc {
-        let (spec, _) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
-        let chain = Chain::open(
-            Arc::new(MemoryStore::new()),
-            spec.chain_config(),
-            &spec.genesis,
-        )
-        .expect("open chain");
-        let ctx = Arc::new(NodeContext::new(
-            Arc::new(chain),
-            Pool::new(PoolConfig::default()),
-        ));
+        let ctx = crate::test_context();
         Rpc::new(
             ctx,
             RpcConfig {

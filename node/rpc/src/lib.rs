@@ -53,6 +53,25 @@ mod web3;
 #[cfg(test)]
 mod tests;
 
+/// The context of an in-memory devnet chain (genesis of `bttd devnet`), for this crate's tests.
+#[cfg(test)]
+fn test_context() -> Arc<NodeContext> {
+    use bttd_genesis::{DevnetOptions, devnet_genesis};
+    use bttd_runtime::{Chain, storage::MemoryStore};
+    use bttd_txpool::{Pool, PoolConfig};
+    let (spec, _) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
+    let chain = Chain::open(
+        Arc::new(MemoryStore::new()),
+        spec.chain_config(),
+        &spec.genesis,
+    )
+    .expect("open chain");
+    Arc::new(NodeContext::new(
+        Arc::new(chain),
+        Pool::new(PoolConfig::default()),
+    ))
+}
+
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;

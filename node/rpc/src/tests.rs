@@ -8,9 +8,7 @@ use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, address, b256, hex};
 use alloy_signer_local::PrivateKeySigner;
-use bttd_genesis::{DevnetOptions, devnet_genesis};
-use bttd_runtime::storage::MemoryStore;
-use bttd_runtime::{Chain, RecoveredTx};
+use bttd_runtime::RecoveredTx;
 use jsonrpsee::core::client::SubscriptionClientT;
 use jsonrpsee::rpc_params;
 use jsonrpsee::ws_client::WsClientBuilder;
@@ -18,7 +16,6 @@ use serde_json::{Value, json};
 
 use super::{Api, RpcConfig, RpcHandle, start};
 use bttd_txpool::context::NodeContext;
-use bttd_txpool::{Pool, PoolConfig};
 
 const DEV_KEY: B256 = b256!("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80");
 const DEV_ADDRESS: Address = address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266");
@@ -35,17 +32,7 @@ struct Node {
 }
 
 async fn node_with(config: RpcConfig) -> Node {
-    let (spec, _accounts) = devnet_genesis(&DevnetOptions::default()).expect("devnet genesis");
-    let chain = Chain::open(
-        Arc::new(MemoryStore::new()),
-        spec.chain_config(),
-        &spec.genesis,
-    )
-    .expect("open chain");
-    let ctx = Arc::new(NodeContext::new(
-        Arc::new(chain),
-        Pool::new(PoolConfig::default()),
-    ));
+    let ctx = crate::test_context();
     let rpc = start(
         ctx.clone(),
         RpcConfig {
