@@ -72,6 +72,10 @@ pub struct RpcSection {
     pub evm_timeout: String,
     /// Most polling filters installed at once.
     pub max_filters: usize,
+    /// Threads for heavy requests (eth_call, eth_estimateGas, eth_getLogs, traces, channel
+    /// lists), apart from the node's own work; unset means one per core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_heavy: Option<usize>,
     /// Most subscriptions on one WebSocket connection.
     pub max_subscriptions_per_connection: u32,
     pub max_connections: u32,
@@ -93,6 +97,7 @@ impl Default for RpcSection {
             batch_response_max_size: 25_000_000,
             evm_timeout: "5s".into(),
             max_filters: 1024,
+            max_concurrent_heavy: None,
             max_subscriptions_per_connection: 1024,
             max_connections: 100,
             max_log_range: 10_000,

@@ -282,6 +282,9 @@ fn rpc_config(section: &bttd_node::config::RpcSection) -> eyre::Result<RpcConfig
         gas_cap: section.gas_cap,
         evm_timeout: parse_duration("rpc.evm-timeout", &section.evm_timeout)?,
         max_filters: section.max_filters,
+        max_concurrent_heavy: section
+            .max_concurrent_heavy
+            .unwrap_or_else(bttd_rpc::default_concurrent_heavy),
         api: section.api.iter().copied().collect(),
         ..RpcConfig::default()
     })

@@ -53,7 +53,7 @@ async fn every_method_is_refused_with_32000_without_the_devnet_control() {
     }
     // The list the refusal serves is exactly what the devnet serves.
     let served: BTreeSet<String> =
-        AnvilApiServer::into_rpc(Rpc::new(node.ctx.clone(), RpcConfig::default(), None))
+        AnvilApiServer::into_rpc(Rpc::new(node.ctx.clone(), RpcConfig::default(), None).unwrap())
             .method_names()
             .map(str::to_owned)
             .collect();

@@ -35,8 +35,8 @@ const ESTIMATE_ERROR_RATIO: f64 = 0.015;
 pub(crate) trait EthCallApi {
     /// Executes a call on a block's state without committing it. State and block overrides
     /// are not supported (an empty or null object is accepted).
-    #[method(name = "call", blocking)]
-    fn call(
+    #[method(name = "call")]
+    async fn call(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
@@ -45,8 +45,8 @@ pub(crate) trait EthCallApi {
     ) -> RpcResult<Bytes>;
 
     /// The smallest gas limit with which the request succeeds.
-    #[method(name = "estimateGas", blocking)]
-    fn estimate_gas(
+    #[method(name = "estimateGas")]
+    async fn estimate_gas(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
@@ -117,8 +117,9 @@ fn call_output(result: ExecutionResult) -> RpcResult<Bytes> {
     }
 }
 
-impl EthCallApiServer for Rpc {
-    fn call(
+impl Rpc {
+    /// eth_call, on the calling thread (the RPC method runs it on the heavy pool).
+    pub(crate) fn eth_call(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
@@ -141,7 +142,8 @@ impl EthCallApiServer for Rpc {
         call_output(result)
     }
 
-    fn estimate_gas(
+    /// eth_estimateGas, on the calling thread.
+    pub(crate) fn eth_estimate_gas(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
@@ -160,6 +162,30 @@ impl EthCallApiServer for Rpc {
         estimate
             .run(request.gas, self.config.gas_cap)
             .map(U64::from)
+    }
+}
+
+#[jsonrpsee::core::async_trait]
+impl EthCallApiServer for Rpc {
+    async fn call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        state_overrides: Option<serde_json::Value>,
+        block_overrides: Option<serde_json::Value>,
+    ) -> RpcResult<Bytes> {
+        self.heavy(move |rpc| rpc.eth_call(request, block, state_overrides, block_overrides))
+            .await
+    }
+
+    async fn estimate_gas(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        state_overrides: Option<serde_json::Value>,
+    ) -> RpcResult<U64> {
+        self.heavy(move |rpc| rpc.eth_estimate_gas(request, block, state_overrides))
+            .await
     }
 }
 

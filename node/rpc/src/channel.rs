@@ -24,7 +24,6 @@ use jsonrpsee::proc_macros::rpc;
 use serde::Serialize;
 
 use super::Rpc;
-use super::call::EthCallApiServer;
 use super::error::{RpcResult, header_not_found, internal, invalid_params};
 use super::resolve::{header_by_id, tag_number};
 
@@ -85,9 +84,10 @@ pub(crate) trait ChannelApi {
     fn get_info(&self, channel_id: B256, block: Option<BlockId>) -> RpcResult<Option<ChannelView>>;
 
     /// Channels `payer` opened (from `ChannelOpened` logs in `[fromBlock, toBlock]`, default
-    /// the whole chain), oldest first, each with its state at the head.
-    #[method(name = "listByPayer", blocking)]
-    fn list_by_payer(
+    /// the whole chain), oldest first, each with its state at the head. Limited as
+    /// eth_getLogs: at most `max-log-range` blocks and `max_logs` channels (-32005 beyond).
+    #[method(name = "listByPayer")]
+    async fn list_by_payer(
         &self,
         payer: Address,
         from_block: Option<BlockNumberOrTag>,
@@ -95,8 +95,8 @@ pub(crate) trait ChannelApi {
     ) -> RpcResult<Vec<ChannelListing>>;
 
     /// Channels paying `payee`; as `listByPayer`.
-    #[method(name = "listByPayee", blocking)]
-    fn list_by_payee(
+    #[method(name = "listByPayee")]
+    async fn list_by_payee(
         &self,
         payee: Address,
         from_block: Option<BlockNumberOrTag>,
@@ -146,7 +146,7 @@ impl Rpc {
         };
         // Pin the call to the header we took the timestamp from.
         let at = BlockId::number(header.number);
-        let out = EthCallApiServer::call(self, request, Some(at), None, None)?;
+        let out = self.eth_call(request, Some(at), None, None)?;
         let r = IBandwidthChannels::channelsCall::abi_decode_returns(&out)
             .map_err(|e| internal(format!("channels() returned undecodable data: {e}")))?;
         let info = ChannelInfo {
@@ -204,6 +204,7 @@ impl Rpc {
             )));
         }
         let to = to.min(head);
+        self.check_log_span(from, to)?;
         let filter = Filter::new()
             .address(BANDWIDTH_CHANNELS_ADDRESS)
             .event_signature(IBandwidthChannels::ChannelOpened::SIGNATURE_HASH);
@@ -235,27 +236,30 @@ impl Rpc {
     }
 }
 
+#[jsonrpsee::core::async_trait]
 impl ChannelApiServer for Rpc {
     fn get_info(&self, channel_id: B256, block: Option<BlockId>) -> RpcResult<Option<ChannelView>> {
         self.channel_view(channel_id, block)
     }
 
-    fn list_by_payer(
+    async fn list_by_payer(
         &self,
         payer: Address,
         from_block: Option<BlockNumberOrTag>,
         to_block: Option<BlockNumberOrTag>,
     ) -> RpcResult<Vec<ChannelListing>> {
-        self.list_opened(2, payer, from_block, to_block)
+        self.heavy(move |rpc| rpc.list_opened(2, payer, from_block, to_block))
+            .await
     }
 
-    fn list_by_payee(
+    async fn list_by_payee(
         &self,
         payee: Address,
         from_block: Option<BlockNumberOrTag>,
         to_block: Option<BlockNumberOrTag>,
     ) -> RpcResult<Vec<ChannelListing>> {
-        self.list_opened(3, payee, from_block, to_block)
+        self.heavy(move |rpc| rpc.list_opened(3, payee, from_block, to_block))
+            .await
     }
 
     fn voucher_typed_data(

@@ -40,8 +40,8 @@ use super::evm::{CallTx, Simulator, run_error};
 #[rpc(server, namespace = "debug")]
 pub(crate) trait DebugApi {
     /// Re-executes a mined transaction and reports it with the requested tracer.
-    #[method(name = "traceTransaction", blocking)]
-    fn trace_transaction(
+    #[method(name = "traceTransaction")]
+    async fn trace_transaction(
         &self,
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
@@ -49,8 +49,8 @@ pub(crate) trait DebugApi {
 
     /// Runs a call as eth_call does and reports it with the requested tracer. State and
     /// block overrides and `txIndex` are not supported.
-    #[method(name = "traceCall", blocking)]
-    fn trace_call(
+    #[method(name = "traceCall")]
+    async fn trace_call(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
@@ -112,8 +112,32 @@ fn report(
         .map_err(|e: DebugInspectorError<_>| internal(e))
 }
 
+#[jsonrpsee::core::async_trait]
 impl DebugApiServer for Rpc {
-    fn trace_transaction(
+    async fn trace_transaction(
+        &self,
+        hash: B256,
+        opts: Option<GethDebugTracingOptions>,
+    ) -> RpcResult<GethTrace> {
+        self.heavy(move |rpc| rpc.debug_trace_transaction(hash, opts))
+            .await
+    }
+
+    async fn trace_call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        opts: Option<GethDebugTracingCallOptions>,
+    ) -> RpcResult<GethTrace> {
+        self.heavy(move |rpc| rpc.debug_trace_call(request, block, opts))
+            .await
+    }
+}
+
+impl Rpc {
+    /// debug_traceTransaction, on the calling thread (the RPC method runs it on the heavy
+    /// pool).
+    fn debug_trace_transaction(
         &self,
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
@@ -181,7 +205,8 @@ impl DebugApiServer for Rpc {
         report(&mut inspector.inner, Some(context), &env, &benv, &result)
     }
 
-    fn trace_call(
+    /// debug_traceCall, on the calling thread.
+    fn debug_trace_call(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,

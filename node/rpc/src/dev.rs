@@ -24,7 +24,6 @@ use bttd_runtime::block::next_base_fee;
 use jsonrpsee::proc_macros::rpc;
 
 use super::Rpc;
-use super::call::EthCallApiServer;
 use super::error::{RpcResult, internal, invalid_params, server_error};
 use super::transactions::EthTransactionsApiServer;
 
@@ -110,7 +109,7 @@ impl Rpc {
         request.nonce = Some(nonce);
         let gas_limit = match request.gas {
             Some(gas) => gas,
-            None => self.estimate_gas(request.clone(), None, None)?.to(),
+            None => self.eth_estimate_gas(request.clone(), None, None)?.to(),
         };
         let to = request.to.unwrap_or(TxKind::Create);
         let value = request.value.unwrap_or(U256::ZERO);
@@ -241,6 +240,7 @@ mod tests {
             },
             None,
         )
+        .unwrap()
     }
 
     fn recover_message(signature: &[u8], message: &[u8]) -> Address {

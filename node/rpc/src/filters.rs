@@ -29,7 +29,6 @@ use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{RpcResult, internal, server_error};
-use super::logs::EthLogsApiServer;
 use super::pubsub::{matching_logs, removed_logs};
 use super::{HexIdProvider, Rpc};
 use bttd_txpool::context::{NewBlock, NodeContext};
@@ -273,13 +272,14 @@ pub(crate) trait EthFiltersApi {
     #[method(name = "getFilterChanges")]
     fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges>;
 
-    #[method(name = "getFilterLogs", blocking)]
-    fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>>;
+    #[method(name = "getFilterLogs")]
+    async fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>>;
 
     #[method(name = "uninstallFilter")]
     fn uninstall_filter(&self, id: U256) -> RpcResult<bool>;
 }
 
+#[jsonrpsee::core::async_trait]
 impl EthFiltersApiServer for FilterApi {
     fn new_filter(&self, filter: Filter) -> RpcResult<U256> {
         if let (Some(from), Some(to)) = (filter.get_from_block(), filter.get_to_block())
@@ -310,9 +310,9 @@ impl EthFiltersApiServer for FilterApi {
         })
     }
 
-    fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {
+    async fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {
         let filter = self.filters.log_filter(id)?;
-        self.rpc.logs(filter)
+        self.rpc.heavy(move |rpc| rpc.eth_get_logs(&filter)).await
     }
 
     fn uninstall_filter(&self, id: U256) -> RpcResult<bool> {

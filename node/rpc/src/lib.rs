@@ -39,6 +39,7 @@ mod error;
 mod evm;
 mod fees;
 mod filters;
+mod heavy;
 mod logs;
 mod metrics;
 mod net;
@@ -163,6 +164,9 @@ pub struct RpcConfig {
     pub evm_timeout: std::time::Duration,
     /// Most polling filters installed at once (eth_newFilter and friends).
     pub max_filters: usize,
+    /// Threads running heavy requests (eth_call, eth_estimateGas, eth_getLogs, traces,
+    /// channel lists), apart from everything else; see [`heavy`].
+    pub max_concurrent_heavy: usize,
     /// The namespaces served (`api` in `[rpc]`).
     pub api: BTreeSet<Api>,
     /// Private keys of the accounts the node signs for (eth_accounts, eth_sendTransaction,
@@ -170,6 +174,12 @@ pub struct RpcConfig {
     /// from or written to a config file.
     #[serde(skip)]
     pub dev_accounts: Vec<B256>,
+}
+
+/// The default `max-concurrent-heavy`: the machine's cores (one heavy request per core keeps
+/// them busy without queueing work behind the node's own).
+pub fn default_concurrent_heavy() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
 }
 
 impl Default for RpcConfig {
@@ -186,6 +196,7 @@ impl Default for RpcConfig {
             gas_cap: 50_000_000,
             evm_timeout: bounded::DEFAULT_TIMEOUT,
             max_filters: 1024,
+            max_concurrent_heavy: default_concurrent_heavy(),
             api: Api::DEFAULT.into_iter().collect(),
             dev_accounts: Vec::new(),
         }
@@ -201,6 +212,8 @@ pub enum RpcError {
     },
     #[error("registering JSON-RPC methods: {0}")]
     Register(#[from] jsonrpsee::core::RegisterMethodError),
+    #[error("starting the heavy-request threads: {0}")]
+    HeavyPool(std::io::Error),
 }
 
 /// A running server (cheap to clone). Dropping it does not stop the server; call
@@ -248,6 +261,8 @@ pub(crate) struct Rpc {
     pub dev_signers: Arc<[alloy_signer_local::PrivateKeySigner]>,
     /// Consensus state, on nodes that run consensus.
     pub consensus: Option<Arc<ConsensusInfo>>,
+    /// Where heavy requests run.
+    pub heavy: Arc<heavy::HeavyPool>,
 }
 
 impl Rpc {
@@ -255,19 +270,31 @@ impl Rpc {
         ctx: Arc<NodeContext>,
         config: RpcConfig,
         consensus: Option<Arc<ConsensusInfo>>,
-    ) -> Self {
+    ) -> Result<Self, RpcError> {
+        let heavy =
+            heavy::HeavyPool::start(config.max_concurrent_heavy).map_err(RpcError::HeavyPool)?;
         let dev_signers = config
             .dev_accounts
             .iter()
             .filter_map(|key| alloy_signer_local::PrivateKeySigner::from_bytes(key).ok())
             .collect();
-        Self {
+        Ok(Self {
             ctx,
             config: Arc::new(config),
             tip_cache: Arc::new(Mutex::new(None)),
             dev_signers,
             consensus,
-        }
+            heavy: Arc::new(heavy),
+        })
+    }
+
+    /// Runs a heavy request on the heavy-request pool (see [`heavy`]).
+    pub(crate) async fn heavy<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Rpc) -> error::RpcResult<T> + Send + 'static,
+    ) -> error::RpcResult<T> {
+        let rpc = self.clone();
+        self.heavy.run(move || job(&rpc)).await
     }
 }
 
@@ -355,7 +382,7 @@ pub async fn start(
         .set_batch_request_config(BatchRequestConfig::Limit(config.batch_request_limit))
         .set_id_provider(HexIdProvider::new())
         .build();
-    let module = build_module(Rpc::new(ctx, config, consensus))?;
+    let module = build_module(Rpc::new(ctx, config, consensus)?)?;
     let known: Arc<HashSet<String>> = Arc::new(module.method_names().map(str::to_owned).collect());
     let server = jsonrpsee::server::Server::builder()
         .set_config(server_config)

@@ -18,8 +18,8 @@ use super::resolve::tag_number;
 
 #[rpc(server, namespace = "eth")]
 pub(crate) trait EthLogsApi {
-    #[method(name = "getLogs", blocking)]
-    fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
+    #[method(name = "getLogs")]
+    async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
 }
 
 impl Rpc {
@@ -68,19 +68,34 @@ impl Rpc {
             return Ok(None);
         }
         let to = to.min(head);
-        let span = to - from + 1;
+        self.check_log_span(from, to)?;
+        Ok(Some((from, to)))
+    }
+
+    /// Refuses a scan of `[from, to]` (`from <= to`) longer than `max-log-range` blocks:
+    /// eth_getLogs and the channel lists (which scan the same logs) share the limit.
+    pub(crate) fn check_log_span(&self, from: u64, to: u64) -> RpcResult<()> {
+        let span = to.saturating_sub(from).saturating_add(1);
         if span > self.config.max_log_range {
             return Err(limit_exceeded(format!(
-                "block range too large: {span} blocks, the limit is {}",
+                "block range too large: {span} blocks, the limit is {} (max-log-range); query a narrower range",
                 self.config.max_log_range
             )));
         }
-        Ok(Some((from, to)))
+        Ok(())
     }
 }
 
+#[jsonrpsee::core::async_trait]
 impl EthLogsApiServer for Rpc {
-    fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
+    async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
+        self.heavy(move |rpc| rpc.eth_get_logs(&filter)).await
+    }
+}
+
+impl Rpc {
+    /// eth_getLogs, on the calling thread (the RPC method runs it on the heavy pool).
+    pub(crate) fn eth_get_logs(&self, filter: &Filter) -> RpcResult<Vec<Log>> {
         let chain = &self.ctx.chain;
         let mut out = Vec::new();
         match filter.block_option {
@@ -89,7 +104,7 @@ impl EthLogsApiServer for Rpc {
                     .header(hash)
                     .map_err(internal)?
                     .ok_or_else(|| server_error("unknown block"))?;
-                self.collect_block_logs(&header, &filter, &mut out)?;
+                self.collect_block_logs(&header, filter, &mut out)?;
             }
             FilterBlockOption::Range {
                 from_block,
@@ -103,7 +118,7 @@ impl EthLogsApiServer for Rpc {
                         .header_by_number(number)
                         .map_err(internal)?
                         .ok_or_else(|| internal(format!("canonical block {number} missing")))?;
-                    self.collect_block_logs(&header, &filter, &mut out)?;
+                    self.collect_block_logs(&header, filter, &mut out)?;
                 }
             }
         }

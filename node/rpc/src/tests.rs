@@ -1147,6 +1147,86 @@ async fn heavy_requests_are_bounded_with_clear_errors() {
     node.rpc.stop().await;
 }
 
+/// Issue 11 fault 3: the channel lists scan logs as eth_getLogs does and share its range
+/// limit (before, they scanned the whole chain whatever its length).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_lists_are_limited_like_get_logs() {
+    let node = node_with(RpcConfig {
+        max_log_range: 2,
+        api: Api::ALL.into_iter().collect(),
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..3 {
+        node.produce();
+    }
+    for method in ["eth_getLogs", "channel_listByPayer", "channel_listByPayee"] {
+        let params = match method {
+            "eth_getLogs" => json!([{"fromBlock": "0x0", "toBlock": "latest"}]),
+            _ => json!([DEV_ADDRESS]),
+        };
+        let refused = node.error(method, params).await;
+        assert_eq!(refused["code"], json!(-32005), "{method}: {refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("block range too large: 4 blocks, the limit is 2"),
+            "{method}: {refused}"
+        );
+    }
+    // A range within the limit is served.
+    let listed = node
+        .call("channel_listByPayer", json!([DEV_ADDRESS, "0x2", "latest"]))
+        .await;
+    assert_eq!(listed, json!([]));
+    node.rpc.stop().await;
+}
+
+/// Issue 11 fault 3: heavy requests run on `max-concurrent-heavy` threads of their own; a
+/// burst beyond those threads and their queue is refused at once with -32005, while light
+/// requests keep being answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_heavy_requests_is_refused_beyond_the_heavy_pool() {
+    let node = node_with(RpcConfig {
+        max_concurrent_heavy: 1,
+        api: Api::ALL.into_iter().collect(),
+        ..Default::default()
+    })
+    .await;
+    // 40 simultaneous loops of 50M gas, each on its own connection: one runs, 8 wait (one
+    // more may slip into the slot the first leaves), the rest are refused.
+    let call = json!({"data": LOOP, "gas": "0x2faf080"});
+    let mut burst = tokio::task::JoinSet::new();
+    for id in 0..40 {
+        let (http, url) = (reqwest::Client::new(), node.rpc.http_url());
+        let body =
+            json!({"jsonrpc": "2.0", "id": id, "method": "eth_call", "params": [call, "latest"]});
+        burst.spawn(async move {
+            let answer = http.post(url).json(&body).send().await.expect("send");
+            answer.json::<Value>().await.expect("json")
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(node.call("eth_blockNumber", json!([])).await, json!("0x0"));
+    let answers = burst.join_all().await;
+    let refused = answers
+        .iter()
+        .filter(|a| {
+            a["error"]["code"] == json!(-32005)
+                && a["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("max-concurrent-heavy"))
+        })
+        .count();
+    let ran = answers.len() - refused;
+    assert!(
+        refused >= 40 - 2 - super::heavy::QUEUE_PER_THREAD && ran >= 1,
+        "{refused} refused, {ran} ran: {answers:?}"
+    );
+    node.rpc.stop().await;
+}
+
 /// Issue 11: `api` selects the namespaces. By default debug and dev signing are off (debug
 /// replays cost CPU; signing is for dev accounts), eth_accounts still answers `[]`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
