@@ -1,7 +1,8 @@
 //! One hostile peer against a real network (issue 9, "Must show"): four validators from
 //! `bttd testnet init`, each its own `bttd node` process, and `bttd-byzantine-peer` (built from
-//! the project's network code) running the attacks of faults 1-6 while `bttd loadgen` offers
-//! 200 tx/s over the four validators' RPC.
+//! the project's network code) running the attacks of faults 1-6 (and issue 11's attack 7,
+//! wrapping-cost transactions on gossip) while `bttd loadgen` offers 200 tx/s over the four
+//! validators' RPC.
 //!
 //! The same load runs twice for the same window: first without the attacker (baseline), then
 //! with it. With the attacker:
@@ -15,6 +16,8 @@
 //! - every validator still runs, and its peak RSS (VmHWM) stayed under 1 GiB;
 //! - `bttd_getEvidence` is empty everywhere and all nodes have the same hash at every height.
 //! - `eth_syncing` is `false` everywhere (unverified heights move nothing).
+//! - every pool is empty at the end (`txpool_status`): no wrapping-cost transaction was
+//!   pooled, and loadgen's were all mined.
 //!
 //! The window is 20 s each in CI; `BTTD_HOSTILE_SECONDS=60` runs the 60 s of the issue. Every
 //! check is made and all failures are reported together, with the figures, so a run against an
@@ -271,7 +274,7 @@ fn init(dir: &Path, rpc_port: u16, p2p_port: u16) -> Result<()> {
 }
 
 #[test]
-fn a_byzantine_peer_running_attacks_1_to_6_under_load_is_the_only_one_banned() -> Result<()> {
+fn a_byzantine_peer_running_attacks_1_to_7_under_load_is_the_only_one_banned() -> Result<()> {
     let started = Instant::now();
     let seconds = window_seconds();
     let dir = tempfile::tempdir()?;
@@ -456,6 +459,16 @@ fn a_byzantine_peer_running_attacks_1_to_6_under_load_is_the_only_one_banned() -
                 evidence_summary(&evidence)
             )),
             Err(e) => failures.push(format!("validator {i}: bttd_getEvidence: {e}")),
+        }
+        // Issue 11 fault 1 (attack 7): wrapping-cost transactions are rejected, never pooled.
+        // loadgen drained its own, so every pool is empty.
+        match node.call("txpool_status", json!([])) {
+            Ok(status) if status["pending"] == json!("0x0") && status["queued"] == json!("0x0") => {
+            }
+            Ok(status) => failures.push(format!(
+                "validator {i}: transactions left in the pool after the run: {status}"
+            )),
+            Err(e) => failures.push(format!("validator {i}: txpool_status: {e}")),
         }
         // Fault 6: heights of 2^64-1 and enormous claimed heads are unverified; they must
         // not make a node that follows the chain report that it is syncing.

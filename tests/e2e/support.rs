@@ -246,8 +246,23 @@ impl Devnet {
 
     /// One JSON-RPC call; a JSON-RPC error becomes Err.
     pub fn call(&self, method: &str, params: Value) -> Result<Value> {
-        let response =
-            self.raw(json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}))?;
+        self.call_at(&self.rpc_url, method, params)
+    }
+
+    /// The RPC URL of validator `i` of a `--validators N` devnet (rpc-port + i).
+    pub fn validator_url(&self, i: u16) -> Result<String> {
+        let (base, port) = self
+            .rpc_url
+            .rsplit_once(':')
+            .ok_or_else(|| eyre!("no port in {}", self.rpc_url))?;
+        let port: u16 = port.trim_end_matches('/').parse()?;
+        Ok(format!("{base}:{}", port + i))
+    }
+
+    /// [`Devnet::call`] against another URL (another validator of the same devnet).
+    pub fn call_at(&self, url: &str, method: &str, params: Value) -> Result<Value> {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response: Value = self.http.post(url).json(&body).send()?.json()?;
         if let Some(error) = response.get("error") {
             bail!("{method} failed: {error}");
         }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use eyre::{Result, ensure};
 use serde_json::{Value, json};
 
@@ -82,6 +82,90 @@ fn a_batch_of_a_thousand_is_answered_and_one_more_is_refused() -> Result<()> {
     ensure!(
         refused.get("error").is_some(),
         "a batch of 1,001 was not refused: {refused:.200}"
+    );
+    Ok(())
+}
+
+/// Whether validator `url`'s pool holds `hash` (pending or queued).
+fn pooled(node: &Devnet, url: &str, hash: B256) -> Result<bool> {
+    let content = node.call_at(url, "txpool_content", json!([]))?;
+    Ok(content.to_string().contains(&format!("{hash:#x}")))
+}
+
+/// Waits until `check` holds on every validator's pool.
+fn wait_pools(
+    node: &Devnet,
+    urls: &[String],
+    what: &str,
+    check: impl Fn(&str) -> Result<bool>,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut missing = Vec::new();
+        for url in urls {
+            if !check(url)? {
+                missing.push(url.as_str());
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{what}: not so on {missing:?} after 20 s (head {})",
+            node.block_number()?
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Issue 11 fault 1: the pool re-checks the senders a block touched with the same checked
+/// cost. A queued transaction, affordable when it came, whose sender is then drained by its
+/// own earlier nonce (sent to another validator) leaves every validator's pool.
+#[test]
+fn a_sender_drained_by_another_transaction_leaves_every_pool() -> Result<()> {
+    const MAX_FEE: u128 = 100_000_000_000;
+    let dir = tempfile::tempdir()?;
+    let node = Devnet::start_four_validators(dir.path())?;
+    let urls: Vec<String> = (0..4)
+        .map(|i| node.validator_url(i))
+        .collect::<Result<_>>()?;
+    // Dev account 2 of the mnemonic: nobody else in this test sends from it.
+    let key = crate::validators::dev_signer(2)?;
+    let chain_id = quantity(&node.call("eth_chainId", json!([]))?)?;
+    let nonce = node.nonce(key.address(), "latest")?;
+    let to = Address::repeat_byte(0x78);
+
+    // nonce + 1: one wei, affordable alone; queued behind the gap, gossiped everywhere.
+    let later = transfer_1559(&key, chain_id, nonce + 1, to, U256::from(1), MAX_FEE, 1);
+    let later_hash = node.send_raw(&later)?;
+    wait_pools(&node, &urls, "the queued transaction is pooled", |url| {
+        pooled(&node, url, later_hash)
+    })?;
+
+    // nonce, through validator 3: everything but its own gas at the fee cap.
+    let balance = node.balance(key.address())?;
+    let gas_cost = U256::from(21_000u64 * MAX_FEE as u64);
+    let drain = transfer_1559(&key, chain_id, nonce, to, balance - gas_cost, MAX_FEE, 1);
+    let drain_hash: B256 = serde_json::from_value(node.call_at(
+        &urls[3],
+        "eth_sendRawTransaction",
+        json!([format!("0x{}", alloy_primitives::hex::encode(&drain))]),
+    )?)?;
+    let receipt = node
+        .wait_receipt(drain_hash, Duration::from_secs(30))?
+        .ok_or_else(|| eyre::eyre!("the draining transaction was not mined"))?;
+    ensure!(receipt["status"] == json!("0x1"), "drain failed: {receipt}");
+
+    wait_pools(
+        &node,
+        &urls,
+        "the drained sender's transaction left the pool",
+        |url| Ok(!pooled(&node, url, later_hash)?),
+    )?;
+    ensure!(
+        node.nonce(key.address(), "latest")? == nonce + 1,
+        "the unaffordable transaction was mined"
     );
     Ok(())
 }

@@ -102,7 +102,7 @@ fn same_chain(nodes: &[&Devnet]) -> Result<u64> {
 }
 
 /// Dev account `index` of the test mnemonic (funded by `bttd testnet init`).
-fn dev_signer(index: u32) -> Result<alloy_signer_local::PrivateKeySigner> {
+pub fn dev_signer(index: u32) -> Result<alloy_signer_local::PrivateKeySigner> {
     let account = bttd_genesis::dev_accounts(index + 1)?
         .pop()
         .ok_or_else(|| eyre!("no dev account {index}"))?;

@@ -18,6 +18,10 @@
 //! 5. `sync-stall`: sync answers with blocks of the wrong heights, and an enormous head.
 //! 6. `wire-numbers`: sync requests `{from: 0, max: 0}` and `{from: u64::MAX, max: u32::MAX}`
 //!    to every peer at a high rate; votes and proposals with height 2^64-1 and round u32::MAX.
+//! 7. `wrapping-txs` (issue 11, fault 1): transactions on the transaction topic whose cost
+//!    `gas * maxFee + value` wraps past 2^256 to almost nothing, each from a fresh key without
+//!    balance and with a high tip, 500 per second: before the fix they were admitted, evicted
+//!    honest transactions and stayed in every pool.
 //!
 //! Honest nodes ban the peer ids that attack them, so the tool runs the attacks one identity at
 //! a time: each identity (a fresh key, printed as `attacker peer id: <id> attack: <name>`)
@@ -54,7 +58,7 @@ use rand::{Rng, RngCore};
 #[derive(Debug, Parser)]
 #[command(
     name = "bttd-byzantine-peer",
-    about = "A hostile peer for tests (issue 9 attacks 1-6). Not for operators."
+    about = "A hostile peer for tests (issue 9 attacks 1-6, issue 11 attack 7). Not for operators."
 )]
 struct Args {
     /// A `bttd testnet init` directory (genesis.json and node homes) or one node home:
@@ -70,10 +74,13 @@ struct Args {
     /// Number of validators (without --home).
     #[arg(long)]
     validators: Option<u32>,
+    /// Chain id for the transactions of attack 7 (without --home).
+    #[arg(long)]
+    chain_id: Option<u64>,
     /// How long to attack.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// `all` or a comma-separated list of attack numbers (1-6) or names.
+    /// `all` or a comma-separated list of attack numbers (1-7) or names.
     #[arg(long, default_value = "all")]
     attacks: String,
     /// Longest time one identity runs one attack before the next identity takes over.
@@ -92,16 +99,18 @@ enum Attack {
     EditedSync,
     SyncStall,
     WireNumbers,
+    WrappingTxs,
 }
 
 impl Attack {
-    const ALL: [Attack; 6] = [
+    const ALL: [Attack; 7] = [
         Attack::ForgedVotes,
         Attack::Memory,
         Attack::SwappedPayloads,
         Attack::EditedSync,
         Attack::SyncStall,
         Attack::WireNumbers,
+        Attack::WrappingTxs,
     ];
 
     fn name(self) -> &'static str {
@@ -112,6 +121,7 @@ impl Attack {
             Attack::EditedSync => "4-edited-sync",
             Attack::SyncStall => "5-sync-stall",
             Attack::WireNumbers => "6-wire-numbers",
+            Attack::WrappingTxs => "7-wrapping-txs",
         }
     }
 
@@ -129,7 +139,7 @@ impl Attack {
                         item == (i + 1).to_string() || a.name() == item || a.name()[2..] == *item
                     })
                     .map(|(_, a)| *a)
-                    .ok_or_else(|| eyre!("unknown attack {item:?} (1-6 or all)"))
+                    .ok_or_else(|| eyre!("unknown attack {item:?} (1-7 or all)"))
             })
             .collect()
     }
@@ -138,6 +148,8 @@ impl Attack {
 /// What all identities share: what we learnt of the chain, and what we sent.
 struct Shared {
     genesis_hash: B256,
+    /// The chain id transactions are signed for (attack 7).
+    chain_id: u64,
     bootnodes: Vec<Multiaddr>,
     honest: HashSet<PeerId>,
     validators: u32,
@@ -215,6 +227,36 @@ fn forged_proposal(height: u64, round: u32, proposer: u32, payload: Vec<u8>) -> 
         },
         signature: random_signature(),
     })
+}
+
+/// A transfer from a fresh key without balance whose cost `gas * maxFee + value` is
+/// 2^256 + 1 wei: wrapping arithmetic sees a cost of 1 wei.
+fn wrapping_transaction(chain_id: u64) -> Vec<u8> {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_primitives::{TxKind, U256};
+    use alloy_signer::SignerSync;
+    const GAS: u64 = 21_000;
+    const MAX_FEE: u128 = 1_000_000_000_000; // 1,000 gwei
+    let key = alloy_signer_local::PrivateKeySigner::random();
+    let gas_cost = U256::from(GAS) * U256::from(MAX_FEE);
+    let tx = TxEip1559 {
+        chain_id,
+        nonce: 0,
+        gas_limit: GAS,
+        max_fee_per_gas: MAX_FEE,
+        max_priority_fee_per_gas: MAX_FEE,
+        to: TxKind::Call(key.address()),
+        // 2^256 - gas_cost + 1.
+        value: U256::ZERO
+            .wrapping_sub(gas_cost)
+            .wrapping_add(U256::from(1)),
+        ..Default::default()
+    };
+    let signature = key
+        .sign_hash_sync(&tx.signature_hash())
+        .expect("signing with a fresh local key");
+    TxEnvelope::from(tx.into_signed(signature)).encoded_2718()
 }
 
 /// The block with its last transaction removed, header unchanged (None if it has none).
@@ -553,6 +595,17 @@ impl Identity {
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                Attack::WrappingTxs => {
+                    // Bursts of 50 every 100 ms.
+                    for _ in 0..50 {
+                        let raw = wrapping_transaction(shared.chain_id);
+                        match self.net.publish(Topic::Transactions, raw).await {
+                            Ok(_) => shared.count(attack, "wrapping-cost transactions", 1),
+                            Err(_) => shared.count(attack, "publish failures", 1),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         }
     }
@@ -754,8 +807,13 @@ async fn main() -> Result<()> {
             .collect::<Vec<_>>()
             .join(",")
     );
+    let chain_id = args
+        .chain_id
+        .or_else(|| spec.as_ref().map(|s| s.chain_config().chain_id))
+        .unwrap_or(1337);
     let shared = Arc::new(Shared {
         genesis_hash,
+        chain_id,
         bootnodes,
         honest,
         validators,
