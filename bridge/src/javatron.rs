@@ -249,12 +249,12 @@ pub fn check_built(
             "txID {claimed} but raw_data hashes to {id}"
         )));
     }
-    if let Some(hex_raw) = tx.get("raw_data_hex") {
-        if hex_bytes(E, Some(hex_raw), "raw_data_hex")? != raw_bytes(&raw) {
-            return Err(mismatch(
-                "raw_data_hex is not the encoding of raw_data".into(),
-            ));
-        }
+    if let Some(hex_raw) = tx.get("raw_data_hex")
+        && hex_bytes(E, Some(hex_raw), "raw_data_hex")? != raw_bytes(&raw)
+    {
+        return Err(mismatch(
+            "raw_data_hex is not the encoding of raw_data".into(),
+        ));
     }
     let [contract] = raw.contract.as_slice() else {
         return Err(mismatch(format!("{} contracts", raw.contract.len())));

@@ -120,8 +120,7 @@ pub fn raw_from_json(v: &Value) -> Result<TransactionRaw, JsonError> {
 fn contract_from_json(v: &Value) -> Result<Contract, JsonError> {
     let o = obj(v, "contract")?;
     let type_name = string(o, "type")?;
-    let kind =
-        ContractType::from_name(&type_name).ok_or_else(|| JsonError::ContractType(type_name))?;
+    let kind = ContractType::from_name(&type_name).ok_or(JsonError::ContractType(type_name))?;
     let parameter = o
         .get("parameter")
         .ok_or_else(|| bad("contract.parameter", "missing"))?;
@@ -431,10 +430,10 @@ fn abi_entry_to_json(e: &AbiEntry) -> Value {
     if e.payable {
         m.insert("payable".into(), json!(true));
     }
-    if let Ok(s) = StateMutability::try_from(e.state_mutability) {
-        if s != StateMutability::UnknownMutabilityType {
-            m.insert("stateMutability".into(), json!(format!("{s:?}")));
-        }
+    if let Ok(s) = StateMutability::try_from(e.state_mutability)
+        && s != StateMutability::UnknownMutabilityType
+    {
+        m.insert("stateMutability".into(), json!(format!("{s:?}")));
     }
     Value::Object(m)
 }

@@ -71,11 +71,11 @@ fn corrupt(reason: String) -> ChainError {
     }
 }
 
-/// The change record of block `number`: changed addresses and slot keys.
-fn read_record(
-    store: &dyn KvStore,
-    number: u64,
-) -> Result<(Vec<Address>, Vec<(Address, B256)>), ChainError> {
+/// What one block changed: the addresses, and the storage slots as (address, key).
+type ChangeRecord = (Vec<Address>, Vec<(Address, B256)>);
+
+/// The change record of block `number`.
+fn read_record(store: &dyn KvStore, number: u64) -> Result<ChangeRecord, ChainError> {
     let record = store
         .get(Column::BlockChanges, &number.to_be_bytes())?
         .ok_or_else(|| corrupt(format!("block {number} has none")))?;

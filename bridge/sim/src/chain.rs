@@ -259,11 +259,11 @@ impl Chain {
     }
 
     fn record(&mut self, event: Event) {
-        if let Some(journal) = &mut self.journal {
-            if let Err(e) = journal.append(&event) {
-                tracing::error!(target: "bttd::tron_sim", error = %e, "the datadir is no longer written");
-                self.journal = None;
-            }
+        if let Some(journal) = &mut self.journal
+            && let Err(e) = journal.append(&event)
+        {
+            tracing::error!(target: "bttd::tron_sim", error = %e, "the datadir is no longer written");
+            self.journal = None;
         }
     }
 
@@ -752,10 +752,10 @@ impl Chain {
         let removed = self.blocks.split_off((base + 1) as usize);
         let mut survivors = Vec::new();
         for id in &replaced {
-            if let Some(record) = self.txs.remove(id) {
-                if !dropped.contains(id) {
-                    survivors.push(record);
-                }
+            if let Some(record) = self.txs.remove(id)
+                && !dropped.contains(id)
+            {
+                survivors.push(record);
             }
         }
         survivors.extend(std::mem::take(&mut self.pending));

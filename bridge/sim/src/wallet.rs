@@ -224,10 +224,8 @@ pub fn get_block(chain: &Chain, body: &Value, solid: bool) -> Result<Value, ApiE
     };
     let mut v = block_json(chain, block, visible(body))?;
     let detail = body.get("detail").and_then(Value::as_bool).unwrap_or(false);
-    if !detail {
-        if let Some(m) = v.as_object_mut() {
-            m.remove("transactions");
-        }
+    if !detail && let Some(m) = v.as_object_mut() {
+        m.remove("transactions");
     }
     Ok(v)
 }

@@ -723,7 +723,7 @@ impl Sim {
 
     /// A forger serving sync: an edited body beside the real certificate, or blocks out of
     /// order (the attacks that once stopped or stalled a syncing node).
-    fn corrupt_sync(&mut self, batch: &mut Vec<(Block, CommitCertificate)>) {
+    fn corrupt_sync(&mut self, batch: &mut [(Block, CommitCertificate)]) {
         match self.rng.random_range(0..3) {
             0 => {
                 if let Some((block, _)) = batch.first_mut() {
