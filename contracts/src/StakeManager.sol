@@ -348,6 +348,7 @@ contract StakeManager {
         totalBonded -= amount;
         totalUnbonding += amount;
         uint256 completes = currentEpoch + unbondingEpochs;
+        require(completes <= type(uint64).max, "unbonding epoch overflows");
         unbondings[msg.sender].push(Unbonding(validator, amount, uint64(completes)));
         unbondingCount[msg.sender][validator] += 1;
         emit Undelegated(msg.sender, validator, amount, completes);

@@ -31,7 +31,7 @@ fn system_figures(n: u64) -> Figures {
     signers.sort();
     let proposer = Address::repeat_byte(0xb3);
     chain.fund(proposer, btt(1));
-    let mut reward = |chain: &mut Chain| {
+    let reward = |chain: &mut Chain| {
         chain.credit_stake_manager(btt(1), true);
         chain.next_block();
         chain

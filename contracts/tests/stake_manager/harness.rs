@@ -8,7 +8,6 @@ use bttd_contracts::{STAKE_MANAGER_ADDRESS, StakeManager, stake_manager};
 use revm::context::TxEnv;
 use revm::context_interface::result::{ExecutionResult, Output};
 use revm::database::{CacheDB, EmptyDB};
-use revm::handler::SYSTEM_ADDRESS;
 use revm::primitives::hardfork::SpecId;
 use revm::state::AccountInfo;
 use revm::{Context, ExecuteCommitEvm, ExecuteEvm, MainBuilder, MainContext, SystemCallCommitEvm};
@@ -206,19 +205,26 @@ impl Chain {
                 cfg.chain_id = chain_id;
                 cfg.disable_nonce_check = true;
                 cfg.disable_base_fee = true;
+                // Genesis with 100 validators runs one large constructor.
+                cfg.disable_block_gas_limit = true;
+                cfg.tx_gas_limit_cap = Some(u64::MAX);
             })
             .modify_block_chained(|b| {
                 b.number = U256::from(number);
                 b.basefee = 0;
-                b.gas_limit = 60_000_000;
             })
             .build_mainnet();
+        let gas_limit = if kind.is_create() {
+            500_000_000
+        } else {
+            30_000_000
+        };
         let tx = TxEnv {
             caller: from,
             kind,
             value,
             data,
-            gas_limit: 30_000_000,
+            gas_limit,
             gas_price: 0,
             chain_id: Some(chain_id),
             ..Default::default()
@@ -306,6 +312,7 @@ impl Chain {
             data: call.abi_encode().into(),
             gas_limit: 30_000_000,
             gas_price: 0,
+            chain_id: Some(chain_id),
             ..Default::default()
         };
         let result = evm.transact(tx).expect("view runs").result;
@@ -357,10 +364,6 @@ fn outcome(result: ExecutionResult) -> (Outcome, Option<Address>) {
             None,
         ),
     }
-}
-
-pub fn system_address() -> Address {
-    SYSTEM_ADDRESS
 }
 
 /// A seeded xorshift64* generator: reproducible histories without a dependency.

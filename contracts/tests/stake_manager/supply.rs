@@ -52,6 +52,7 @@ fn stake_manager_reentrant_claimers_get_paid_once() {
     let mut chain = Chain::new(&genesis_of(&keys, btt(100)));
     let mut rng = Rng::new(3);
     let proposer = Address::repeat_byte(0xb1);
+    chain.remember(proposer);
     let staker = deploy_staker(&mut chain);
     let funder = Address::repeat_byte(0xf0);
     chain.fund(funder, btt(100));
