@@ -91,6 +91,7 @@ contract StakeManager {
         bool registered;
         bool tombstoned; // set by slashing (next issue)
         uint64 jailedUntilEpoch; // set by slashing (next issue)
+        uint64 listIndex; // position in validatorList + 1; 0 when not listed
         // slot 2..
         uint256 totalStake; // self-stake + delegations, wei
         uint256 rewardPerStake; // cumulative delegators' reward per wei of stake, * REWARD_SCALE
@@ -134,6 +135,9 @@ contract StakeManager {
     uint256 public totalRewardsOwed; // slot 11
 
     mapping(address owner => Validator) internal validators; // slot 12
+    /// Owners `endEpoch` considers: registered, not tombstoned, self-stake >= minSelfStake
+    /// when last looked at. Pruned at each epoch's end and re-entered by a self-stake top-up,
+    /// so stale registrations cannot make `endEpoch` grow.
     address[] internal validatorList; // slot 13
     mapping(address signer => address owner) public ownerOfSigner; // slot 14
     mapping(bytes32 keyHash => address owner) public ownerOfBlsKey; // slot 15
@@ -539,7 +543,7 @@ contract StakeManager {
         }
     }
 
-    /// Registered validator owners (candidates or not), in registration order.
+    /// Number of owners `endEpoch` considers (see `validatorList`).
     function validatorCount() external view returns (uint256) {
         return validatorList.length;
     }
@@ -571,6 +575,7 @@ contract StakeManager {
         ownerOfSigner[signer] = owner;
         ownerOfBlsKey[keyHash] = owner;
         validatorList.push(owner);
+        v.listIndex = uint64(validatorList.length);
     }
 
     /// Moves the delegation's rewards accrued since its snapshot into pendingRewards.
@@ -589,6 +594,10 @@ contract StakeManager {
         d.stake += amount;
         v.totalStake += amount;
         totalBonded += amount;
+        if (delegator == validator && v.listIndex == 0 && d.stake >= minSelfStake) {
+            validatorList.push(validator); // back among the candidates
+            v.listIndex = uint64(validatorList.length);
+        }
     }
 
     function _creditValidator(address owner, uint256 share) private {
@@ -611,14 +620,23 @@ contract StakeManager {
         address[] memory chosen = new address[](k);
         uint256[] memory stakes = new uint256[](k);
         uint256 n;
-        for (uint256 i = 0; i < total; i++) {
+        uint256 i = 0;
+        while (i < total) {
             address o = validatorList[i];
             Validator storage v = validators[o];
             uint256 stake = v.totalStake;
-            if (
-                v.tombstoned || v.jailedUntilEpoch > epoch || stake < BTT
-                    || delegations[o][o].stake < minSelfStake
-            ) continue;
+            if (v.tombstoned || delegations[o][o].stake < minSelfStake) {
+                // Out until a self-stake top-up: drop it from the list (swap with the last).
+                total -= 1;
+                address last = validatorList[total];
+                validatorList[i] = last;
+                validators[last].listIndex = uint64(i + 1);
+                validatorList.pop();
+                v.listIndex = 0;
+                continue;
+            }
+            i++;
+            if (v.jailedUntilEpoch > epoch || stake < BTT) continue;
             // Insertion into the sorted top-k (stake descending, address ascending).
             if (n == k && !_before(stake, o, stakes[k - 1], chosen[k - 1])) continue;
             uint256 j = n < k ? n : k - 1;
@@ -636,7 +654,7 @@ contract StakeManager {
         if (n == 0) {
             // Nobody qualifies: keep the current set rather than halt the chain.
             uint256 m = activeSet.length;
-            for (uint256 i = 0; i < m; i++) {
+            for (i = 0; i < m; i++) {
                 address o = activeSet[i];
                 uint256 power = powerAt[currentEpoch][o];
                 powerAt[epoch][o] = power;
@@ -647,15 +665,18 @@ contract StakeManager {
             emit EpochEnded(epoch, m, totalPower);
             return;
         }
-        delete activeSet;
-        for (uint256 i = 0; i < n; i++) {
+        // Overwrite the old set in place (cheaper than clearing it), then trim it.
+        uint256 old = activeSet.length;
+        for (i = 0; i < n; i++) {
             address o = chosen[i];
             uint256 power = stakes[i] / BTT;
-            activeSet.push(o);
+            if (i < old) activeSet[i] = o;
+            else activeSet.push(o);
             powerAt[epoch][o] = power;
             signerAt[epoch][o] = validators[o].signer;
             totalPower += power;
         }
+        while (activeSet.length > n) activeSet.pop();
         currentEpoch = epoch;
         emit EpochEnded(epoch, n, totalPower);
     }

@@ -316,6 +316,11 @@ fn stake_manager_lifecycle() {
     );
     end_epoch(&mut chain);
     assert_eq!(status(&mut chain, leaver), 0);
+    // It no longer costs endEpoch anything: pruned from the candidate list.
+    assert_eq!(
+        chain.view(&StakeManager::validatorCountCall {}),
+        U256::from(4)
+    );
     let active = chain.view(&StakeManager::activeValidatorsCall {});
     assert!(!active.contains(&leaver));
     assert_eq!(active.len(), 4, "the dropped-out candidate is back");
@@ -332,13 +337,24 @@ fn stake_manager_lifecycle() {
         )
         .ok();
     // Topping the self-stake back up makes it a candidate again.
-    chain.fund(leaver, btt(10));
+    chain.fund(leaver, btt(100));
     chain
         .send(
             leaver,
-            btt(10),
+            btt(100),
             &StakeManager::delegateCall { validator: leaver },
         )
         .ok();
     assert_eq!(status(&mut chain, leaver), 1);
+    assert_eq!(
+        chain.view(&StakeManager::validatorCountCall {}),
+        U256::from(5)
+    );
+    end_epoch(&mut chain);
+    assert!(
+        chain
+            .view(&StakeManager::activeValidatorsCall {})
+            .contains(&leaver),
+        "back in the set with 109 BTT"
+    );
 }
