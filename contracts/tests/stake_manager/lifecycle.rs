@@ -358,3 +358,59 @@ fn stake_manager_lifecycle() {
         "back in the set with 109 BTT"
     );
 }
+
+/// The names and types of issue 12 are the product interface.
+#[test]
+fn stake_manager_interface_matches_issue_12() {
+    use alloy_sol_types::SolCall;
+    use bttd_contracts::STAKE_MANAGER_ADDRESS;
+    let signatures = [
+        StakeManager::registerValidatorCall::SIGNATURE,
+        StakeManager::delegateCall::SIGNATURE,
+        StakeManager::undelegateCall::SIGNATURE,
+        StakeManager::withdrawUnbondedCall::SIGNATURE,
+        StakeManager::claimRewardsCall::SIGNATURE,
+        StakeManager::setCommissionCall::SIGNATURE,
+        StakeManager::setSignerCall::SIGNATURE,
+        StakeManager::validatorInfoCall::SIGNATURE,
+        StakeManager::delegationOfCall::SIGNATURE,
+        StakeManager::unbondingOfCall::SIGNATURE,
+        StakeManager::activeValidatorsCall::SIGNATURE,
+    ];
+    assert_eq!(
+        signatures,
+        [
+            "registerValidator(address,bytes,bytes,bytes,uint16)",
+            "delegate(address)",
+            "undelegate(address,uint256)",
+            "withdrawUnbonded()",
+            "claimRewards(address)",
+            "setCommission(uint16)",
+            "setSigner(address)",
+            "validatorInfo(address)",
+            "delegationOf(address,address)",
+            "unbondingOf(address)",
+            "activeValidators()",
+        ]
+    );
+    assert_eq!(
+        STAKE_MANAGER_ADDRESS,
+        alloy_primitives::address!("0x0000000000000000000000000000000000001000")
+    );
+    let keys: Vec<_> = (0..1).map(|i| ValidatorKeys::new(700 + i)).collect();
+    let mut chain = Chain::new(&genesis_of(&keys, btt(10)));
+    assert_eq!(
+        chain.view(&StakeManager::SYSTEM_CALLERCall {}),
+        alloy_primitives::address!("0xfffffffffffffffffffffffffffffffffffffffe")
+    );
+    assert_eq!(
+        chain.view(&StakeManager::proposerBonusBpsCall {}),
+        U256::from(1000)
+    );
+    // The statuses, as numbered by the issue.
+    assert_eq!(chain.view(&StakeManager::STATUS_NONECall {}), 0);
+    assert_eq!(chain.view(&StakeManager::STATUS_CANDIDATECall {}), 1);
+    assert_eq!(chain.view(&StakeManager::STATUS_JAILEDCall {}), 2);
+    assert_eq!(chain.view(&StakeManager::STATUS_TOMBSTONEDCall {}), 3);
+    assert_eq!(chain.view(&StakeManager::STATUS_ACTIVECall {}), 4);
+}
