@@ -112,9 +112,32 @@ pub fn bandwidth_channels() -> &'static Artifact {
     &A
 }
 
+/// Raw JSON text of `artifacts/StakeManager.json`.
+pub const STAKE_MANAGER_JSON: &str = include_str!("../artifacts/StakeManager.json");
+
+/// Where every bttd genesis places `StakeManager` (BTTC's validator-set address, which also
+/// receives the base fees).
+pub const STAKE_MANAGER_ADDRESS: alloy_primitives::Address =
+    alloy_primitives::address!("0000000000000000000000000000000000001000");
+
+/// The staking system contract (`src/StakeManager.sol`, see `docs/staking.md`). Constructor:
+/// `(Params, address[] owners, address[] signers, bytes[] blsKeys, uint256[] stakes)` with a
+/// value equal to the sum of the stakes; genesis runs it at [`STAKE_MANAGER_ADDRESS`].
+pub fn stake_manager() -> &'static Artifact {
+    static A: LazyLock<Artifact> = LazyLock::new(|| {
+        Artifact::from_json(STAKE_MANAGER_JSON).expect("embedded StakeManager artifact is valid")
+    });
+    &A
+}
+
 /// Every embedded artifact, by contract name.
-pub fn all() -> [&'static Artifact; 3] {
-    [bandwidth_channels(), multicall3(), test_token()]
+pub fn all() -> [&'static Artifact; 4] {
+    [
+        bandwidth_channels(),
+        multicall3(),
+        stake_manager(),
+        test_token(),
+    ]
 }
 
 /// Looks up an embedded artifact by contract name.
@@ -140,8 +163,13 @@ pub mod bindings {
         BandwidthChannels,
         "artifacts/BandwidthChannels.json"
     );
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        StakeManager,
+        "artifacts/StakeManager.json"
+    );
 }
-pub use bindings::{BandwidthChannels, Multicall3, TestToken};
+pub use bindings::{BandwidthChannels, Multicall3, StakeManager, TestToken};
 
 #[cfg(test)]
 mod tests {
