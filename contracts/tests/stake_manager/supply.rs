@@ -40,7 +40,7 @@ fn block(chain: &mut Chain, rng: &mut Rng, proposer: Address) {
         .ok();
     chain.credit_stake_manager(U256::from(rng.below(10_000_000_000_000_000)), false);
     chain.credit_stake_manager(btt(1), true);
-    if chain.number % 10 == 0 {
+    if chain.number.is_multiple_of(10) {
         chain.system(&StakeManager::endEpochCall {}).ok();
     }
     chain.next_block();
@@ -313,7 +313,7 @@ fn random_history(seed: u64, blocks: u64) {
             chain.genesis_supply + chain.issued,
             "seed {seed}"
         );
-        if chain.number % 50 == 0 {
+        if chain.number.is_multiple_of(50) {
             check_accounts(
                 &mut chain,
                 &pairs,
