@@ -9,7 +9,8 @@
 //! test binary's global allocator records the largest allocation made on the decoding
 //! thread. It is its own test binary so the allocator affects nothing else.
 //!
-//! `BTTD_FUZZ_CASES` sets the inputs per decoder (default 20,000: 140,000 in all for CI);
+//! `BTTD_FUZZ_CASES` sets the inputs per decoder (default 100,000: 700,000 in all for CI,
+//! about 13 s);
 //! `BTTD_FUZZ_CASES=10000000` is the on-demand run. Each test prints its figures (run with
 //! `--no-capture` to see them).
 
@@ -754,4 +755,53 @@ fn hostile_lengths_allocate_nothing_of_their_size() {
         )
     });
     assert!(r.is_err() && peak < 1024, "framing: {peak}");
+}
+
+/// The smallest transactions a peer can encode (10 bytes, 400 in memory), as many as fit in a
+/// message: refused by count before any is decoded. Within the count, the vector never grows
+/// beyond the count.
+#[test]
+fn a_block_of_tiny_transactions_is_bounded_by_count() {
+    fn block(count: usize) -> Vec<u8> {
+        let header = Header {
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            base_fee_per_gas: Some(1),
+            withdrawals_root: Some(alloy_consensus::EMPTY_ROOT_HASH),
+            ..Header::default()
+        };
+        let tx: [u8; 10] = [0xc9, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x1b, 0x01, 0x01];
+        let mut list = Vec::new();
+        alloy_rlp::Header {
+            list: true,
+            payload_length: count * tx.len(),
+        }
+        .encode(&mut list);
+        for _ in 0..count {
+            list.extend_from_slice(&tx);
+        }
+        let mut payload = alloy_rlp::encode(&header);
+        payload.extend_from_slice(&list);
+        let mut bytes = Vec::new();
+        alloy_rlp::Header {
+            list: true,
+            payload_length: payload.len(),
+        }
+        .encode(&mut bytes);
+        bytes.extend_from_slice(&payload);
+        bytes
+    }
+    let max = bttd_runtime::block::MAX_BLOCK_TRANSACTIONS;
+    let over = block((16 << 20) / 10);
+    let (decoded, peak) = measured(|| WireBlock::decode(&over));
+    assert!(decoded.is_err());
+    assert!(
+        peak < 1024,
+        "{peak} B allocated for a block refused by count"
+    );
+    let full = block(max);
+    let (decoded, peak) = measured(|| WireBlock::decode(&full));
+    assert_eq!(decoded.unwrap().body.transactions.len(), max);
+    let exact = max * std::mem::size_of::<TxEnvelope>();
+    assert!(peak <= exact, "{peak} B for {max} transactions ({exact} B)");
+    assert!(peak < 16 << 20);
 }
