@@ -35,12 +35,68 @@ impl SealedBlock {
     }
 }
 
+/// Most transactions one block may carry. Decoding refuses more before allocating for them:
+/// a decoded transaction takes 400 bytes and the smallest encoded one 10, so without a cap a
+/// 16 MiB message of tiny transactions would become an 800 MiB vector. At 21,000 gas each,
+/// 32,768 transactions need 688M gas, far above any bttd gas limit (devnet: 30M); the block
+/// builder stops at this count too.
+pub const MAX_BLOCK_TRANSACTIONS: usize = 1 << 15;
+
 /// A block as it travels between nodes: the header and the signed transactions. Senders are
 /// not sent (a receiver recovers them from the signatures, never trusting a peer for them).
-#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable, RlpDecodable)]
+///
+/// RLP `[header, [tx, ...]]`. Decoding counts the transactions before it decodes any (at
+/// most [`MAX_BLOCK_TRANSACTIONS`], so the vector stays below 13.1 MB) and refuses one above
+/// [`MAX_TX_SIZE`](crate::tx::MAX_TX_SIZE) (what the pool accepts), which bounds the lists
+/// inside one (access and authorization lists) too.
+#[derive(Debug, Clone, PartialEq, Eq, RlpEncodable)]
 pub struct WireBlock {
     pub header: alloy_consensus::Header,
     pub transactions: Vec<TxEnvelope>,
+}
+
+impl alloy_rlp::Decodable for WireBlock {
+    fn decode(buf: &mut &[u8]) -> alloy_rlp::Result<Self> {
+        let mut fields = alloy_rlp::Header::decode_bytes(buf, true)?;
+        let header = alloy_consensus::Header::decode(&mut fields)?;
+        let mut list = alloy_rlp::Header::decode_bytes(&mut fields, true)?;
+        if !fields.is_empty() {
+            return Err(alloy_rlp::Error::UnexpectedLength);
+        }
+        let mut count = 0usize;
+        let mut rest = list;
+        while !rest.is_empty() {
+            let len = item_len(rest)?;
+            if len > crate::tx::MAX_TX_SIZE {
+                return Err(alloy_rlp::Error::Custom("transaction above the size limit"));
+            }
+            count += 1;
+            if count > MAX_BLOCK_TRANSACTIONS {
+                return Err(alloy_rlp::Error::Custom(
+                    "more transactions than a block may hold",
+                ));
+            }
+            rest = &rest[len..];
+        }
+        // Grown as transactions decode rather than sized by the count: items of one byte count
+        // too, but only real transactions take room.
+        let mut transactions = Vec::new();
+        while !list.is_empty() {
+            transactions.push(TxEnvelope::decode(&mut list)?);
+        }
+        Ok(Self {
+            header,
+            transactions,
+        })
+    }
+}
+
+/// Encoded length (header and payload) of the RLP item at the front of `buf`, checked to fit.
+fn item_len(buf: &[u8]) -> alloy_rlp::Result<usize> {
+    let mut rest = buf;
+    let header = alloy_rlp::Header::decode(&mut rest)?;
+    // `decode` checked that the payload fits in what follows the header.
+    Ok(buf.len() - rest.len() + header.payload_length)
 }
 
 impl WireBlock {

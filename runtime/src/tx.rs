@@ -122,6 +122,15 @@ impl RecoveredTx {
         chain_id: u64,
         block_gas_limit: u64,
     ) -> Result<Self, TxError> {
+        // The size every other transaction was held to when decoded (and peers hold a block's
+        // transactions to when they decode it).
+        let size = alloy_eips::eip2718::Encodable2718::encode_2718_len(&envelope);
+        if size > MAX_TX_SIZE {
+            return Err(TxError::Oversized {
+                size,
+                limit: MAX_TX_SIZE,
+            });
+        }
         if envelope.is_eip4844() {
             return Err(TxError::BlobNotSupported);
         }

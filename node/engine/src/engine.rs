@@ -367,10 +367,11 @@ impl Engine {
             match output {
                 Output::Broadcast(message) => {
                     self.nonce = self.nonce.wrapping_add(1);
-                    let bytes = wire::encode(&Envelope {
+                    let bytes = Envelope {
                         nonce: self.nonce,
                         message,
-                    });
+                    }
+                    .encode();
                     if let Err(e) = self.net.publish(Topic::Consensus, bytes).await {
                         tracing::debug!(target: "bttd::consensus", error = %e, "broadcast not sent");
                     }
@@ -584,14 +585,15 @@ impl Engine {
                 data,
                 ..
             } => {
-                let envelope = match wire::decode::<Envelope>("consensus message", &data) {
+                let envelope = match Envelope::decode(&data) {
                     Ok(e) => e,
                     Err(e) => {
                         let _ = self
                             .net
                             .report(message_id, from, MessageAcceptance::Reject)
                             .await;
-                        self.ban(from, e.to_string()).await;
+                        self.ban(from, format!("undecodable consensus message: {e}"))
+                            .await;
                         return;
                     }
                 };
@@ -679,7 +681,7 @@ impl Engine {
                     Ok(permit) => permit,
                     Err(refusal) => {
                         let response = SyncResponse::Error(refusal.to_string());
-                        let _ = respond.send(wire::encode(&response));
+                        let _ = respond.send(response.encode());
                         return;
                     }
                 };
@@ -688,7 +690,7 @@ impl Engine {
                 tokio::task::spawn_blocking(move || {
                     let _permit = permit;
                     let response = sync::answer(&ctx, &data, max_bytes);
-                    if respond.send(wire::encode(&response)).is_err() {
+                    if respond.send(response.encode()).is_err() {
                         tracing::debug!(target: "bttd::sync", %peer, "peer left before the sync response");
                     }
                 });
@@ -736,11 +738,12 @@ impl Engine {
         let tx = self.internal_tx.clone();
         tokio::spawn(async move {
             let result = net
-                .request(peer, wire::encode(&request))
+                .request(peer, request.encode())
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| {
-                    wire::decode::<SyncResponse>("sync response", &bytes).map_err(|e| e.to_string())
+                    SyncResponse::decode(&bytes)
+                        .map_err(|e| format!("undecodable sync response: {e}"))
                 });
             let _ = tx.send(Internal::Synced {
                 peer,
@@ -923,7 +926,7 @@ impl Engine {
         let rejected = executed.rejected.clone();
         let receipts = executed.receipts.clone();
         let ctx = self.ctx.clone();
-        let cert_bytes = wire::encode(&certificate);
+        let cert_bytes = wire::store::encode_certificate(&certificate);
         let committed =
             tokio::task::spawn_blocking(move || ctx.chain.commit_certified(executed, cert_bytes))
                 .await;
@@ -1246,10 +1249,11 @@ mod tests {
             },
             signature: Default::default(),
         };
-        let data = wire::encode(&Envelope {
+        let data = Envelope {
             nonce: 1,
             message: Message::Vote(vote),
-        });
+        }
+        .encode();
         engine
             .on_network(NetworkEvent::Gossip {
                 topic: Topic::Consensus,

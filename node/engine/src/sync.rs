@@ -20,8 +20,8 @@ use bttd_txpool::context::NodeContext;
 
 /// Room left in a response for framing besides the blocks.
 const RESPONSE_OVERHEAD: usize = 4 * 1024;
-/// Most blocks in one answer, whatever the request asks.
-const MAX_BLOCKS_PER_ANSWER: u32 = 256;
+/// Most blocks in one answer, whatever the request asks (what a peer accepts in one).
+const MAX_BLOCKS_PER_ANSWER: u32 = wire::MAX_BLOCKS_PER_RESPONSE as u32;
 /// Sync answers being prepared at once, for all peers together (each reads RocksDB on a
 /// blocking thread).
 pub const MAX_ANSWERS_IN_FLIGHT: usize = 8;
@@ -119,7 +119,7 @@ impl SyncPeers {
 
 /// The answer to one request (never an error on the transport: problems are `Error`).
 pub fn answer(ctx: &NodeContext, request: &[u8], max_bytes: usize) -> SyncResponse {
-    match wire::decode::<SyncRequest>("sync request", request) {
+    match SyncRequest::decode(request) {
         Ok(SyncRequest::Status) => {
             let head = ctx.chain.head();
             SyncResponse::Status {
@@ -132,7 +132,7 @@ pub fn answer(ctx: &NodeContext, request: &[u8], max_bytes: usize) -> SyncRespon
             Ok(blocks) => SyncResponse::Blocks(blocks),
             Err(e) => SyncResponse::Error(e),
         },
-        Err(e) => SyncResponse::Error(e.to_string()),
+        Err(e) => SyncResponse::Error(format!("undecodable sync request: {e}")),
     }
 }
 
@@ -143,7 +143,7 @@ pub fn stored_certificate(ctx: &NodeContext, number: Height) -> Option<CommitCer
         .certificate(number)
         .ok()
         .flatten()
-        .and_then(|bytes| wire::decode::<CommitCertificate>("certificate", &bytes).ok())
+        .and_then(|bytes| wire::store::decode_certificate(&bytes).ok())
 }
 
 fn blocks(
@@ -170,8 +170,7 @@ fn blocks(
             // Committed without consensus (never on a validator chain): nothing to prove it.
             break;
         };
-        let certificate = wire::decode::<CommitCertificate>("stored certificate", &cert)
-            .map_err(|e| e.to_string())?;
+        let certificate = wire::store::decode_certificate(&cert).map_err(|e| e.to_string())?;
         let bytes = WireBlock::encode(&block);
         used = used.saturating_add(bytes.len() + cert.len());
         if used > budget && !out.is_empty() {

@@ -1,7 +1,7 @@
 //! The sync protocol's framing: one request and one response per stream, each a 4-byte
 //! big-endian length followed by that many opaque bytes.
 //!
-//! The payload format belongs to the sync logic (node/src/consensus); the network only bounds
+//! The payload format belongs to the sync logic (node/engine/src/wire); the network only bounds
 //! it. A length above `max-message-bytes` is refused before anything is allocated, so a peer
 //! cannot make us buffer more than one maximal message per stream.
 

@@ -6,6 +6,7 @@ use alloy_primitives::B256;
 use libp2p::{Multiaddr, PeerId, identity::Keypair, multiaddr::Protocol};
 
 use super::error::P2pError;
+use super::protocol::WIRE_VERSION;
 
 /// Smallest `max-message-bytes` accepted: a limit below this cannot carry a block header and
 /// its certificate, so it is certainly a typo.
@@ -31,6 +32,9 @@ pub struct NetworkConfig {
     pub redial_interval: Duration,
     /// How long an outbound sync request waits for its response.
     pub request_timeout: Duration,
+    /// Wire version whose names the node uses: always [`WIRE_VERSION`] in a node; tests set
+    /// an older one to stand for a node of an older release.
+    pub wire_version: u32,
     /// Capacity of the event channel; events beyond it are dropped (and counted), never
     /// allowed to stall the swarm.
     pub event_buffer: usize,
@@ -48,6 +52,7 @@ impl NetworkConfig {
             redial_interval: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             event_buffer: 8192,
+            wire_version: WIRE_VERSION,
         }
     }
 

@@ -7,10 +7,11 @@
 //!   its own tokio task. The node talks to it through a cloneable [`NetworkHandle`] (commands
 //!   over a channel) and receives [`NetworkEvent`]s on an mpsc receiver. The task never waits
 //!   for the node: when the event channel is full, events are dropped and counted.
-//! - **The genesis hash is in every name** ([`ProtocolNames`]): topics
-//!   `/bttd/<genesis-hex>/tx` and `/bttd/<genesis-hex>/consensus`, the sync protocol
-//!   `/bttd/<genesis-hex>/sync/1` and the identify protocol version `bttd/<genesis-hex>`. A
-//!   peer whose identify version differs is disconnected at once and never announced.
+//! - **The genesis hash and the wire version are in every name** ([`ProtocolNames`]):
+//!   topics `/bttd/<genesis-hex>/tx/2` and `/bttd/<genesis-hex>/consensus/2`, the sync
+//!   protocol `/bttd/<genesis-hex>/sync/2` and the identify protocol version
+//!   `bttd/<genesis-hex>/2`. A peer whose identify version differs (another chain, or another
+//!   wire version) is disconnected at once and never announced.
 //! - **The node validates, the network forwards.** Gossipsub runs with strict signing,
 //!   message id = hash of topic and data, and `validate_messages`: each
 //!   [`NetworkEvent::Gossip`] must be answered with [`NetworkHandle::report`]; only
@@ -55,6 +56,7 @@ mod tests;
 
 pub use ban::{BAN_REASONS, ban_reason_label, register_ban_metrics};
 pub use behaviour::{HEARTBEAT, MESH_N, MESH_N_HIGH, MESH_N_LOW};
+pub use codec::BytesCodec;
 pub use config::{NetworkConfig, parse_bootnode};
 pub use error::{DialError, P2pError, PublishError, RequestError};
 pub use handle::{NetworkEvent, NetworkHandle};
@@ -64,5 +66,5 @@ pub use libp2p::{
     gossipsub::{MessageAcceptance, MessageId},
     identity::Keypair,
 };
-pub use protocol::{GOSSIP_ENVELOPE_BYTES, ProtocolNames, Topic};
+pub use protocol::{GOSSIP_ENVELOPE_BYTES, ProtocolNames, Topic, WIRE_VERSION};
 pub use service::Network;

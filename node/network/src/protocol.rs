@@ -1,12 +1,18 @@
-//! Wire names derived from the genesis hash, and the limits every node must agree on.
+//! Wire names derived from the genesis hash and the wire version, and the limits every node
+//! must agree on.
 //!
 //! Every name a peer must match to exchange data carries the genesis hash (lowercase hex, no
-//! `0x`): the two gossip topics, the sync protocol and the identify protocol version. Nodes of
-//! different chains therefore never share a topic or a request stream, and the identify check
-//! (see `service.rs`) disconnects them as soon as they have introduced themselves.
+//! `0x`) and the wire version ([`WIRE_VERSION`]): the two gossip topics, the sync protocol and
+//! the identify protocol version. Nodes of different chains, or of two wire versions,
+//! therefore never share a topic or a request stream, and the identify check (see
+//! `service.rs`) disconnects them as soon as they have introduced themselves.
 
 use alloy_primitives::{B256, hex};
 use libp2p::{StreamProtocol, gossipsub::IdentTopic};
+
+/// The version of the message formats (node/engine/src/wire): the suffix of every name
+/// below. Version 1 was serde-derived CBOR under unversioned names; 2 is the explicit codec.
+pub const WIRE_VERSION: u32 = 2;
 
 /// Bytes a gossipsub frame may add around a payload (topic, source peer id, sequence number,
 /// signature and protobuf tags need a few hundred); `max-message-bytes` bounds the payload and
@@ -37,26 +43,39 @@ impl Topic {
 /// All names of one chain.
 #[derive(Debug, Clone)]
 pub struct ProtocolNames {
-    genesis_hex: String,
     topics: [IdentTopic; 2],
     sync: StreamProtocol,
+    identify: String,
 }
 
 impl ProtocolNames {
+    /// The names of this node's wire version on the chain of `genesis_hash`.
     pub fn new(genesis_hash: B256) -> Self {
+        Self::for_version(genesis_hash, WIRE_VERSION)
+    }
+
+    /// The names of wire version `version`. Version 1 had no version in its topics and
+    /// identify string (`/bttd/<g>/consensus`, `bttd/<g>`); tests use it to stand for a node
+    /// of that release.
+    pub fn for_version(genesis_hash: B256, version: u32) -> Self {
         let genesis_hex = hex::encode(genesis_hash);
-        let topics =
-            Topic::ALL.map(|t| IdentTopic::new(format!("/bttd/{genesis_hex}/{}", t.label())));
-        let sync = StreamProtocol::try_from_owned(format!("/bttd/{genesis_hex}/sync/1"))
+        let suffix = if version == 1 {
+            String::new()
+        } else {
+            format!("/{version}")
+        };
+        let topics = Topic::ALL
+            .map(|t| IdentTopic::new(format!("/bttd/{genesis_hex}/{}{suffix}", t.label())));
+        let sync = StreamProtocol::try_from_owned(format!("/bttd/{genesis_hex}/sync/{version}"))
             .expect("starts with a slash");
         Self {
-            genesis_hex,
             topics,
             sync,
+            identify: format!("bttd/{genesis_hex}{suffix}"),
         }
     }
 
-    /// The gossipsub topic of `topic` on this chain: `/bttd/<genesis-hex>/<tx|consensus>`.
+    /// The gossipsub topic of `topic` on this chain: `/bttd/<genesis-hex>/<tx|consensus>/2`.
     pub fn topic(&self, topic: Topic) -> &IdentTopic {
         &self.topics[topic as usize]
     }
@@ -68,14 +87,14 @@ impl ProtocolNames {
             .find(|t| self.topic(*t).hash() == *hash)
     }
 
-    /// The request-response protocol for block sync: `/bttd/<genesis-hex>/sync/1`.
+    /// The request-response protocol for block sync: `/bttd/<genesis-hex>/sync/2`.
     pub fn sync_protocol(&self) -> StreamProtocol {
         self.sync.clone()
     }
 
-    /// The identify protocol version: `bttd/<genesis-hex>`.
+    /// The identify protocol version: `bttd/<genesis-hex>/2`.
     pub fn identify_version(&self) -> String {
-        format!("bttd/{}", self.genesis_hex)
+        self.identify.clone()
     }
 }
 
@@ -84,19 +103,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_carry_the_genesis_hash() {
+    fn names_carry_the_genesis_hash_and_the_wire_version() {
         let names = ProtocolNames::new(B256::repeat_byte(0xab));
         let g = "ab".repeat(32);
         assert_eq!(
             names.topic(Topic::Transactions).to_string(),
-            format!("/bttd/{g}/tx")
+            format!("/bttd/{g}/tx/2")
         );
         assert_eq!(
             names.topic(Topic::Consensus).to_string(),
+            format!("/bttd/{g}/consensus/2")
+        );
+        assert_eq!(names.sync_protocol().as_ref(), format!("/bttd/{g}/sync/2"));
+        assert_eq!(names.identify_version(), format!("bttd/{g}/2"));
+        // The previous release's names, all different from ours.
+        let v1 = ProtocolNames::for_version(B256::repeat_byte(0xab), 1);
+        assert_eq!(
+            v1.topic(Topic::Consensus).to_string(),
             format!("/bttd/{g}/consensus")
         );
-        assert_eq!(names.sync_protocol().as_ref(), format!("/bttd/{g}/sync/1"));
-        assert_eq!(names.identify_version(), format!("bttd/{g}"));
+        assert_eq!(v1.sync_protocol().as_ref(), format!("/bttd/{g}/sync/1"));
+        assert_eq!(v1.identify_version(), format!("bttd/{g}"));
+        for t in Topic::ALL {
+            assert_eq!(names.topic_of(&v1.topic(t).hash()), None);
+        }
         for t in Topic::ALL {
             assert_eq!(names.topic_of(&names.topic(t).hash()), Some(t));
         }

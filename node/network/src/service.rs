@@ -3,7 +3,7 @@
 //! task, so no lock is needed around it.
 //!
 //! Peer life cycle: a connection becomes a *peer* (`PeerConnected`) only when identify has
-//! shown the same protocol version (`bttd/<genesis-hex>`); a different version, or no identify
+//! shown the same protocol version (`bttd/<genesis-hex>/2`); a different version, or no identify
 //! at all, disconnects it at once. Bans go through libp2p's block list, which closes the
 //! peer's connections and denies new ones in both directions until the ban expires.
 
@@ -57,7 +57,7 @@ impl Network {
         config: NetworkConfig,
     ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), P2pError> {
         config.validate()?;
-        let names = ProtocolNames::new(config.genesis_hash);
+        let names = ProtocolNames::for_version(config.genesis_hash, config.wire_version);
         let local_peer_id = config.keypair.public().to_peer_id();
         let behaviour = Behaviour::new(&config.keypair, &config, &names)?;
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(config.keypair.clone())
@@ -253,7 +253,7 @@ impl Service {
             } => {
                 let ours = self.names.identify_version();
                 if info.protocol_version != ours {
-                    tracing::warn!(target: TARGET, peer = %peer_id, theirs = %info.protocol_version, %ours, agent = %info.agent_version, "peer belongs to another chain: disconnecting");
+                    tracing::warn!(target: TARGET, peer = %peer_id, theirs = %info.protocol_version, %ours, agent = %info.agent_version, "peer belongs to another chain or wire version: disconnecting");
                     metrics::counter!("bttd_p2p_incompatible_peers_total").increment(1);
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     self.mark_incompatible(peer_id, Some(info.protocol_version));

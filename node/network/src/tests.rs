@@ -441,6 +441,37 @@ async fn a_node_of_another_chain_is_disconnected_and_gets_no_gossip() {
     assert!(x.net.request(a.id(), b"blocks".to_vec()).await.is_err());
 }
 
+/// A node of the previous wire version (its names: `/bttd/<g>/consensus`, `sync/1`, identify
+/// `bttd/<g>`) on the same chain is refused like a node of another chain: disconnected at
+/// identify, never a peer, none of its gossip heard, and it cannot sync from us.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_of_the_previous_wire_version_is_refused() {
+    let mut a = node(&[]).await;
+    let mut old_config = config(genesis(), Keypair::generate_ed25519(), 0, &[&a.addr]);
+    old_config.wire_version = 1;
+    let mut old = start(old_config).await;
+    let theirs = a.incompatible(old.id()).await;
+    assert_eq!(
+        theirs,
+        Some(ProtocolNames::for_version(genesis(), 1).identify_version())
+    );
+    let ours = old.incompatible(a.id()).await;
+    assert_eq!(ours, Some(ProtocolNames::new(genesis()).identify_version()));
+    assert!(!a.net.peers().await.unwrap().contains(&old.id()));
+    assert!(matches!(
+        old.net.publish(Topic::Consensus, b"v1 vote".to_vec()).await,
+        Err(PublishError::NoPeers)
+    ));
+    assert!(old.net.request(a.id(), b"status".to_vec()).await.is_err());
+    a.assert_quiet("gossip or peer of the previous wire version", |e| {
+        matches!(
+            e,
+            NetworkEvent::Gossip { .. } | NetworkEvent::PeerConnected(_)
+        )
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_banned_peer_stays_out_until_the_ban_expires() {
     let mut a = node(&[]).await;

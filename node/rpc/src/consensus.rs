@@ -80,8 +80,7 @@ impl BttdConsensusApiServer for Rpc {
         let Some(bytes) = chain.certificate(header.number).map_err(internal)? else {
             return Ok(None);
         };
-        let cert: CommitCertificate =
-            wire::decode("stored certificate", &bytes).map_err(internal)?;
+        let cert: CommitCertificate = wire::store::decode_certificate(&bytes).map_err(internal)?;
         let info = self.consensus.as_deref();
         let set = info.and_then(|i| i.sets.validator_set(cert.height));
         Ok(Some(RpcCertificate {

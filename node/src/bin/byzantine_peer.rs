@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{B256, Bytes};
 use bttd_consensus::bls::SignatureBytes;
 use bttd_consensus::{Block, Message, Proposal, SignedProposal, SignedVote, Vote, VoteType};
-use bttd_engine::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
+use bttd_engine::wire::{CertifiedBlock, Envelope, SyncRequest, SyncResponse};
 use bttd_genesis::ChainSpec;
 use bttd_network::{
     Keypair, MessageAcceptance, Multiaddr, Network, NetworkConfig, NetworkEvent, NetworkHandle,
@@ -173,10 +173,11 @@ impl Shared {
     }
 
     fn envelope(&self, message: Message) -> Vec<u8> {
-        wire::encode(&Envelope {
+        Envelope {
             nonce: self.nonce.fetch_add(1, Ordering::Relaxed) ^ rand::random::<u64>(),
             message,
-        })
+        }
+        .encode()
     }
 
     /// The height the honest nodes are deciding.
@@ -274,8 +275,8 @@ async fn publish(net: &NetworkHandle, shared: &Shared, attack: Attack, what: &st
 }
 
 async fn request(net: &NetworkHandle, peer: PeerId, req: &SyncRequest) -> Option<SyncResponse> {
-    let bytes = net.request(peer, wire::encode(req)).await.ok()?;
-    wire::decode::<SyncResponse>("sync response", &bytes).ok()
+    let bytes = net.request(peer, req.encode()).await.ok()?;
+    SyncResponse::decode(&bytes).ok()
 }
 
 /// Real certified blocks from `from` (up to `max`), asked of any connected honest peer.
@@ -327,7 +328,7 @@ impl Identity {
         let shared = &self.shared;
         let attack = self.attack;
         let head = shared.head.load(Ordering::Relaxed);
-        let asked = wire::decode::<SyncRequest>("sync request", &data).ok();
+        let asked = SyncRequest::decode(&data).ok();
         let response = match (attack, asked) {
             (Attack::SyncStall, Some(SyncRequest::Status)) => {
                 shared.count(attack, "enormous status answers", 1);
@@ -413,7 +414,7 @@ impl Identity {
             }
             (_, None) => SyncResponse::Error("undecodable".into()),
         };
-        wire::encode(&response)
+        response.encode()
     }
 
     /// Keeps our view of the honest head fresh.
@@ -441,7 +442,7 @@ impl Identity {
         if topic != Topic::Consensus {
             return;
         }
-        let Ok(envelope) = wire::decode::<Envelope>("consensus message", data) else {
+        let Ok(envelope) = Envelope::decode(data) else {
             return;
         };
         let Message::Proposal(p) = envelope.message else {
@@ -564,7 +565,7 @@ impl Identity {
                             for _ in 0..3 {
                                 let net = self.net.clone();
                                 let shared = shared.clone();
-                                let bytes = wire::encode(&req);
+                                let bytes = req.encode();
                                 let what = if matches!(req, SyncRequest::Blocks { from: 0, .. }) {
                                     "sync requests {from: 0, max: 0}"
                                 } else {

@@ -145,6 +145,7 @@ impl NodeContext {
                 gas += tx.gas_limit();
                 gas <= gas_limit.saturating_mul(2)
             })
+            .take(bttd_runtime::block::MAX_BLOCK_TRANSACTIONS)
             .collect()
     }
 

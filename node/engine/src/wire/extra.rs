@@ -1,90 +1,9 @@
-//! What consensus puts on the wire and on disk: CBOR (compact, self-describing, serde) for
-//! consensus messages, sync requests and stored certificates, and the fixed binary layout of
-//! the parent certificate carried in a block's `extraData`.
-//!
-//! Blocks inside messages are [`WireBlock`](bttd_runtime::WireBlock) RLP: header plus signed
-//! transactions, never the senders, so a receiver recovers senders itself.
+//! The fixed binary layout of the parent certificate carried in a block's `extraData`
+//! (docs/block-format.md), and the validator-set commitment of an epoch's last block.
 
 use alloy_primitives::{B256, Bytes};
 use bttd_consensus::bls::SignatureBytes;
 use bttd_consensus::{CommitCertificate, Height, SignerBitmap};
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
-
-/// Bytes that could not be decoded.
-#[derive(Debug, thiserror::Error)]
-#[error("undecodable {what}: {reason}")]
-pub struct WireError {
-    pub what: &'static str,
-    pub reason: String,
-}
-
-/// CBOR bytes of a value.
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = Vec::new();
-    ciborium::into_writer(value, &mut out).expect("writing to a Vec cannot fail");
-    out
-}
-
-/// A value from CBOR bytes.
-pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, WireError> {
-    ciborium::from_reader(bytes).map_err(|e| WireError {
-        what,
-        reason: e.to_string(),
-    })
-}
-
-/// A consensus message on gossip (topic `consensus`), CBOR `{nonce, message}`. The nonce makes
-/// a re-broadcast a new gossip message (gossipsub drops byte-identical messages it saw
-/// recently).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Envelope {
-    pub nonce: u64,
-    pub message: bttd_consensus::messages::Message,
-}
-
-/// Requests of the sync protocol.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncRequest {
-    /// The peer's head height.
-    Status,
-    /// Up to `max` committed blocks from height `from`, each with its certificate.
-    Blocks { from: Height, max: u32 },
-}
-
-/// A committed block as served by sync: the block's wire bytes and the certificate that
-/// finalised it. The receiver verifies the certificate, never re-running consensus.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CertifiedBlock {
-    pub block: Bytes,
-    pub certificate: CommitCertificate,
-}
-
-/// Answers of the sync protocol.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SyncResponse {
-    /// The peer's head, with the certificate that finalised it (absent for genesis, or from
-    /// a node of an older version): a claimed height moves nothing until it is verified.
-    Status {
-        head: Height,
-        head_hash: B256,
-        #[serde(default)]
-        certificate: Option<CommitCertificate>,
-    },
-    Blocks(Vec<CertifiedBlock>),
-    Error(String),
-}
-
-impl SyncResponse {
-    /// The variant's name, for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SyncResponse::Status { .. } => "status",
-            SyncResponse::Blocks(_) => "blocks",
-            SyncResponse::Error(_) => "error",
-        }
-    }
-}
 
 /// Length of the fixed part of the `extraData` certificate: round (4) + aggregate (96).
 const EXTRA_FIXED: usize = 4 + 96;
@@ -159,35 +78,6 @@ pub fn validator_set_hash(set: &bttd_consensus::ValidatorSet) -> B256 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bttd_consensus::VoteType;
-    use bttd_consensus::messages::{Message, SignedVote, Vote};
-
-    #[test]
-    fn messages_round_trip_compactly() {
-        let msg = Message::Vote(SignedVote {
-            vote: Vote {
-                vote_type: VoteType::Precommit,
-                height: 9,
-                round: 1,
-                block: Some(B256::repeat_byte(7)),
-                validator: 3,
-            },
-            signature: SignatureBytes::repeat_byte(5),
-        });
-        let bytes = encode(&msg);
-        // Binary, not hex: the 96-byte signature and 32-byte id are raw bytes, so the message
-        // is far smaller than its JSON (which spells them in hex).
-        let json = serde_json::to_vec(&msg).unwrap();
-        assert!(bytes.len() < 256, "{} bytes", bytes.len());
-        assert!(
-            bytes.len() * 3 < json.len() * 2,
-            "{} vs {} bytes",
-            bytes.len(),
-            json.len()
-        );
-        assert_eq!(decode::<Message>("vote", &bytes).unwrap(), msg);
-        assert!(decode::<Message>("vote", &bytes[..bytes.len() - 1]).is_err());
-    }
 
     #[test]
     fn extra_data_round_trips_and_refuses_wrong_lengths() {
