@@ -515,11 +515,11 @@ fn watchtower_settles_through_a_10001_close_burst_block_spam_and_a_kill() -> Res
             bail!(
                 "no Settled for X before closesAt {closes_at} (head {}); tower log:\n{}",
                 quantity(&head["number"])?,
-                tower_log()
-                    .lines()
-                    .filter(|l| !l.contains("DEBUG"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                {
+                    let log = tower_log();
+                    let lines: Vec<&str> = log.lines().filter(|l| !l.contains("DEBUG")).collect();
+                    lines[lines.len().saturating_sub(12)..].join("\n")
+                }
             );
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -550,21 +550,52 @@ fn watchtower_settles_through_a_10001_close_burst_block_spam_and_a_kill() -> Res
         &node,
         serde_json::from_value(settled["transactionHash"].clone())?,
     )?;
-    // The window's blocks were bought: full of spam up to the settlement.
-    let mut full = 0;
-    for n in close_block + 1..settle_block {
-        if quantity(&block(&node, n)?["gasUsed"])? >= 20_000_000 {
-            full += 1;
+    // The window's blocks were bought: full of spam before the settlement, and after it until
+    // closesAt; the settle got in only by outbidding the spam's tip, after replacements.
+    let window_blocks = {
+        let mut n = close_block + 1;
+        let mut v = Vec::new();
+        loop {
+            while node.block_number()? < n {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let b = block(&node, n)?;
+            if quantity(&b["timestamp"])? >= closes_at {
+                break v;
+            }
+            v.push((n, quantity(&b["gasUsed"])?));
+            n += 1;
         }
-    }
+    };
+    let full_before = window_blocks
+        .iter()
+        .filter(|(n, gas)| *n < settle_block && *gas >= 20_000_000)
+        .count();
+    let full = window_blocks
+        .iter()
+        .filter(|(_, gas)| *gas >= 20_000_000)
+        .count();
+    let settle_tip = quantity(&settle_tx["maxPriorityFeePerGas"])? as u128;
     println!(
-        "settled in block {settle_block} ({} s before closesAt) with tip {} gwei after {full} full blocks",
+        "settled in block {settle_block} ({} s before closesAt) with tip {} gwei; {full_before} full blocks before it, {full} of the window's {} blocks full",
         closes_at - settle_ts,
-        quantity(&settle_tx["maxPriorityFeePerGas"])? as u128 / GWEI
+        settle_tip / GWEI,
+        window_blocks.len()
+    );
+    for line in tower_log().lines().filter(|l| l.contains("settle sent")) {
+        println!(
+            "tower: {}",
+            line.split("bttd::channel: ").last().unwrap_or(line)
+        );
+    }
+    ensure!(
+        full_before >= 1 && full * 2 >= window_blocks.len(),
+        "the spam did not fill the window's blocks ({full} of {} full)",
+        window_blocks.len()
     );
     ensure!(
-        full >= 3,
-        "the spam did not fill the window's blocks ({full} full)"
+        settle_tip > SPAM_TIP,
+        "settled with tip {settle_tip}, not above the spam's"
     );
     ensure!(
         tower_log().contains("replacing it with a higher fee"),

@@ -66,6 +66,24 @@ impl Node {
             .to())
     }
 
+    /// The head block's number, timestamp and base fee.
+    pub async fn head(&self) -> eyre::Result<(u64, u64, u128)> {
+        let block: Value = self
+            .request("eth_getBlockByNumber", rpc_params!["latest", false])
+            .await?;
+        let field = |name: &str| -> eyre::Result<u128> {
+            let v = block[name]
+                .as_str()
+                .ok_or_else(|| eyre!("head block has no {name}"))?;
+            Ok(u128::from_str_radix(v.trim_start_matches("0x"), 16)?)
+        };
+        Ok((
+            field("number")?.try_into()?,
+            field("timestamp")?.try_into()?,
+            field("baseFeePerGas").unwrap_or(0),
+        ))
+    }
+
     /// Timestamp of the head block.
     pub async fn head_timestamp(&self) -> eyre::Result<u64> {
         let block: Value = self

@@ -49,9 +49,6 @@ alloy_sol_types::sol! {
     struct Call3 { address target; bool allowFailure; bytes callData; }
     struct Result3 { bool success; bytes returnData; }
     function aggregate3(Call3[] calls) external payable returns (Result3[] returnData);
-    function getBlockNumber() external view returns (uint256 blockNumber);
-    function getCurrentBlockTimestamp() external view returns (uint256 timestamp);
-    function getBasefee() external view returns (uint256 basefee);
     function getEthBalance(address addr) external view returns (uint256 balance);
 }
 
@@ -320,80 +317,68 @@ fn decode_channel(out: &[u8]) -> eyre::Result<ChannelInfo> {
     })
 }
 
-/// The head and the given channels, read in `aggregate3` calls pinned to one block.
+/// The head (eth_getBlockByNumber: an eth_call's environment may have no base fee), then the
+/// tower's balance and the given channels in `aggregate3` calls pinned to that block.
 async fn read_chain(
     node: &Node,
     me: Address,
     ids: &[B256],
 ) -> eyre::Result<(Head, Vec<ChannelInfo>)> {
+    let (number, timestamp, base_fee) = node.head().await?;
     let call3 = |target: Address, data: Bytes| Call3 {
         target,
         allowFailure: false,
         callData: data,
     };
-    let header = [
-        call3(
-            MULTICALL3_ADDRESS,
-            getBlockNumberCall {}.abi_encode().into(),
-        ),
-        call3(
-            MULTICALL3_ADDRESS,
-            getCurrentBlockTimestampCall {}.abi_encode().into(),
-        ),
-        call3(MULTICALL3_ADDRESS, getBasefeeCall {}.abi_encode().into()),
-        call3(
-            MULTICALL3_ADDRESS,
-            getEthBalanceCall { addr: me }.abi_encode().into(),
-        ),
-    ];
     let channel_call = |id: &B256| {
         call3(
             BANDWIDTH_CHANNELS_ADDRESS,
             calldata(IBandwidthChannels::channelsCall { channelId: *id }),
         )
     };
-    let mut chunks = ids.chunks(READ_CHUNK);
-    let first: Vec<Call3> = header
-        .into_iter()
-        .chain(chunks.next().unwrap_or_default().iter().map(channel_call))
-        .collect();
-    let aggregate = |calls: Vec<Call3>, block: Option<u64>| async move {
+    let aggregate = |calls: Vec<Call3>| async move {
+        let n = calls.len();
         let out = node
             .call(
                 MULTICALL3_ADDRESS,
                 aggregate3Call { calls }.abi_encode().into(),
-                block,
+                Some(number),
             )
             .await?;
         let results = aggregate3Call::abi_decode_returns(&out)
             .map_err(|e| eyre::eyre!("aggregate3 returned undecodable data: {e}"))?;
+        eyre::ensure!(
+            results.len() == n,
+            "aggregate3: {} results for {n} calls",
+            results.len()
+        );
         eyre::Ok(results)
     };
-    let results = aggregate(first, None).await?;
+    let mut chunks = ids.chunks(READ_CHUNK);
+    let first: Vec<Call3> = std::iter::once(call3(
+        MULTICALL3_ADDRESS,
+        getEthBalanceCall { addr: me }.abi_encode().into(),
+    ))
+    .chain(chunks.next().unwrap_or_default().iter().map(channel_call))
+    .collect();
+    let results = aggregate(first).await?;
     eyre::ensure!(
-        results.len() == 4 + ids.len().min(READ_CHUNK),
-        "aggregate3: wrong count"
+        results[0].returnData.len() == 32,
+        "getEthBalance: not one word"
     );
-    let word = |r: &Result3| -> eyre::Result<U256> {
-        eyre::ensure!(r.returnData.len() == 32, "multicall: not one word");
-        Ok(U256::from_be_slice(&r.returnData))
-    };
-    let number: u64 = word(&results[0])?.try_into()?;
     let head = Head {
         number,
-        timestamp: word(&results[1])?.try_into()?,
+        timestamp,
         seen: Instant::now(),
-        base_fee: word(&results[2])?.try_into().unwrap_or(u128::MAX),
-        balance: word(&results[3])?,
+        base_fee,
+        balance: U256::from_be_slice(&results[0].returnData),
     };
     let mut infos = Vec::with_capacity(ids.len());
-    for r in &results[4..] {
+    for r in &results[1..] {
         infos.push(decode_channel(&r.returnData)?);
     }
     for chunk in chunks {
-        let results = aggregate(chunk.iter().map(channel_call).collect(), Some(number)).await?;
-        eyre::ensure!(results.len() == chunk.len(), "aggregate3: wrong count");
-        for r in &results {
+        for r in aggregate(chunk.iter().map(channel_call).collect()).await? {
             infos.push(decode_channel(&r.returnData)?);
         }
     }
