@@ -11,7 +11,8 @@
 //! 4. the payer requests the close of X and buys the block space of the settle window with
 //!    high-tip transactions that burn whole blocks;
 //! 5. the tower must still settle X's best voucher before `closesAt` (bidding up its stuck
-//!    settle); after the window the payer withdraws the rest; balances match to the wei.
+//!    settle, and killed again with SIGKILL while that settle is pending, then restarted);
+//!    after the window the payer withdraws the rest; balances match to the wei.
 //!
 //! Run against another build with `BTTD_E2E_BIN=/path/to/bttd`: a binary whose `channel watch`
 //! has no `--state-dir` (the watcher before issue 11) is driven through its `--vouchers`
@@ -500,6 +501,23 @@ fn watchtower_settles_through_a_10001_close_burst_block_spam_and_a_kill() -> Res
         "X close requested in block {close_block}, closesAt {closes_at}; {} spam txs queued",
         4 * per_spammer
     );
+
+    if modern {
+        // SIGKILL again with its first settle stuck behind the spam, and a restart: the new
+        // run must outbid the transaction the old one left in the pool.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !tower_log().contains("settle sent") {
+            ensure!(
+                Instant::now() < deadline,
+                "no settle sent:\n{}",
+                tower_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(tower);
+        tower = Tower::start(&node, &state, &voucher_dir, &log, modern)?;
+        println!("tower killed with its first settle pending, restarted");
+    }
 
     // 5. The tower settles X before closesAt.
     let settled = loop {
