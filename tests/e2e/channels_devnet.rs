@@ -33,6 +33,8 @@ fn viem_pays_through_channels_and_the_payee_watcher_settles_before_the_window_en
         Command::new(BTTD)
             .args(["channel", "watch", "--rpc-url", &node.rpc_url])
             .args(["--dev-account", "7", "--poll-interval", "250ms"])
+            .arg("--state-dir")
+            .arg(dir.path().join("tower"))
             .arg("--vouchers")
             .arg(&vouchers)
             .args(["--log", "info,bttd=debug"])

@@ -17,3 +17,4 @@ mod support;
 mod tron;
 mod txpool;
 mod validators;
+mod watchtower;

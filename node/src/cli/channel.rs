@@ -7,6 +7,8 @@
 //! `btt` suffix (`2.5btt`).
 
 mod client;
+mod store;
+mod tower;
 mod watch;
 
 use std::path::PathBuf;
@@ -140,17 +142,35 @@ enum ChannelCommand {
         #[arg(long)]
         payee: Option<Address>,
     },
-    /// Payee's guard: hold the best vouchers and settle them as soon as the payer requests a
-    /// close. Runs until Ctrl-C.
+    /// The payee's watchtower: holds the best vouchers (in --state-dir), settles them before
+    /// closesAt minus the margin once the payer requests a close, bidding up a stuck settle.
+    /// Runs until Ctrl-C.
     Watch {
-        /// Voucher JSON lines: a file or a directory of *.json / *.jsonl files (re-read when
-        /// they change), or `-` for stdin.
+        /// Where the best vouchers are kept (each written and fsynced before it is
+        /// acknowledged) and reloaded from on restart.
         #[arg(long)]
-        vouchers: PathBuf,
-        /// How often to look for new vouchers and close requests.
+        state_dir: PathBuf,
+        /// Serve `watch_submitVoucher` and `watch_status` over JSON-RPC on this address.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Also collect for this payee (repeatable; the key's own address always is).
+        #[arg(long)]
+        payee: Vec<Address>,
+        /// Settle before closesAt minus this share of the settle window, and take no voucher
+        /// for a closing channel after that.
+        #[arg(long, default_value_t = tower::Margin::DEFAULT)]
+        margin: tower::Margin,
+        /// Refuse vouchers that claim less than this over what was already claimed (wei or btt).
+        #[arg(long, value_parser = parse_amount, default_value = "1")]
+        min_claim: U256,
+        /// Also read voucher JSON lines from a file or a directory of *.json / *.jsonl files
+        /// (re-read when they change), or `-` for stdin.
+        #[arg(long)]
+        vouchers: Option<PathBuf>,
+        /// How often to re-read the channels and the head.
         #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
         poll_interval: Duration,
-        /// The payee's key (settles are sent from it).
+        /// The key settles are sent from (its address is a served payee).
         #[command(flatten)]
         key: KeyArgs,
     },
@@ -426,14 +446,31 @@ async fn dispatch(args: ChannelArgs) -> eyre::Result<()> {
             print(&v);
         }
         ChannelCommand::Watch {
+            state_dir,
+            listen,
+            payee,
+            margin,
+            min_claim,
             vouchers,
             poll_interval,
             key,
         } => {
             let signer = key.signer()?;
             let domain = ChannelsDomain::new(node.chain_id().await?, contract);
-            let source = watch::Source::from_arg(&vouchers);
-            watch::run(node, signer, domain, source, poll_interval).await?;
+            let mut payees: std::collections::HashSet<Address> = payee.into_iter().collect();
+            payees.insert(signer.address());
+            let config = watch::Config {
+                policy: tower::Policy {
+                    payees,
+                    margin,
+                    min_claim,
+                },
+                state_dir,
+                listen,
+                vouchers,
+                poll: poll_interval,
+            };
+            watch::run(node, signer, domain, config).await?;
         }
     }
     Ok(())

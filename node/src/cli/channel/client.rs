@@ -11,8 +11,9 @@ use alloy_rpc_types_eth::{Filter, Log, TransactionReceipt};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolInterface};
-use bttd_contracts::channels::{ChannelInfo, IBandwidthChannels};
+use bttd_contracts::channels::IBandwidthChannels;
 use eyre::{WrapErr, bail, eyre};
+use jsonrpsee::core::ClientError;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use jsonrpsee::rpc_params;
@@ -65,6 +66,24 @@ impl Node {
             .to())
     }
 
+    /// The head block's number, timestamp and base fee.
+    pub async fn head(&self) -> eyre::Result<(u64, u64, u128)> {
+        let block: Value = self
+            .request("eth_getBlockByNumber", rpc_params!["latest", false])
+            .await?;
+        let field = |name: &str| -> eyre::Result<u128> {
+            let v = block[name]
+                .as_str()
+                .ok_or_else(|| eyre!("head block has no {name}"))?;
+            Ok(u128::from_str_radix(v.trim_start_matches("0x"), 16)?)
+        };
+        Ok((
+            field("number")?.try_into()?,
+            field("timestamp")?.try_into()?,
+            field("baseFeePerGas").unwrap_or(0),
+        ))
+    }
+
     /// Timestamp of the head block.
     pub async fn head_timestamp(&self) -> eyre::Result<u64> {
         let block: Value = self
@@ -76,27 +95,6 @@ impl Node {
         Ok(u64::from_str_radix(ts.trim_start_matches("0x"), 16)?)
     }
 
-    /// `channels(id)` at the head, through `channel_getInfo` (zeros for an unknown id).
-    pub async fn channel(&self, id: B256) -> eyre::Result<ChannelInfo> {
-        let v: Option<Value> = self.request("channel_getInfo", rpc_params![id]).await?;
-        let Some(v) = v else {
-            return Ok(ChannelInfo::default());
-        };
-        let field = |name: &str| -> eyre::Result<Value> {
-            v.get(name)
-                .cloned()
-                .ok_or_else(|| eyre!("channel_getInfo answer lacks {name}"))
-        };
-        Ok(ChannelInfo {
-            payer: serde_json::from_value(field("payer")?)?,
-            payee: serde_json::from_value(field("payee")?)?,
-            deposit: serde_json::from_value(field("deposit")?)?,
-            claimed: serde_json::from_value(field("claimed")?)?,
-            settle_window: serde_json::from_value(field("settleWindow")?)?,
-            closes_at: serde_json::from_value(field("closesAt")?)?,
-        })
-    }
-
     /// Any `channel_*` method, answer as JSON (for `info`).
     pub async fn raw(&self, method: &str, params: Vec<Value>) -> eyre::Result<Value> {
         let mut p = jsonrpsee::core::params::ArrayParams::new();
@@ -106,8 +104,65 @@ impl Node {
         self.request(method, p).await
     }
 
-    pub async fn logs(&self, filter: &Filter) -> eyre::Result<Vec<Log>> {
-        self.request("eth_getLogs", rpc_params![filter]).await
+    /// eth_getLogs, with the node's error kept whole (a refused range is split by the caller).
+    pub async fn logs(&self, filter: &Filter) -> Result<Vec<Log>, ClientError> {
+        self.client
+            .request("eth_getLogs", rpc_params![filter])
+            .await
+    }
+
+    /// eth_call of `input` on `to` at `block` (a number, or the head when `None`).
+    pub async fn call(&self, to: Address, input: Bytes, block: Option<u64>) -> eyre::Result<Bytes> {
+        let tag = block.map_or_else(|| json!("latest"), |n| json!(U64::from(n)));
+        self.request(
+            "eth_call",
+            rpc_params![json!({ "to": to, "input": input }), tag],
+        )
+        .await
+    }
+
+    /// The account's transaction count at `tag` ("latest" or "pending").
+    pub async fn nonce(&self, address: Address, tag: &str) -> eyre::Result<u64> {
+        Ok(self
+            .request::<U64>("eth_getTransactionCount", rpc_params![address, tag])
+            .await?
+            .to())
+    }
+
+    pub async fn suggested_tip(&self) -> eyre::Result<u128> {
+        let tip: U256 = self
+            .request("eth_maxPriorityFeePerGas", rpc_params![])
+            .await?;
+        Ok(tip.try_into().unwrap_or(u128::MAX))
+    }
+
+    /// eth_estimateGas of a call from `from` (reverts decoded).
+    pub async fn estimate_gas(
+        &self,
+        from: Address,
+        to: Address,
+        input: &Bytes,
+    ) -> eyre::Result<u64> {
+        let call = json!({ "from": from, "to": to, "input": input });
+        let gas: U64 = self
+            .client
+            .request("eth_estimateGas", rpc_params![call])
+            .await
+            .map_err(|e| eyre!("{}", describe_revert(&e)))?;
+        Ok(gas.to())
+    }
+
+    /// eth_sendRawTransaction, with the node's error kept whole (an underpriced replacement
+    /// is bid up by the caller).
+    pub async fn send_raw(&self, raw: Bytes) -> Result<B256, ClientError> {
+        self.client
+            .request("eth_sendRawTransaction", rpc_params![raw])
+            .await
+    }
+
+    pub async fn receipt(&self, hash: B256) -> eyre::Result<Option<TransactionReceipt>> {
+        self.request("eth_getTransactionReceipt", rpc_params![hash])
+            .await
     }
 
     /// Signs and sends a call to the channels contract; waits for the receipt and fails
@@ -151,9 +206,7 @@ impl Node {
             access_list: Default::default(),
             input,
         };
-        let signature = signer.sign_hash_sync(&tx.signature_hash())?;
-        let envelope: TxEnvelope = tx.into_signed(signature).into();
-        let raw = Bytes::from(envelope.encoded_2718());
+        let raw = sign_1559(signer, tx)?;
         let hash: B256 = self
             .request("eth_sendRawTransaction", rpc_params![raw])
             .await?;
@@ -195,6 +248,13 @@ fn describe_revert(e: &jsonrpsee::core::ClientError) -> String {
         return format!("{}: {err:?}", obj.message());
     }
     e.to_string()
+}
+
+/// A signed EIP-1559 transaction, encoded for eth_sendRawTransaction.
+pub fn sign_1559(signer: &PrivateKeySigner, tx: TxEip1559) -> eyre::Result<Bytes> {
+    let signature = signer.sign_hash_sync(&tx.signature_hash())?;
+    let envelope: TxEnvelope = tx.into_signed(signature).into();
+    Ok(Bytes::from(envelope.encoded_2718()))
 }
 
 /// Calldata of a contract call.
