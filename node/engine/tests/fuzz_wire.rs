@@ -607,7 +607,7 @@ fn sync_responses() {
 /// claiming more than the limit is refused before anything is allocated for it.
 #[test]
 fn sync_framing() {
-    fn frame(body: &Vec<u8>) -> Vec<u8> {
+    fn frame(body: &[u8]) -> Vec<u8> {
         let mut out = (body.len() as u32).to_be_bytes().to_vec();
         out.extend_from_slice(body);
         out
@@ -619,7 +619,7 @@ fn sync_framing() {
     ];
     fuzz(
         "sync framing",
-        inputs(bodies, frame),
+        inputs(bodies, |body: &Vec<u8>| frame(body)),
         FRAME_LIMIT,
         |input| {
             let mut codec = BytesCodec::new(FRAME_LIMIT);

@@ -133,7 +133,7 @@ impl SyncResponse {
                 while !text.is_char_boundary(end) {
                     end -= 1;
                 }
-                text[..end].as_bytes().encode(out);
+                text.as_bytes()[..end].encode(out);
             }
         })
     }
