@@ -34,6 +34,22 @@ pub struct ChannelInfo {
     pub closes_at: u64,
 }
 
+impl ChannelInfo {
+    /// The state from the return data of `channels(bytes32)`.
+    pub fn decode_getter(out: &[u8]) -> Result<Self, alloy_sol_types::Error> {
+        use alloy_sol_types::SolCall;
+        let r = super::IBandwidthChannels::channelsCall::abi_decode_returns(out)?;
+        Ok(Self {
+            payer: r.payer,
+            payee: r.payee,
+            deposit: r.deposit,
+            claimed: r.claimed,
+            settle_window: r.settleWindow,
+            closes_at: r.closesAt,
+        })
+    }
+}
+
 /// Where a channel is in its life, at time `now`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]

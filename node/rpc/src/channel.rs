@@ -147,16 +147,8 @@ impl Rpc {
         // Pin the call to the header we took the timestamp from.
         let at = BlockId::number(header.number);
         let out = self.eth_call(request, Some(at), None, None)?;
-        let r = IBandwidthChannels::channelsCall::abi_decode_returns(&out)
+        let info = ChannelInfo::decode_getter(&out)
             .map_err(|e| internal(format!("channels() returned undecodable data: {e}")))?;
-        let info = ChannelInfo {
-            payer: r.payer,
-            payee: r.payee,
-            deposit: r.deposit,
-            claimed: r.claimed,
-            settle_window: r.settleWindow,
-            closes_at: r.closesAt,
-        };
         Ok((info, header.timestamp))
     }
 

@@ -305,16 +305,8 @@ impl Tower {
 }
 
 fn decode_channel(out: &[u8]) -> eyre::Result<ChannelInfo> {
-    let r = IBandwidthChannels::channelsCall::abi_decode_returns(out)
-        .map_err(|e| eyre::eyre!("channels() returned undecodable data: {e}"))?;
-    Ok(ChannelInfo {
-        payer: r.payer,
-        payee: r.payee,
-        deposit: r.deposit,
-        claimed: r.claimed,
-        settle_window: r.settleWindow,
-        closes_at: r.closesAt,
-    })
+    ChannelInfo::decode_getter(out)
+        .map_err(|e| eyre::eyre!("channels() returned undecodable data: {e}"))
 }
 
 /// The head (eth_getBlockByNumber: an eth_call's environment may have no base fee), then the
