@@ -39,6 +39,8 @@ pub enum ConfigError {
         old: &'static str,
         new: &'static str,
     },
+    #[error("invalid {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
     #[error("missing {0}: give it as a flag or in the config file")]
     Missing(&'static str),
 }
@@ -51,6 +53,41 @@ pub struct ReplacedKey;
 impl<'de> Deserialize<'de> for ReplacedKey {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         serde::de::IgnoredAny::deserialize(deserializer).map(|_| ReplacedKey)
+    }
+}
+
+/// The `[storage]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StorageSection {
+    /// Memory budget of the database in MiB: block cache and memtables together (geth's
+    /// `--cache`). More keeps more of the state trie in memory.
+    pub cache_mb: usize,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        Self {
+            cache_mb: bttd_runtime::storage::DEFAULT_CACHE_BYTES >> 20,
+        }
+    }
+}
+
+impl StorageSection {
+    /// The budget in bytes; at least 16 MiB, below which RocksDB would flush on every block.
+    pub fn cache_bytes(&self) -> Result<usize, ConfigError> {
+        if self.cache_mb < 16 {
+            return Err(ConfigError::Invalid {
+                key: "storage.cache-mb",
+                reason: format!("{} MiB is below the minimum of 16", self.cache_mb),
+            });
+        }
+        self.cache_mb
+            .checked_mul(1 << 20)
+            .ok_or_else(|| ConfigError::Invalid {
+                key: "storage.cache-mb",
+                reason: format!("{} MiB does not fit in memory", self.cache_mb),
+            })
     }
 }
 
@@ -236,6 +273,7 @@ pub struct NodeConfig {
     pub dev_accounts: bool,
     pub rpc: RpcSection,
     pub txpool: TxpoolSection,
+    pub storage: StorageSection,
     /// Replaced by `[txpool]`; present only to refuse it with the new names.
     #[serde(skip_serializing)]
     pub pool: Option<ReplacedKey>,

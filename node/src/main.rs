@@ -92,6 +92,9 @@ struct DevnetArgs {
     /// Serve Prometheus metrics and /health on this address.
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Memory budget of each validator's database in MiB (block cache and memtables).
+    #[arg(long, default_value_t = bttd_runtime::storage::DEFAULT_CACHE_BYTES >> 20)]
+    cache_mb: usize,
     /// tracing filter (also RUST_LOG).
     #[arg(long, default_value = "info")]
     log: String,
@@ -254,6 +257,11 @@ fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
         .wrap_err("starting the async runtime")
 }
 
+fn cache_bytes(cache_mb: usize) -> eyre::Result<usize> {
+    let section = bttd_node::config::StorageSection { cache_mb };
+    Ok(section.cache_bytes()?)
+}
+
 fn apply_flags(config: &mut NodeConfig, args: NodeArgs) {
     config.datadir = args.datadir.or(config.datadir.take());
     config.genesis = args.genesis.or(config.genesis.take());
@@ -321,6 +329,7 @@ fn node_settings(
         spec,
         rpc,
         metrics: config.metrics,
+        storage_cache_bytes: config.storage.cache_bytes()?,
         producer: ProducerConfig {
             block_time: config.block_time()?,
             beneficiary: config
@@ -437,6 +446,7 @@ async fn devnet(args: DevnetArgs) -> eyre::Result<()> {
         spec,
         rpc,
         metrics: args.metrics,
+        storage_cache_bytes: cache_bytes(args.cache_mb)?,
         producer: ProducerConfig {
             block_time: parse_duration("block-time", &args.block_time)?,
             beneficiary: devnet_coinbase(),
@@ -504,6 +514,7 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         config.resolve_paths(&home);
         config.dev_accounts = true;
         config.metrics = if i == 0 { args.metrics } else { None };
+        config.storage.cache_mb = args.cache_mb;
         let mut settings = node_settings(&config, Some(&home), None)?;
         settings.pool = PoolConfig::devnet();
         settings.rpc.api = Api::ALL.into_iter().collect();

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 
 use crate::health::{HealthInputs, assess, stall_after};
 use bttd_engine::ConsensusInfo;
+use bttd_runtime::storage::RocksStore;
 use bttd_txpool::context::NodeContext;
 use bttd_txpool::devnet::MiningMode;
 
@@ -35,6 +36,7 @@ pub enum MetricsError {
 pub async fn serve(
     addr: SocketAddr,
     ctx: Arc<NodeContext>,
+    store: Arc<RocksStore>,
     consensus: Option<Arc<ConsensusInfo>>,
     block_time: Duration,
 ) -> Result<SocketAddr, MetricsError> {
@@ -49,7 +51,9 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| MetricsError::Bind { addr, source })?;
     tracing::info!(target: "bttd::metrics", %local, "serving /metrics and /health");
-    tokio::spawn(accept_loop(listener, handle, ctx, consensus, block_time));
+    tokio::spawn(accept_loop(
+        listener, handle, ctx, store, consensus, block_time,
+    ));
     Ok(local)
 }
 
@@ -67,12 +71,42 @@ fn describe_metrics() {
         metrics::Unit::Bytes,
         "Bytes of consensus messages buffered for a later height"
     );
+    metrics::describe_gauge!(
+        "bttd_storage_cache_bytes",
+        metrics::Unit::Bytes,
+        "RocksDB block cache in use, memtables charged to it included ([storage] cache-mb bounds it)"
+    );
+    metrics::describe_gauge!(
+        "bttd_storage_memtable_bytes",
+        metrics::Unit::Bytes,
+        "RocksDB memtables, flushed ones still referenced included"
+    );
+}
+
+/// Sets the storage memory gauges from what RocksDB reports now (read when scraped: asking
+/// RocksDB costs a few microseconds, cheaper than a task polling it).
+fn record_storage_memory(store: &RocksStore) {
+    match store.memory() {
+        Ok(memory) => {
+            let gauges = [
+                ("bttd_storage_memory_budget_bytes", memory.budget),
+                ("bttd_storage_cache_bytes", memory.cache),
+                ("bttd_storage_memtable_bytes", memory.memtables),
+                ("bttd_storage_table_readers_bytes", memory.table_readers),
+            ];
+            for (name, value) in gauges {
+                metrics::gauge!(name).set(value as f64);
+            }
+        }
+        Err(e) => tracing::warn!(target: "bttd::metrics", error = %e, "reading storage memory"),
+    }
 }
 
 async fn accept_loop(
     listener: TcpListener,
     handle: PrometheusHandle,
     ctx: Arc<NodeContext>,
+    store: Arc<RocksStore>,
     consensus: Option<Arc<ConsensusInfo>>,
     block_time: Duration,
 ) {
@@ -82,10 +116,18 @@ async fn accept_loop(
         };
         let handle = handle.clone();
         let ctx = ctx.clone();
+        let store = store.clone();
         let consensus = consensus.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let response = respond(&req, &handle, &ctx, consensus.as_deref(), block_time);
+                let response = respond(
+                    &req,
+                    &handle,
+                    &ctx,
+                    &store,
+                    consensus.as_deref(),
+                    block_time,
+                );
                 async move { Ok::<_, std::convert::Infallible>(response) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -102,11 +144,15 @@ fn respond(
     req: &Request<Incoming>,
     handle: &PrometheusHandle,
     ctx: &NodeContext,
+    store: &RocksStore,
     consensus: Option<&ConsensusInfo>,
     block_time: Duration,
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
-        "/metrics" => (StatusCode::OK, "text/plain; version=0.0.4", handle.render()),
+        "/metrics" => {
+            record_storage_memory(store);
+            (StatusCode::OK, "text/plain; version=0.0.4", handle.render())
+        }
         "/health" => {
             let (status, body) = health(ctx, consensus, block_time);
             (status, "application/json", body.to_string())

@@ -25,6 +25,7 @@ use bttd_engine::{ConsensusInfo, Engine, EngineSettings, GenesisSets};
 use bttd_network::{Network, NetworkConfig, NetworkHandle};
 use bttd_rpc::{RpcConfig, RpcHandle};
 use bttd_txpool::context::NodeContext;
+use bttd_txpool::gossip::TxGossip;
 use bttd_txpool::{Pool, PoolConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,8 @@ pub struct NodeSettings {
     pub spec: ChainSpec,
     pub rpc: RpcConfig,
     pub metrics: Option<SocketAddr>,
+    /// Memory budget of the database: block cache and memtables (`[storage] cache-mb`).
+    pub storage_cache_bytes: usize,
     pub producer: ProducerConfig,
     pub pool: PoolConfig,
     /// Required when the genesis names validators; ignored otherwise (single producer).
@@ -95,9 +98,12 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
         path: db_path.display().to_string(),
         source,
     })?;
-    let store = Arc::new(RocksStore::open(&db_path)?);
+    let store = Arc::new(RocksStore::open_with_budget(
+        &db_path,
+        settings.storage_cache_bytes,
+    )?);
     let chain = Arc::new(Chain::open(
-        store,
+        store.clone(),
         settings.spec.chain_config(),
         &settings.spec.genesis,
     )?);
@@ -124,9 +130,10 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     };
     let info = consensus.as_ref().map(|c| c.info.clone());
     let metrics_addr = match settings.metrics {
-        Some(addr) => {
-            Some(crate::metrics_server::serve(addr, ctx.clone(), info.clone(), block_time).await?)
-        }
+        Some(addr) => Some(
+            crate::metrics_server::serve(addr, ctx.clone(), store, info.clone(), block_time)
+                .await?,
+        ),
         None => None,
     };
     // The single producer mines through one control; only `bttd devnet` hands it to RPC,
@@ -216,6 +223,7 @@ async fn start_consensus(
         net_config,
         info,
     } = consensus;
+    let max_message_bytes = net_config.max_message_bytes;
     let (net, events) = Network::start(net_config).await?;
     let listen = net.listen_addrs().await.unwrap_or_default();
     tracing::info!(target: "bttd::node", peer_id = %net.local_peer_id(), ?listen, "p2p network started");
@@ -228,9 +236,15 @@ async fn start_consensus(
     tracing::info!(target: "bttd::node", ?validator, "consensus started");
     let watched = net.clone();
     supervisor.monitor("p2p network", async move { watched.stopped().await });
+    let gossip = TxGossip::new(ctx.clone(), net.for_transactions(), max_message_bytes);
+    let gossip_shutdown = shutdown.clone();
+    supervisor.spawn("transaction gossip", async move {
+        gossip.run(events.transactions, gossip_shutdown).await;
+        Ok::<(), std::convert::Infallible>(())
+    });
     let engine_net = net.clone();
     supervisor.spawn("consensus engine", async move {
-        let result = engine.run(first, events, shutdown).await;
+        let result = engine.run(first, events.consensus, shutdown).await;
         let _ = engine_net.shutdown().await;
         result
     });

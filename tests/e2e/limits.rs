@@ -1,6 +1,9 @@
 //! One client's heavy requests against a 4-validator `bttd devnet` (issue 11, fault 3): every
-//! bound answers with a clear JSON-RPC error, the process stays under 1 GiB resident (its
-//! high-water mark, read from /proc), and the validators keep finalizing meanwhile.
+//! bound the devnet's defaults can reach answers with a clear JSON-RPC error (trace steps and
+//! bytes, feeHistory percentiles, the gas cap, the batch response size, max-filters and the heavy
+//! pool), the process stays under 1 GiB resident (its high-water mark, read from /proc), and the
+//! validators keep finalizing meanwhile. The bounds a short devnet cannot reach with its defaults
+//! (max-log-range, evm-timeout) are shown by the rpc crate's tests with small limits.
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,18 @@ const LOOP: &str = "0x5b5f56";
 /// Grows memory a word per turn until out of gas: JUMPDEST PUSH0 MSIZE MSTORE PUSH0 JUMP.
 const GROW: &str = "0x5b5f59525f56";
 const GAS: &str = "0x2faf080"; // 50,000,000: the default gas cap
+/// A billion: twenty times the gas cap, which eth_call lowers to the cap.
+const GAS_ABOVE_CAP: &str = "0x3b9aca00";
+/// Enough gas for ~25,000 steps of LOOP: a struct-log trace of about 2 MB.
+const TRACE_GAS: &str = "0x24f00"; // 151,296
+
+fn request(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+}
+
+fn error_message(answer: &Value) -> &str {
+    answer["error"]["message"].as_str().unwrap_or_default()
+}
 
 /// The process's peak resident set, in bytes.
 fn peak_rss(pid: u32) -> Result<u64> {
@@ -30,8 +45,24 @@ fn peak_rss(pid: u32) -> Result<u64> {
 /// error it must now get.
 fn heavy_requests() -> Vec<(Value, &'static str)> {
     let percentiles: Vec<f64> = (0..101).map(f64::from).collect();
-    let request = |method: &str, params: Value| json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let traces: Vec<Value> = (0..40)
+        .map(|_| {
+            request(
+                "debug_traceCall",
+                json!([{"data": LOOP, "gas": TRACE_GAS}, "latest", {}]),
+            )
+        })
+        .collect();
     vec![
+        (
+            request(
+                "eth_call",
+                json!([{"data": LOOP, "gas": GAS_ABOVE_CAP}, "latest"]),
+            ),
+            "out of gas",
+        ),
+        // 40 traces of ~2 MB each: the batch's answer would pass batch-response-max-size.
+        (Value::Array(traces), "The batch response was too large"),
         (
             request(
                 "debug_traceCall",
@@ -73,7 +104,7 @@ fn heavy_requests_are_refused_while_four_validators_keep_finalizing_under_a_gibi
                 while Instant::now() < until {
                     for (request, expected) in heavy_requests() {
                         let answer: Value = http.post(&url).json(&request).send()?.json()?;
-                        let message = answer["error"]["message"].as_str().unwrap_or_default();
+                        let message = error_message(&answer);
                         ensure!(
                             message.starts_with(expected),
                             "{}: expected {expected:?}, got {answer:.300}",
@@ -86,7 +117,8 @@ fn heavy_requests_are_refused_while_four_validators_keep_finalizing_under_a_gibi
             })
         })
         .collect();
-    let mut refused = 0;
+    let mut refused = filters_beyond_the_limit_are_refused(&url)?;
+    refused += a_burst_beyond_the_heavy_pool_is_refused(&url)?;
     for worker in workers {
         refused += worker.join().map_err(|_| eyre!("worker panicked"))??;
     }
@@ -102,4 +134,75 @@ fn heavy_requests_are_refused_while_four_validators_keep_finalizing_under_a_gibi
         "the validators stopped finalizing: {start_height} -> {height} in 10 s"
     );
     Ok(())
+}
+
+/// Installs max-filters (1,024, the devnet's default) block filters, sees the next one refused,
+/// and uninstalls them again.
+fn filters_beyond_the_limit_are_refused(url: &str) -> Result<u64> {
+    let http = reqwest::blocking::Client::new();
+    let post = |body: &Value| -> Result<Value> { Ok(http.post(url).json(body).send()?.json()?) };
+    let mut ids = Vec::new();
+    for count in [1000, 24] {
+        let batch: Vec<Value> = (0..count)
+            .map(|_| request("eth_newBlockFilter", json!([])))
+            .collect();
+        let answers = post(&Value::Array(batch))?;
+        for answer in answers
+            .as_array()
+            .ok_or_else(|| eyre!("not a batch: {answers:.300}"))?
+        {
+            let id = answer["result"].clone();
+            ensure!(
+                id.is_string(),
+                "filter refused below the limit: {answer:.300}"
+            );
+            ids.push(id);
+        }
+    }
+    let answer = post(&request("eth_newBlockFilter", json!([])))?;
+    ensure!(
+        error_message(&answer).starts_with("too many filters"),
+        "filter 1,025 answered {answer:.300}"
+    );
+    let uninstall: Vec<Value> = ids
+        .into_iter()
+        .map(|id| request("eth_uninstallFilter", json!([id])))
+        .collect();
+    post(&Value::Array(uninstall))?;
+    Ok(1)
+}
+
+/// 40 eth_calls of a 50M-gas loop at once, each on its own connection: the node's
+/// max-concurrent-heavy threads (one per core) and their queues take some, the rest are refused
+/// at once; every one is answered.
+fn a_burst_beyond_the_heavy_pool_is_refused(url: &str) -> Result<u64> {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(40));
+    let callers: Vec<_> = (0..40)
+        .map(|_| {
+            let url = url.to_owned();
+            let start = start.clone();
+            std::thread::spawn(move || -> Result<String> {
+                let http = reqwest::blocking::Client::new();
+                let call = request("eth_call", json!([{"data": LOOP, "gas": GAS}, "latest"]));
+                start.wait();
+                let answer: Value = http.post(&url).json(&call).send()?.json()?;
+                Ok(error_message(&answer).to_owned())
+            })
+        })
+        .collect();
+    let mut refused = 0;
+    for caller in callers {
+        let message = caller.join().map_err(|_| eyre!("caller panicked"))??;
+        if message.starts_with("too many heavy requests") {
+            refused += 1;
+        } else {
+            ensure!(
+                message == "out of gas",
+                "a 50M-gas loop answered {message:?}"
+            );
+        }
+    }
+    ensure!(refused > 0, "40 simultaneous 50M-gas loops were all run");
+    eprintln!("heavy pool: {refused} of 40 simultaneous loops refused");
+    Ok(refused)
 }

@@ -156,9 +156,6 @@ pub struct Engine {
     accepted_payloads: AcceptedPayloads,
     /// The certificate of the head, for the next block's `extraData`.
     head_certificate: Option<CommitCertificate>,
-    /// Transactions that reached the pool through gossip: gossipsub forwards them already,
-    /// so the engine must not publish them again (each publish is a signature).
-    from_gossip: RecentHashes,
 }
 
 /// Blocks of proposals the machine accepted (signed by their round's proposer, payload checked
@@ -183,32 +180,6 @@ impl AcceptedPayloads {
     /// Forgets heights below `height`.
     fn prune(&mut self, height: Height) {
         self.blocks.retain(|_, (h, _)| *h >= height);
-    }
-}
-
-/// A bounded set of recent hashes (oldest forgotten first).
-#[derive(Default)]
-struct RecentHashes {
-    set: std::collections::HashSet<B256>,
-    order: std::collections::VecDeque<B256>,
-}
-
-impl RecentHashes {
-    const CAPACITY: usize = 65_536;
-
-    fn insert(&mut self, hash: B256) {
-        if self.set.insert(hash) {
-            self.order.push_back(hash);
-            if self.order.len() > Self::CAPACITY
-                && let Some(old) = self.order.pop_front()
-            {
-                self.set.remove(&old);
-            }
-        }
-    }
-
-    fn contains(&self, hash: &B256) -> bool {
-        self.set.contains(hash)
     }
 }
 
@@ -290,7 +261,6 @@ impl Engine {
             fault: None,
             accepted_payloads: AcceptedPayloads::default(),
             head_certificate,
-            from_gossip: RecentHashes::default(),
         };
         engine.publish_status();
         Ok((engine, out))
@@ -304,7 +274,6 @@ impl Engine {
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), EngineFault> {
         self.carry_out(first).await;
-        let mut pending_txs = self.ctx.pending_txs.subscribe();
         let mut rebroadcast = tokio::time::interval(REBROADCAST);
         let mut status_poll = tokio::time::interval(STATUS_POLL);
         loop {
@@ -315,11 +284,6 @@ impl Engine {
                     Some(event) => self.on_network(event).await,
                     None => break,
                 },
-                hash = pending_txs.recv() => {
-                    if let Ok(hash) = hash {
-                        self.gossip_transaction(hash).await;
-                    }
-                }
                 _ = rebroadcast.tick() => {
                     self.apply(Input::Rebroadcast, None).await;
                 }
@@ -651,27 +615,11 @@ impl Engine {
                     self.start_sync(Some(from)).await;
                 }
             }
+            // Transactions come on the network's other queue, to the pool's gossip task.
             NetworkEvent::Gossip {
                 topic: Topic::Transactions,
-                from,
-                message_id,
-                data,
                 ..
-            } => {
-                let acceptance = match self.ctx.submit_raw(&data) {
-                    Ok(hash) => {
-                        self.from_gossip.insert(hash);
-                        MessageAcceptance::Accept
-                    }
-                    // Known, underpriced or stale transactions are not a peer's fault.
-                    Err(bttd_txpool::context::SubmitError::Pool(_)) => MessageAcceptance::Ignore,
-                    Err(bttd_txpool::context::SubmitError::Invalid(e)) => {
-                        tracing::debug!(target: "bttd::consensus", %from, error = %e, "invalid gossiped transaction");
-                        MessageAcceptance::Reject
-                    }
-                };
-                let _ = self.net.report(message_id, from, acceptance).await;
-            }
+            } => {}
             NetworkEvent::Request {
                 peer,
                 data,
@@ -705,20 +653,6 @@ impl Engine {
             }
             NetworkEvent::PeerIncompatible { .. } => {}
         }
-    }
-
-    /// Gossips a transaction that entered the pool from RPC (those from peers are forwarded by
-    /// gossipsub itself).
-    async fn gossip_transaction(&mut self, hash: B256) {
-        if self.from_gossip.contains(&hash) {
-            return;
-        }
-        let Some(tx) = self.ctx.pool.lock().get(&hash) else {
-            return;
-        };
-        let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(tx.envelope());
-        // A transaction we received from gossip is already known to gossipsub: Duplicate.
-        let _ = self.net.publish(Topic::Transactions, raw).await;
     }
 
     async fn poll_status(&mut self) {

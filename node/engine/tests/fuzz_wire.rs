@@ -34,6 +34,7 @@ use bttd_consensus::{Block, CommitCertificate, SignerBitmap, VoteType};
 use bttd_engine::wire::{self, CertifiedBlock, Envelope, ExtraData, SyncRequest, SyncResponse};
 use bttd_network::BytesCodec;
 use bttd_runtime::{RecoveredTx, TxError, WireBlock};
+use bttd_txpool::gossip::batch::{decode_batch, encode_batch};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use proptest::prelude::*;
@@ -692,27 +693,42 @@ fn extra_data_certificates() {
 }
 
 #[test]
-fn gossiped_transactions() {
+fn gossiped_transaction_batches() {
     fuzz(
-        "transaction",
-        inputs(transaction(), |tx| {
-            alloy_eips::eip2718::Encodable2718::encoded_2718(tx)
+        "transaction batch",
+        inputs(prop::collection::vec(transaction(), 0..4), |txs| {
+            let raws: Vec<Vec<u8>> = txs
+                .iter()
+                .map(alloy_eips::eip2718::Encodable2718::encoded_2718)
+                .collect();
+            encode_batch(raws.iter().map(Vec::as_slice))
         }),
         MESSAGE_LIMIT,
         |input| {
-            let (decoded, peak) =
-                measured(|| RecoveredTx::decode(input.bytes(), CHAIN_ID, u64::MAX));
-            if let Input::Valid(tx, _) = input {
+            let (decoded, peak) = measured(|| {
+                decode_batch(input.bytes()).map(|raws| {
+                    raws.into_iter()
+                        .map(|raw| RecoveredTx::decode(raw, CHAIN_ID, u64::MAX))
+                        .collect::<Vec<_>>()
+                })
+            });
+            if let Input::Valid(txs, _) = input {
+                let decoded = decoded.as_ref().map_err(|e| {
+                    TestCaseError::fail(format!("a valid batch did not decode: {e}"))
+                })?;
+                prop_assert_eq!(decoded.len(), txs.len());
                 // Random signatures may not recover; a real one must decode to itself (or be
                 // refused by a stateless rule, e.g. too little gas for its data).
-                if SIGNED.contains(tx) {
-                    match &decoded {
-                        Ok(decoded) => prop_assert_eq!(decoded.envelope(), tx),
-                        Err(e) => prop_assert!(
-                            !matches!(e, TxError::Decode(_) | TxError::InvalidSignature),
-                            "a signed transaction did not decode: {}",
-                            e
-                        ),
+                for (tx, decoded) in txs.iter().zip(decoded) {
+                    if SIGNED.contains(tx) {
+                        match decoded {
+                            Ok(decoded) => prop_assert_eq!(decoded.envelope(), tx),
+                            Err(e) => prop_assert!(
+                                !matches!(e, TxError::Decode(_) | TxError::InvalidSignature),
+                                "a signed transaction did not decode: {}",
+                                e
+                            ),
+                        }
                     }
                 }
             }
@@ -743,6 +759,8 @@ fn hostile_lengths_allocate_nothing_of_their_size() {
         assert!(r.is_err() && peak < 1024, "WireBlock: {peak}");
         let (r, peak) = measured(|| RecoveredTx::decode(&message[1..], CHAIN_ID, u64::MAX));
         assert!(r.is_err() && peak < 1024, "transaction: {peak}");
+        let (r, peak) = measured(|| decode_batch(&message));
+        assert!(r.is_err() && peak < 1024, "transaction batch: {peak}");
     }
     // A frame claiming one byte over the limit is refused before its body is read.
     let mut frame = ((FRAME_LIMIT + 1) as u32).to_be_bytes().to_vec();

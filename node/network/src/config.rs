@@ -35,8 +35,8 @@ pub struct NetworkConfig {
     /// Wire version whose names the node uses: always [`WIRE_VERSION`] in a node; tests set
     /// an older one to stand for a node of an older release.
     pub wire_version: u32,
-    /// Capacity of the event channel; events beyond it are dropped (and counted), never
-    /// allowed to stall the swarm.
+    /// Capacity of each event channel (consensus, transactions); events beyond it are dropped
+    /// (and counted), never allowed to stall the swarm.
     pub event_buffer: usize,
 }
 

@@ -45,6 +45,29 @@ pub enum NetworkEvent {
     },
 }
 
+/// The events of the network in two queues, so that a flood of transactions can neither fill
+/// the consensus engine's queue (its events would be dropped) nor wait in front of a vote.
+#[derive(Debug)]
+pub struct NetworkEvents {
+    /// Consensus gossip, sync requests and peer events: the consensus engine's.
+    pub consensus: mpsc::Receiver<NetworkEvent>,
+    /// Transaction gossip: the pool's.
+    pub transactions: mpsc::Receiver<NetworkEvent>,
+}
+
+impl NetworkEvents {
+    /// The next event of either queue, consensus first; `None` once both are closed. For tools
+    /// and tests that handle every event alike.
+    pub async fn recv(&mut self) -> Option<NetworkEvent> {
+        tokio::select! {
+            biased;
+            Some(event) = self.consensus.recv() => Some(event),
+            Some(event) = self.transactions.recv() => Some(event),
+            else => None,
+        }
+    }
+}
+
 impl NetworkEvent {
     /// The variant's name, for logs (the payload may be megabytes).
     pub fn kind(&self) -> &'static str {
@@ -93,11 +116,24 @@ pub(super) enum Command {
 /// error once the service has shut down.
 #[derive(Debug, Clone)]
 pub struct NetworkHandle {
+    /// Where this handle's commands go: the consensus lane, or the transaction lane of a
+    /// handle from [`NetworkHandle::for_transactions`].
     pub(super) commands: mpsc::Sender<Command>,
+    pub(super) transaction_lane: mpsc::Sender<Command>,
     pub(super) local_peer_id: PeerId,
 }
 
 impl NetworkHandle {
+    /// A handle whose commands wait in the transaction lane: the swarm task takes every waiting
+    /// command of the consensus lane before each one of this lane, so a backlog of transaction
+    /// publishes and reports never delays a vote.
+    pub fn for_transactions(&self) -> NetworkHandle {
+        NetworkHandle {
+            commands: self.transaction_lane.clone(),
+            ..self.clone()
+        }
+    }
+
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
     }

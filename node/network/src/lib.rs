@@ -5,8 +5,13 @@
 //! - **One task owns the swarm.** [`Network::start`] builds a TCP + noise + yamux swarm with
 //!   identify, gossipsub, request-response, a block list and connection limits, and runs it in
 //!   its own tokio task. The node talks to it through a cloneable [`NetworkHandle`] (commands
-//!   over a channel) and receives [`NetworkEvent`]s on an mpsc receiver. The task never waits
-//!   for the node: when the event channel is full, events are dropped and counted.
+//!   over a channel) and receives [`NetworkEvent`]s on mpsc receivers. The task never waits
+//!   for the node: when an event channel is full, events are dropped and counted.
+//! - **Transactions never crowd out consensus.** Transaction gossip arrives on a queue of its
+//!   own ([`NetworkEvents::transactions`], for the pool's task) apart from consensus gossip,
+//!   sync and peer events ([`NetworkEvents::consensus`], for the engine); commands of a
+//!   [`NetworkHandle::for_transactions`] handle wait in a lane the swarm task serves only after
+//!   every waiting consensus command.
 //! - **The genesis hash and the wire version are in every name** ([`ProtocolNames`]):
 //!   topics `/bttd/<genesis-hex>/tx/2` and `/bttd/<genesis-hex>/consensus/2`, the sync
 //!   protocol `/bttd/<genesis-hex>/sync/2` and the identify protocol version
@@ -59,7 +64,7 @@ pub use behaviour::{HEARTBEAT, MESH_N, MESH_N_HIGH, MESH_N_LOW};
 pub use codec::BytesCodec;
 pub use config::{NetworkConfig, parse_bootnode};
 pub use error::{DialError, P2pError, PublishError, RequestError};
-pub use handle::{NetworkEvent, NetworkHandle};
+pub use handle::{NetworkEvent, NetworkEvents, NetworkHandle};
 pub use keys::{encode_key, load_or_create_keypair, peer_id_from_key_file, write_key_file};
 pub use libp2p::{
     Multiaddr, PeerId,

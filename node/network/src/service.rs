@@ -32,7 +32,7 @@ use super::{
     behaviour::{Behaviour, BehaviourEvent},
     config::{NetworkConfig, parse_bootnode},
     error::{DialError, P2pError, PublishError, RequestError},
-    handle::{Command, NetworkEvent, NetworkHandle},
+    handle::{Command, NetworkEvent, NetworkEvents, NetworkHandle},
     protocol::{ProtocolNames, Topic},
 };
 
@@ -53,9 +53,7 @@ pub struct Network;
 impl Network {
     /// Builds the swarm, starts listening, subscribes to both topics and spawns the swarm task
     /// on the current tokio runtime. Returns once the listen address is known.
-    pub async fn start(
-        config: NetworkConfig,
-    ) -> Result<(NetworkHandle, mpsc::Receiver<NetworkEvent>), P2pError> {
+    pub async fn start(config: NetworkConfig) -> Result<(NetworkHandle, NetworkEvents), P2pError> {
         config.validate()?;
         let names = ProtocolNames::for_version(config.genesis_hash, config.wire_version);
         let local_peer_id = config.keypair.public().to_peer_id();
@@ -114,11 +112,14 @@ impl Network {
             .filter(|r| !matches!(r, Ok((peer, _)) if *peer == local_peer_id))
             .collect::<Result<Vec<_>, _>>()?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_BUFFER);
+        let (transaction_lane_tx, transaction_lane_rx) = mpsc::channel(COMMAND_BUFFER);
         let (events_tx, events_rx) = mpsc::channel(config.event_buffer);
+        let (tx_events_tx, tx_events_rx) = mpsc::channel(config.event_buffer);
         let service = Service {
             swarm,
             names,
             events: events_tx,
+            tx_events: tx_events_tx,
             max_message_bytes: config.max_message_bytes,
             ban_duration: config.ban_duration,
             request_timeout: config.request_timeout,
@@ -130,19 +131,27 @@ impl Network {
             pending_responses: FuturesUnordered::new(),
             listen_addrs: vec![first_addr],
         };
-        tokio::spawn(service.run(commands_rx, config.redial_interval));
+        tokio::spawn(service.run(commands_rx, transaction_lane_rx, config.redial_interval));
         let handle = NetworkHandle {
             commands: commands_tx,
+            transaction_lane: transaction_lane_tx,
             local_peer_id,
         };
-        Ok((handle, events_rx))
+        let events = NetworkEvents {
+            consensus: events_rx,
+            transactions: tx_events_rx,
+        };
+        Ok((handle, events))
     }
 }
 
 struct Service {
     swarm: Swarm<Behaviour>,
     names: ProtocolNames,
+    /// Everything but transaction gossip.
     events: mpsc::Sender<NetworkEvent>,
+    /// Transaction gossip.
+    tx_events: mpsc::Sender<NetworkEvent>,
     max_message_bytes: usize,
     ban_duration: Duration,
     request_timeout: Duration,
@@ -161,10 +170,25 @@ struct Service {
 }
 
 impl Service {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, redial_interval: Duration) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut transaction_lane: mpsc::Receiver<Command>,
+        redial_interval: Duration,
+    ) {
         let mut redial = tokio::time::interval(redial_interval);
         redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let shutdown = loop {
+        let shutdown = 'service: loop {
+            // Every waiting consensus command first: a vote's publish never queues behind
+            // transaction reports.
+            loop {
+                match commands.try_recv() {
+                    Ok(Command::Shutdown(reply)) => break 'service Some(reply),
+                    Ok(command) => self.on_command(command),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break 'service None,
+                }
+            }
             let next_unban = self.bans.values().min().copied();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -172,6 +196,10 @@ impl Service {
                     Some(Command::Shutdown(reply)) => break Some(reply),
                     Some(command) => self.on_command(command),
                     None => break None,
+                },
+                Some(command) = transaction_lane.recv() => match command {
+                    Command::Shutdown(reply) => break Some(reply),
+                    command => self.on_command(command),
                 },
                 _ = redial.tick() => self.redial_bootnodes(),
                 Some((peer, channel, response)) = self.pending_responses.next(),
@@ -184,6 +212,7 @@ impl Service {
         // Dropping the swarm closes the listener and every connection before we confirm.
         drop(self);
         drop(commands);
+        drop(transaction_lane);
         if let Some(reply) = shutdown {
             let _ = reply.send(());
         }
@@ -604,7 +633,14 @@ impl Service {
     /// Hands an event to the node without ever blocking the swarm; returns false (and counts
     /// the drop) when the node is not keeping up.
     fn emit(&self, event: NetworkEvent) -> bool {
-        match self.events.try_send(event) {
+        let queue = match &event {
+            NetworkEvent::Gossip {
+                topic: Topic::Transactions,
+                ..
+            } => &self.tx_events,
+            _ => &self.events,
+        };
+        match queue.try_send(event) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(event)) => {
                 tracing::warn!(target: TARGET, event = event.kind(), "event channel full: event dropped");

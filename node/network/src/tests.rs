@@ -24,7 +24,7 @@ fn genesis() -> B256 {
 
 struct Node {
     net: NetworkHandle,
-    events: mpsc::Receiver<NetworkEvent>,
+    events: NetworkEvents,
     /// Listen address including `/p2p/<peer id>`, usable as a bootnode.
     addr: Multiaddr,
 }
@@ -679,5 +679,65 @@ async fn latency_figures() {
             samples.len()
         );
     }
-    let _ = publisher.events.try_recv();
+    let _ = publisher.events.consensus.try_recv();
+}
+
+/// A flood of transaction gossip that the node does not read fast enough fills only the
+/// transaction queue: the consensus message published after it still arrives. (With one
+/// queue for both, the flood filled it and the vote was dropped.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_flood_never_crowds_out_a_consensus_message() {
+    let mut a = node(&[]).await;
+    let mut b_config = config(genesis(), Keypair::generate_ed25519(), 0, &[&a.addr]);
+    b_config.event_buffer = 16;
+    let mut b = start(b_config).await;
+    a.connected(&[b.id()]).await;
+    b.connected(&[a.id()]).await;
+    for topic in Topic::ALL {
+        a.wait_mesh(topic, &[b.id()]).await;
+    }
+    for i in 0..200u32 {
+        a.net
+            .publish(Topic::Transactions, i.to_be_bytes().to_vec())
+            .await
+            .unwrap();
+    }
+    a.net
+        .publish(Topic::Consensus, b"vote after the flood".to_vec())
+        .await
+        .unwrap();
+    // b is busy for a second (all of it arrives meanwhile), then reads only its consensus
+    // queue, as its engine does.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let event = tokio::time::timeout_at(deadline, b.events.consensus.recv())
+            .await
+            .expect("the vote never arrived: dropped behind the transactions")
+            .expect("consensus queue closed");
+        if let NetworkEvent::Gossip { topic, data, .. } = event {
+            assert_eq!(
+                topic,
+                Topic::Consensus,
+                "a transaction on the consensus queue"
+            );
+            assert_eq!(data, b"vote after the flood");
+            break;
+        }
+    }
+    let mut queued = 0;
+    while let Ok(event) = b.events.transactions.try_recv() {
+        assert!(matches!(
+            event,
+            NetworkEvent::Gossip {
+                topic: Topic::Transactions,
+                ..
+            }
+        ));
+        queued += 1;
+    }
+    assert!(
+        queued <= 16,
+        "{queued} transactions queued beyond the buffer"
+    );
 }

@@ -50,6 +50,7 @@ use bttd_network::{
 };
 use bttd_node::config::NodeConfig;
 use bttd_runtime::WireBlock;
+use bttd_txpool::gossip::batch::encode_batch;
 use clap::Parser;
 use eyre::{Result, WrapErr, bail, eyre};
 use parking_lot::Mutex;
@@ -597,13 +598,14 @@ impl Identity {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Attack::WrappingTxs => {
-                    // Bursts of 50 every 100 ms.
-                    for _ in 0..50 {
-                        let raw = wrapping_transaction(shared.chain_id);
-                        match self.net.publish(Topic::Transactions, raw).await {
-                            Ok(_) => shared.count(attack, "wrapping-cost transactions", 1),
-                            Err(_) => shared.count(attack, "publish failures", 1),
-                        }
+                    // Batches of 50 every 100 ms.
+                    let raws: Vec<Vec<u8>> = (0..50)
+                        .map(|_| wrapping_transaction(shared.chain_id))
+                        .collect();
+                    let batch = encode_batch(raws.iter().map(Vec::as_slice));
+                    match self.net.publish(Topic::Transactions, batch).await {
+                        Ok(_) => shared.count(attack, "wrapping-cost transactions", 50),
+                        Err(_) => shared.count(attack, "publish failures", 1),
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

@@ -42,9 +42,6 @@ use stats::intervals;
 
 /// Gas of a plain transfer.
 const TRANSFER_GAS: u64 = 21_000;
-/// The whole run is signed up front, so the fee cap must outlast base-fee rises during it:
-/// four times the base fee covers eleven consecutive full blocks (+12.5 % each).
-const BASE_FEE_HEADROOM: u128 = 4;
 /// Requests to `eth_sendRawTransaction` in flight at once, over all clients.
 const MAX_IN_FLIGHT: usize = 512;
 
@@ -74,6 +71,11 @@ pub struct LoadgenArgs {
     /// How often to poll for the finalized block.
     #[arg(long, default_value = "20ms", value_parser = humantime::parse_duration)]
     poll_interval: Duration,
+    /// Fee cap as a multiple of the base fee at signing (plus the tip). The whole run is
+    /// signed up front, so the cap must outlast base-fee rises during it: 4 covers eleven
+    /// consecutive full blocks (+12.5 % each); an overload run of full blocks needs more.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    fee_headroom: u64,
     /// After the last send, how long to wait for the remaining transactions to be included.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     drain_timeout: Duration,
@@ -199,7 +201,16 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
     let tip: U256 = call(&main, "eth_maxPriorityFeePerGas", rpc_params![]).await?;
     let gas_price: U256 = call(&main, "eth_gasPrice", rpc_params![]).await?;
     let tip: u128 = tip.to();
-    let max_fee = (BASE_FEE_HEADROOM * base_fee + tip).max(gas_price.to::<u128>());
+    let max_fee = u128::from(args.fee_headroom)
+        .checked_mul(base_fee)
+        .and_then(|cap| cap.checked_add(tip))
+        .ok_or_else(|| {
+            eyre::eyre!(
+                "fee cap overflows: base fee {base_fee} x {}",
+                args.fee_headroom
+            )
+        })?
+        .max(gas_price.to::<u128>());
 
     let accounts = bttd_genesis::dev_accounts(args.first_account + args.senders)?;
     let senders: Vec<PrivateKeySigner> = accounts[args.first_account as usize..]

@@ -36,6 +36,7 @@ mod best;
 pub mod context;
 pub mod devnet;
 mod error;
+pub mod gossip;
 mod sender;
 
 use std::cmp::Reverse;

@@ -7,7 +7,7 @@ mod memory;
 mod rocks;
 
 pub use memory::MemoryStore;
-pub use rocks::RocksStore;
+pub use rocks::{DEFAULT_CACHE_BYTES, RocksStore, StoreMemory};
 
 /// Bumped whenever the on-disk layout changes; checked when a datadir is opened.
 /// Version 2 added `block_changes` (issue 15: unwinding blocks on the devnet).

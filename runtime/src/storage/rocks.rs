@@ -6,12 +6,31 @@ use std::path::Path;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
-    WaitForCompactOptions, WriteOptions,
+    WaitForCompactOptions, WriteBufferManager, WriteOptions,
 };
 
-/// Shared block cache for all columns: trie nodes near the root and hot accounts are read by
-/// every block, so keeping them in memory is what makes the state root cheap.
-const BLOCK_CACHE_BYTES: usize = 512 * 1024 * 1024;
+/// Default memory budget of the store: the block cache shared by all columns plus every
+/// memtable, which are charged to the same cache. Trie nodes near the root and hot accounts are
+/// read by every block, so keeping them in memory is what makes the state root cheap; one bound
+/// for both is what keeps a long-running node's memory flat (per-column memtables of 64 MiB
+/// each, uncharged, grew a 30-minute soak's RSS by 170%).
+pub const DEFAULT_CACHE_BYTES: usize = 512 * 1024 * 1024;
+
+/// Share of the budget that memtables may hold before RocksDB flushes the largest.
+const MEMTABLE_SHARE: usize = 4;
+
+/// What the store's memory holds now (for the node's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreMemory {
+    /// The budget: block cache capacity, memtables included.
+    pub budget: u64,
+    /// Bytes in the block cache, memtables charged to it included.
+    pub cache: u64,
+    /// Bytes of memtables (flushed ones still referenced included).
+    pub memtables: u64,
+    /// Bytes of table readers (indexes and filters not held in the cache).
+    pub table_readers: u64,
+}
 
 use super::{
     Column, Entry, KvStore, SCHEMA_KEY, SCHEMA_VERSION, StorageError, WriteBatch, WriteOp,
@@ -20,6 +39,8 @@ use super::{
 
 pub struct RocksStore {
     db: DB,
+    cache: Cache,
+    budget: usize,
     sync: bool,
 }
 
@@ -32,15 +53,30 @@ impl std::fmt::Debug for RocksStore {
 }
 
 impl RocksStore {
-    /// Opens (or creates) the store at `path` and checks its schema version.
+    /// Opens (or creates) the store at `path` with the default memory budget and checks its
+    /// schema version.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
+        Self::open_with_budget(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (or creates) the store at `path`; block cache and memtables together stay within
+    /// `budget` bytes.
+    pub fn open_with_budget(path: &Path, budget: usize) -> Result<Self, StorageError> {
         refuse_other_schema(path)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.increase_parallelism(2);
-        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cache = Cache::new_lru_cache(budget);
+        // Memtables of every column are charged to the block cache, so the cache evicts blocks
+        // as they grow and one number bounds both; RocksDB flushes the largest memtable once
+        // their share is reached.
+        opts.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager_with_cache(
+            budget / MEMTABLE_SHARE,
+            false,
+            cache.clone(),
+        ));
         let cfs = Column::ALL.iter().map(|c| {
             let mut table = BlockBasedOptions::default();
             table.set_block_cache(&cache);
@@ -55,7 +91,12 @@ impl RocksStore {
             ColumnFamilyDescriptor::new(c.name(), cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let store = Self { db, sync: true };
+        let store = Self {
+            db,
+            cache,
+            budget,
+            sync: true,
+        };
         check_schema(&store)?;
         Ok(store)
     }
@@ -80,6 +121,17 @@ impl RocksStore {
         wait.set_flush(true);
         self.db.wait_for_compact(&wait)?;
         Ok(())
+    }
+
+    /// What the store's memory holds now, as RocksDB reports it.
+    pub fn memory(&self) -> Result<StoreMemory, StorageError> {
+        let usage = rocksdb::perf::get_memory_usage_stats(Some(&[&self.db]), Some(&[&self.cache]))?;
+        Ok(StoreMemory {
+            budget: self.budget as u64,
+            cache: usage.cache_total,
+            memtables: usage.mem_table_total,
+            table_readers: usage.mem_table_readers_total,
+        })
     }
 
     fn cf(&self, column: Column) -> &rocksdb::ColumnFamily {
