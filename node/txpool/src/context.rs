@@ -34,10 +34,16 @@ pub enum SubmitError {
     Pool(#[from] PoolError),
 }
 
+/// Committed blocks a subscriber (filters, `eth_subscribe`) may fall behind before it skips
+/// some: 12.8 s at 200 ms blocks. The channel holds this many blocks with their receipts at all
+/// times, up to ~1 MB each when full: it was 1,024, which is 1 GB of full blocks.
+pub const BLOCKS_KEPT: usize = 64;
+
 pub struct NodeContext {
     pub chain: Arc<Chain>,
     pub pool: Mutex<Pool>,
-    /// Every committed block, in order.
+    /// Every committed block, in order. The channel keeps its last [`BLOCKS_KEPT`] blocks
+    /// (with receipts) whether or not anyone still reads them.
     pub blocks: broadcast::Sender<Arc<NewBlock>>,
     /// The hash of every transaction that enters the pool, once.
     pub pending_txs: broadcast::Sender<B256>,
@@ -85,7 +91,7 @@ impl NodeContext {
         Self {
             chain,
             pool: Mutex::new(pool),
-            blocks: broadcast::channel(1024).0,
+            blocks: broadcast::channel(BLOCKS_KEPT).0,
             pending_txs: broadcast::channel(16 * 1024).0,
             tx_arrived: Notify::new(),
             devnet: OnceLock::new(),
