@@ -206,3 +206,94 @@ fn a_burst_beyond_the_heavy_pool_is_refused(url: &str) -> Result<u64> {
     eprintln!("heavy pool: {refused} of 40 simultaneous loops refused");
     Ok(refused)
 }
+
+/// The limits a devnet's defaults cannot reach on a short chain, set low in validator 0's
+/// node.toml (as an operator would), on the same 4-validator devnet: `max-log-range` for
+/// eth_getLogs and the channel lists, `evm-timeout` for eth_call, `batch-request-limit`. Each is
+/// refused with its clear error and the validators keep finalizing.
+#[test]
+fn node_toml_limits_are_refused_on_four_validators_that_keep_finalizing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // The first start writes the network's homes; the limits go into validator 0's node.toml
+    // and the second start resumes with them.
+    drop(Devnet::start_four_validators(dir.path())?);
+    let path = dir.path().join("network/node0/config.toml");
+    let mut config = bttd_node::config::NodeConfig::load(&path)?;
+    config.rpc.max_log_range = 2;
+    config.rpc.evm_timeout = "10ms".into();
+    config.rpc.batch_request_limit = 5;
+    std::fs::write(&path, toml::to_string(&config)?)?;
+    let node = Devnet::start_four_validators(dir.path())?;
+    let pid = node.pid().ok_or_else(|| eyre!("devnet not running"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.block_number()? < 4 {
+        ensure!(Instant::now() < deadline, "no 4 blocks in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let start_height = node.block_number()?;
+
+    let range = json!({"fromBlock": "0x0", "toBlock": "latest"});
+    let payer = "0x0000000000000000000000000000000000000001";
+    let refusals = [
+        (
+            request("eth_getLogs", json!([range])),
+            "block range too large",
+        ),
+        (
+            request("channel_listByPayer", json!([payer, "0x0", "latest"])),
+            "block range too large",
+        ),
+        (
+            request("eth_call", json!([{"data": LOOP, "gas": GAS}, "latest"])),
+            "execution aborted (timeout = 10ms)",
+        ),
+    ];
+    for (request, expected) in &refusals {
+        let answer = node.raw(request.clone())?;
+        ensure!(
+            error_message(&answer).starts_with(expected),
+            "{}: expected {expected:?}, got {answer:.300}",
+            request["method"]
+        );
+    }
+    let batch =
+        |n: usize| Value::Array((0..n).map(|_| request("eth_chainId", json!([]))).collect());
+    let answered = node.raw(batch(5))?;
+    ensure!(
+        answered
+            .as_array()
+            .is_some_and(|a| a.len() == 5 && a.iter().all(|r| r["result"].is_string())),
+        "a batch of 5 (the limit): {answered:.300}"
+    );
+    let refused = node.raw(batch(6))?;
+    let refused = refused
+        .as_array()
+        .and_then(|a| a.first())
+        .unwrap_or(&refused);
+    ensure!(
+        error_message(refused).contains("batch"),
+        "a batch of 6: {refused:.300}"
+    );
+    // A range within the limit is served.
+    let head = node.block_number()?;
+    let near = json!({"fromBlock": format!("{:#x}", head - 1), "toBlock": format!("{head:#x}")});
+    node.call("eth_getLogs", json!([near]))?;
+
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        node.block_number()?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let height = node.block_number()?;
+    let peak = peak_rss(pid)?;
+    eprintln!(
+        "node.toml limits refused; peak RSS {} MiB; blocks {start_height} -> {height}",
+        peak >> 20
+    );
+    ensure!(peak < 1 << 30, "peak RSS {} MiB", peak >> 20);
+    ensure!(
+        height >= start_height + 5,
+        "the validators stopped finalizing: {start_height} -> {height}"
+    );
+    Ok(())
+}
