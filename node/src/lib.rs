@@ -2,6 +2,7 @@
 //! the wiring that runs the engine, the network, the pool and JSON-RPC (each its own crate
 //! under node/) over one chain.
 
+pub mod allocator;
 pub mod config;
 pub mod health;
 pub mod metrics_server;

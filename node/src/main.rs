@@ -192,6 +192,7 @@ fn devnet_coinbase() -> Address {
 }
 
 fn main() -> eyre::Result<()> {
+    bttd_node::allocator::cap_malloc_arenas();
     let cli = Cli::parse();
     match cli.command {
         Command::Genesis(GenesisCommand::Devnet {

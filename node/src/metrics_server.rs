@@ -31,6 +31,9 @@ pub enum MetricsError {
     },
 }
 
+/// How often histogram samples are drained when nobody scrapes (the exporter's own default).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Installs the global Prometheus recorder and serves it; returns the bound address.
 /// `block_time` is the chain's block interval (the `/health` stall threshold is ten of them).
 pub async fn serve(
@@ -44,6 +47,16 @@ pub async fn serve(
         .install_recorder()
         .map_err(|e| MetricsError::Recorder(e.to_string()))?;
     describe_metrics();
+    // The recorder keeps histogram samples until they are drained: by a scrape, or by this
+    // upkeep when nobody scrapes (without it they would pile up for as long as the node runs).
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| MetricsError::Bind { addr, source })?;
