@@ -7,9 +7,9 @@
 //! Why it looks like this:
 //! - **Synchronous and I/O-free.** The pool takes account state through the small
 //!   [`AccountView`] trait and returns results; it never broadcasts, logs to the network or
-//!   spawns. The node owns the locking (one mutex around the pool) and gossips the hash of
-//!   every transaction that `add` accepted. That keeps it testable with plain values and keeps
-//!   lock hold times to the microseconds the data-structure work takes.
+//!   spawns. The node owns the locking (one mutex around the pool), and the [`gossip`] task
+//!   publishes every transaction that `add` accepted. That keeps it testable with plain values
+//!   and keeps lock hold times to the microseconds the data-structure work takes.
 //! - **Pending vs queued is derived from nonces.** Per sender a `BTreeMap<nonce, tx>`; a
 //!   transaction is *pending* when it belongs to the gap-free run starting at the account's
 //!   state nonce, *queued* otherwise. Filling a gap therefore promotes the queued tail with no
