@@ -418,3 +418,37 @@ fn decode_for_refuses_a_swapped_or_edited_body() {
         Err(BodyMismatch::Undecodable(_))
     ));
 }
+
+/// Issue 10, step 4: "only replay-protected transactions over RPC" is geth's admission policy
+/// (`--rpc.allow-unprotected-txs`), not a block rule: a block holding a legacy transaction
+/// signed without a chain id (as pre-EIP-155 deployment transactions such as the CREATE2
+/// factory's are) is valid and imports, while RPC and gossip admission still refuse it.
+#[test]
+fn unprotected_transactions_are_refused_by_admission_but_valid_in_blocks() {
+    let a = key(1);
+    let genesis = genesis(&[a.address()]);
+    let (producer, follower) = (open(&genesis), open(&genesis));
+    let legacy = TxLegacy {
+        chain_id: None,
+        nonce: 0,
+        gas_price: 2 * GWEI,
+        gas_limit: 21_000,
+        to: TxKind::Call(PROPOSER),
+        value: U256::from(1),
+        input: Bytes::new(),
+    };
+    let signature = a.sign_hash_sync(&legacy.signature_hash()).unwrap();
+    let envelope: TxEnvelope = legacy.into_signed(signature).into();
+    assert!(matches!(
+        RecoveredTx::decode(&envelope.encoded_2718(), CHAIN_ID, 30_000_000),
+        Err(TxError::NotReplayProtected)
+    ));
+    let tx = RecoveredTx::from_envelope(envelope, CHAIN_ID, 30_000_000)
+        .expect("an unprotected transaction is a valid block transaction");
+    let block = producer
+        .commit(producer.build(1, PROPOSER, [tx]).unwrap())
+        .unwrap();
+    assert_eq!(block.body.transactions.len(), 1);
+    let imported = follower.import(block.clone()).unwrap();
+    assert_eq!(imported.block.hash(), block.hash());
+}

@@ -63,8 +63,11 @@ pub struct RecoveredTx {
 }
 
 impl RecoveredTx {
-    /// Decodes EIP-2718 bytes, runs every stateless check and recovers the sender.
-    /// `block_gas_limit` bounds the transaction's gas limit.
+    /// Decodes EIP-2718 bytes from a client or a peer's gossip, runs every stateless check and
+    /// recovers the sender. `block_gas_limit` bounds the transaction's gas limit. Admission
+    /// policy on top of the block rules of [`RecoveredTx::from_envelope`]: a transaction
+    /// without a chain id is refused (geth's RPC default), since anyone can replay it on any
+    /// chain.
     pub fn decode(raw: &[u8], chain_id: u64, block_gas_limit: u64) -> Result<Self, TxError> {
         if raw.len() > MAX_TX_SIZE {
             return Err(TxError::Oversized {
@@ -78,10 +81,14 @@ impl RecoveredTx {
         if !buf.is_empty() {
             return Err(TxError::Decode("input contains more than one value".into()));
         }
+        if envelope.chain_id().is_none() {
+            return Err(TxError::NotReplayProtected);
+        }
         Self::from_envelope(envelope, chain_id, block_gas_limit)
     }
 
-    /// Checks and recovers an already decoded envelope (blocks from peers, tests).
+    /// Checks and recovers an already decoded envelope against the block rules only (blocks
+    /// from peers, tests): a legacy transaction without a chain id is valid in a block.
     pub fn from_envelope(
         envelope: TxEnvelope,
         chain_id: u64,
@@ -90,15 +97,13 @@ impl RecoveredTx {
         if envelope.is_eip4844() {
             return Err(TxError::BlobNotSupported);
         }
-        match envelope.chain_id() {
-            Some(have) if have != chain_id => {
-                return Err(TxError::WrongChainId {
-                    have,
-                    want: chain_id,
-                });
-            }
-            Some(_) => {}
-            None => return Err(TxError::NotReplayProtected),
+        if let Some(have) = envelope.chain_id()
+            && have != chain_id
+        {
+            return Err(TxError::WrongChainId {
+                have,
+                want: chain_id,
+            });
         }
         // EIP-2: s must be in the lower half of the curve order. alloy's recovery accepts
         // high s silently, so check before recovering.
