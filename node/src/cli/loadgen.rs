@@ -42,8 +42,11 @@ use stats::intervals;
 
 /// Gas of a plain transfer.
 const TRANSFER_GAS: u64 = 21_000;
-/// Requests to `eth_sendRawTransaction` in flight at once, over all clients.
-const MAX_IN_FLIGHT: usize = 512;
+/// Requests to `eth_sendRawTransaction` in flight at once to one node. Each request in flight
+/// may hold a connection of its own, and a node serves at most `[rpc] max-connections` (100 by
+/// default) before it answers HTTP 429: above that, refused sends left nonce gaps, and every
+/// later transaction of the sender queued behind the gap (the overload run of issue 10).
+const MAX_IN_FLIGHT_PER_NODE: usize = 64;
 
 #[derive(Debug, Args)]
 pub struct LoadgenArgs {
@@ -290,7 +293,11 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
     ));
 
     tracing::info!(target: "bttd::loadgen", rate = args.rate, duration = ?args.duration, "sending");
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let in_flight: Vec<Arc<Semaphore>> = args
+        .rpc_urls
+        .iter()
+        .map(|_| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_NODE)))
+        .collect();
     let mut sends: JoinSet<(usize, Instant, Result<(), String>)> = JoinSet::new();
     let mut sent_at: Vec<Option<Instant>> = vec![None; total];
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
@@ -309,7 +316,9 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
     let step = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     for (k, tx) in prepared.into_iter().enumerate() {
         tokio::time::sleep_until((start + step.mul_f64(k as f64)).into()).await;
-        let permit = Arc::clone(&in_flight).acquire_owned().await?;
+        // Client i talks to URL i % urls.
+        let node = &in_flight[tx.client % args.rpc_urls.len()];
+        let permit = Arc::clone(node).acquire_owned().await?;
         let client = clients[tx.client].clone();
         sends.spawn(async move {
             let at = Instant::now();
