@@ -4,9 +4,10 @@
 //! Why sans-I/O: the hard part of BFT consensus is its behaviour under every
 //! interleaving of messages, timeouts, crashes and byzantine peers. Keeping
 //! the protocol free of clocks, sockets and randomness lets the node drive it
-//! with libp2p and tokio while the [`sim`] module drives the very same code
-//! through thousands of seeded adversarial schedules per second, checking
-//! agreement, validity, certificate validity and liveness on every run.
+//! with libp2p and tokio while the simulator (`bttd-sim`) drives the very same
+//! code, inside the node's engine, through thousands of seeded adversarial
+//! schedules, checking agreement, validity, certificate validity and liveness
+//! on every run.
 //!
 //! Map of the crate: [`machine`] is Algorithm 1 of the Tendermint paper;
 //! [`votes`] keeps tallies and detects equivocation; [`guard`] is slashing
@@ -24,7 +25,6 @@ pub mod machine;
 pub mod messages;
 mod proposer;
 pub mod signing;
-pub mod sim;
 pub mod test_scheme;
 pub mod timeouts;
 pub mod types;

@@ -1466,12 +1466,17 @@ mod tests {
 
     /// A provider that knows the sets of heights up to `known` only (the next epoch's set
     /// not decided yet).
+    #[derive(Debug)]
     struct UpTo {
         known: Height,
         inner: Arc<StaticProvider>,
     }
 
     impl ValidatorSetProvider for UpTo {
+        fn epoch_of(&self, height: Height) -> u64 {
+            self.inner.epoch_of(height)
+        }
+
         fn validator_set(&self, height: Height) -> Option<Arc<ValidatorSet>> {
             (height <= self.known)
                 .then(|| self.inner.validator_set(height))

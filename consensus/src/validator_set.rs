@@ -216,9 +216,12 @@ impl ValidatorSet {
 /// last block of epoch `e` commits to the set of `e + 1`); tests inject sets.
 /// It must return the set for `h + 1` as soon as height `h` is decided; when
 /// it cannot yet, the engine waits for `Input::ValidatorSetAvailable`.
-pub trait ValidatorSetProvider: Send + Sync {
+pub trait ValidatorSetProvider: Send + Sync + std::fmt::Debug {
     /// The set that validates `height`, if known.
     fn validator_set(&self, height: Height) -> Option<Arc<ValidatorSet>>;
+    /// The epoch of `height`: sets change only between epochs, and the last block of an
+    /// epoch commits to the next one's set.
+    fn epoch_of(&self, height: Height) -> u64;
 }
 
 /// A provider with a fixed list of epochs of fixed length, for tests and the
@@ -236,14 +239,13 @@ impl StaticProvider {
         assert!(epoch_length > 0 && !sets.is_empty());
         Self { epoch_length, sets }
     }
-
-    /// Epoch of a height.
-    pub fn epoch_of(&self, height: Height) -> u64 {
-        height.saturating_sub(1) / self.epoch_length
-    }
 }
 
 impl ValidatorSetProvider for StaticProvider {
+    fn epoch_of(&self, height: Height) -> u64 {
+        height.saturating_sub(1) / self.epoch_length
+    }
+
     fn validator_set(&self, height: Height) -> Option<Arc<ValidatorSet>> {
         let e = self.epoch_of(height) as usize;
         Some(

@@ -56,6 +56,12 @@ impl<'de> Deserialize<'de> for ReplacedKey {
     }
 }
 
+/// Database memory budget of each `bttd devnet` validator in MiB. A devnet is a throwaway local
+/// chain whose state is a few accounts, and up to several validators share one process: a node's
+/// default (512 MiB each) would let a 4-validator devnet hold 2 GiB of cache for a working set of
+/// megabytes, and keep growing toward it for as long as a test suite runs.
+pub const DEVNET_CACHE_MB: usize = 64;
+
 /// The `[storage]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]

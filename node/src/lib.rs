@@ -4,6 +4,7 @@
 
 pub mod allocator;
 pub mod config;
+pub mod consensus;
 pub mod health;
 pub mod metrics_server;
 pub mod producer;

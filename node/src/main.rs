@@ -9,9 +9,9 @@ use std::time::Duration;
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use bttd_consensus::TimeoutConfig;
-use bttd_engine::{EngineSettings, ValidatorKey};
 use bttd_genesis::{ChainSpec, DevnetOptions, dev_accounts, devnet_genesis};
 use bttd_node::config::{NodeConfig, parse_duration};
+use bttd_node::consensus::{EngineSettings, ValidatorKey};
 use bttd_node::producer::ProducerConfig;
 use bttd_node::run::{ConsensusSettings, NodeSettings, launch};
 use bttd_node::supervisor::TaskFailure;
@@ -92,8 +92,9 @@ struct DevnetArgs {
     /// Serve Prometheus metrics and /health on this address.
     #[arg(long)]
     metrics: Option<SocketAddr>,
-    /// Memory budget of each validator's database in MiB (block cache and memtables).
-    #[arg(long, default_value_t = bttd_runtime::storage::DEFAULT_CACHE_BYTES >> 20)]
+    /// Memory budget of each validator's database in MiB (block cache and memtables); a node's
+    /// default is 512.
+    #[arg(long, default_value_t = bttd_node::config::DEVNET_CACHE_MB)]
     cache_mb: usize,
     /// tracing filter (also RUST_LOG).
     #[arg(long, default_value = "info")]

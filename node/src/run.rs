@@ -19,9 +19,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::P2pSection;
+use crate::consensus::EngineSettings;
 use crate::producer::{self, ProducerConfig};
 use crate::supervisor::{Supervisor, TaskFailure};
-use bttd_engine::{ConsensusInfo, Engine, EngineSettings, GenesisSets};
+use bttd_engine::{ConsensusInfo, GenesisSets};
 use bttd_network::{Network, NetworkConfig, NetworkHandle};
 use bttd_rpc::{RpcConfig, RpcHandle};
 use bttd_txpool::context::NodeContext;
@@ -48,7 +49,7 @@ pub enum NodeError {
     #[error("starting the p2p network: {0}")]
     P2p(#[from] bttd_network::P2pError),
     #[error("starting consensus: {0}")]
-    Consensus(#[from] bttd_engine::EngineError),
+    Consensus(#[from] crate::consensus::StartError),
 }
 
 /// How a chain with genesis validators is run: over libp2p, with consensus.
@@ -232,7 +233,8 @@ async fn start_consensus(
         engine_settings.slashing_db = settings.datadir.join(&engine_settings.slashing_db);
     }
     let validator = engine_settings.key.as_ref().map(|k| k.address);
-    let (engine, first) = Engine::new(ctx.clone(), net.clone(), info, engine_settings)?;
+    let (engine, inputs) =
+        crate::consensus::new_engine(ctx.clone(), net.clone(), info, engine_settings)?;
     tracing::info!(target: "bttd::node", ?validator, "consensus started");
     let watched = net.clone();
     supervisor.monitor("p2p network", async move { watched.stopped().await });
@@ -244,7 +246,7 @@ async fn start_consensus(
     });
     let engine_net = net.clone();
     supervisor.spawn("consensus engine", async move {
-        let result = engine.run(first, events.consensus, shutdown).await;
+        let result = crate::consensus::run(engine, inputs, events.consensus, shutdown).await;
         let _ = engine_net.shutdown().await;
         result
     });

@@ -130,6 +130,25 @@ fn receipt(tx_type: TxType, result: &ExecutionResult, cumulative_gas_used: u64) 
     ReceiptEnvelope::from_typed(tx_type, receipt.with_bloom())
 }
 
+/// The system calls that open a block, before its first transaction, in the order
+/// docs/block-format.md fixes. [`execute_block`] runs them when building and importing, and
+/// `debug_trace*` when replaying a block, so a trace never differs from what the chain executed.
+pub fn begin_block<E>(evm: &mut E, ctx: &BlockContext) -> Result<(), ExecutionError>
+where
+    E: SystemCallCommitEvm,
+    E::Error: std::fmt::Display,
+{
+    // EIP-2935: the parent hash goes into the history contract before any transaction.
+    if ctx.number > 0 {
+        evm.system_call_commit(
+            HISTORY_STORAGE_ADDRESS,
+            Bytes::copy_from_slice(ctx.parent_hash.as_slice()),
+        )
+        .map_err(|e| ExecutionError::Evm(format!("EIP-2935 system call: {e}")))?;
+    }
+    Ok(())
+}
+
 /// Executes `txs` on top of `view` in the block described by `ctx`.
 pub fn execute_block(
     view: StateView<'_>,
@@ -153,15 +172,7 @@ pub fn execute_block(
             .with_block(block_env(ctx))
             .with_cfg(cfg_env(config.chain_id))
             .build_mainnet();
-
-        // EIP-2935: the parent hash goes into the history contract before any transaction.
-        if ctx.number > 0 {
-            evm.system_call_commit(
-                HISTORY_STORAGE_ADDRESS,
-                Bytes::copy_from_slice(ctx.parent_hash.as_slice()),
-            )
-            .map_err(|e| ExecutionError::Evm(format!("EIP-2935 system call: {e}")))?;
-        }
+        begin_block(&mut evm, ctx)?;
 
         for tx in txs {
             let hash = tx.hash();

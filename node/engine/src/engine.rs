@@ -1,103 +1,68 @@
-//! The consensus engine: drives the sans-I/O [`Machine`] with the node's clock, network, chain
-//! and pool.
+//! The consensus engine: drives the sans-I/O [`Machine`] over a [`Network`], a [`Runtime`]
+//! and an [`Application`] (see [`crate::host`]).
 //!
-//! One tokio task owns the machine and applies inputs one at a time, in arrival order:
-//! gossip from peers, timers it scheduled, answers of block building and verification
-//! (which run on blocking threads so the loop stays responsive), and blocks from sync. Each
-//! output is carried out here: broadcast over gossipsub, arm a timer, build or verify a block,
+//! The host feeds [`Engine::handle`] one [`Event`] at a time: gossip from peers, sync requests
+//! and answers, the timers the engine scheduled, and the results of the blocking work it
+//! handed out (building and verifying blocks, committing, answering sync requests). Each
+//! output of the machine is carried out here: broadcast, arm a timer, build or verify a block,
 //! commit a decided block with its certificate, store evidence, ban a peer that sent forged
 //! data.
 //!
 //! Blocks are executed once: the result of building or verifying a proposal is kept by block
 //! id and committed as is when that block is decided; a block decided through sync is
-//! executed at commit.
+//! executed at commit. While a commit is in flight, later outputs wait for it (they act on
+//! the new head); inputs keep being applied, so votes never wait behind the disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes};
-use bttd_consensus::bls::BlsSecretKey;
+use bttd_consensus::bls::PublicKeyBytes;
 use bttd_consensus::{
-    Applied, Block, BlockId, BlsSigner, BlsVerifier, CommitCertificate, Config, Height, Input,
-    Machine, Message, Output, Reject, Round, SlashingGuard, Step, TimeoutConfig, ValidatorIndex,
+    Applied, Block, BlockId, CommitCertificate, Config, Height, Input, Machine, Message, Output,
+    Reject, Round, Signer, SlashingGuard, Step, TimeoutConfig, ValidatorIndex,
     ValidatorSetProvider, Verdict, Verifier,
 };
-use bttd_runtime::{ExecutedBlock, WireBlock};
-use libp2p::PeerId;
-use libp2p::gossipsub::MessageAcceptance;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
-use tokio::sync::{mpsc, watch};
 
-use super::info::ConsensusInfo;
-use super::sync::{self, ServeLimiter, SyncPeers};
-use super::timestamp;
-use super::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
-use bttd_keys::slashing_db::FileSlashingStore;
-use bttd_network::{NetworkEvent, NetworkHandle, Topic};
-use bttd_txpool::context::NodeContext;
+use crate::host::{
+    Acceptance, Application, CommitFailure, Event, Internal, InternalKind, JobPanicked, Network,
+    RequestTag, Runtime,
+};
+use crate::info::ConsensusInfo;
+use crate::sync::{self, ServeLimiter, SyncPeers};
+use crate::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
 
-/// How often this validator re-sends its latest messages (lossy links, late joiners).
-const REBROADCAST: Duration = Duration::from_secs(1);
-/// How often the engine asks a peer for its head, to notice it fell behind.
-const STATUS_POLL: Duration = Duration::from_secs(2);
+/// How often a validator re-sends its latest messages (lossy links, late joiners), by default.
+pub const REBROADCAST: Duration = Duration::from_secs(1);
+/// How often the engine asks a peer for its head, to notice it fell behind, by default.
+pub const STATUS_POLL: Duration = Duration::from_secs(2);
 /// Blocks asked for per sync request.
-const SYNC_BATCH: u32 = 64;
+pub const SYNC_BATCH: u32 = 64;
 
-/// The validator's consensus key and account.
-#[derive(Clone)]
-pub struct ValidatorKey {
-    pub bls: BlsSecretKey,
-    /// Receives the priority fees of the blocks it proposes (the header's `miner`).
-    pub address: Address,
-}
-
-impl std::fmt::Debug for ValidatorKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ValidatorKey")
-            .field("address", &self.address)
-            .field("bls", &self.bls.public_key())
-            .finish()
-    }
-}
-
-/// What the engine needs besides the node context and the network.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// `None` on a full node: it follows the chain without voting.
-    pub key: Option<ValidatorKey>,
+/// How the engine paces and times out rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
     /// Minimum interval between blocks: the proposer waits this long after the parent.
     pub block_time: Duration,
     pub timeouts: TimeoutConfig,
-    /// Slashing-protection record (validators only).
-    pub slashing_db: std::path::PathBuf,
     /// Test-only fault injection (`--fault-panic-at-height`): panic when about to commit it.
     pub panic_at_height: Option<Height>,
+    /// How often this validator re-sends its latest messages ([`REBROADCAST`]).
+    pub rebroadcast: Duration,
+    /// How often the engine asks a random peer for its head ([`STATUS_POLL`]).
+    pub status_poll: Duration,
 }
 
-/// Results that come back to the loop from timers and blocking work.
-enum Internal {
-    Timeout {
-        height: Height,
-        round: Round,
-        step: Step,
-    },
-    Built {
-        height: Height,
-        round: Round,
-        result: Result<(Block, ExecutedBlock), String>,
-    },
-    /// `Ok(None)`: the block was already executed (built or verified) by this node.
-    Verified {
-        id: BlockId,
-        result: Result<Option<ExecutedBlock>, String>,
-    },
-    Synced {
-        peer: PeerId,
-        /// `Some(from)` for a block request from that height; `None` for a status request.
-        asked_from: Option<Height>,
-        result: Result<SyncResponse, String>,
-    },
+/// What a validator votes with: its consensus key, the account its blocks credit (the
+/// header's `miner`), and its slashing-protection record, restored by the host.
+pub struct Signing {
+    pub signer: Box<dyn Signer>,
+    pub account: Address,
+    pub guard: SlashingGuard,
 }
 
 /// Why the engine stopped: a fault of this node (its storage or its software), never of a
@@ -114,13 +79,13 @@ pub enum EngineFault {
     },
     #[error("committing decided block {height}: {reason}")]
     Commit { height: Height, reason: String },
+    #[error(transparent)]
+    Panicked(#[from] JobPanicked),
 }
 
 /// Why the engine could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error(transparent)]
-    Slashing(#[from] bttd_keys::slashing_db::SlashingDbError),
     #[error("the validator's BLS key is not in the genesis validator set")]
     NotAValidator,
     #[error(
@@ -129,33 +94,27 @@ pub enum EngineError {
     AccountMismatch { key: Address, set: Address },
 }
 
-pub struct Engine {
-    ctx: Arc<NodeContext>,
-    net: NetworkHandle,
-    info: Arc<ConsensusInfo>,
-    machine: Machine,
-    verifier: Arc<dyn Verifier>,
-    settings: EngineSettings,
-    chain_id: B256,
-    internal_tx: mpsc::UnboundedSender<Internal>,
-    internal_rx: mpsc::UnboundedReceiver<Internal>,
-    /// Executed proposals by block id, for the current height.
-    executed: HashMap<BlockId, ExecutedBlock>,
-    /// When the head was committed (the next proposal waits for `block_time` after it).
-    head_committed_at: Instant,
-    nonce: u64,
-    /// A sync request is in flight.
-    syncing_with: Option<PeerId>,
-    /// Which peers to ask for blocks (rotation, and peers that gave nothing lately).
-    sync_peers: SyncPeers,
-    /// Per-peer rate limit and in-flight cap of the sync requests this node serves.
-    serve_limiter: ServeLimiter,
-    /// A fault of this node seen while carrying out outputs: the run loop stops on it.
-    fault: Option<EngineFault>,
-    /// Payloads of proposals the machine accepted, checked against their ids already.
-    accepted_payloads: AcceptedPayloads,
-    /// The certificate of the head, for the next block's `extraData`.
-    head_certificate: Option<CommitCertificate>,
+/// Checks that the key `public_key` votes at `height` under `account`, the account its set
+/// names for it. The host calls this before it opens a validator's slashing-protection record.
+pub fn check_key(
+    info: &ConsensusInfo,
+    height: Height,
+    public_key: &PublicKeyBytes,
+    account: Address,
+) -> Result<(), EngineError> {
+    let set = info
+        .sets
+        .validator_set(height)
+        .ok_or(EngineError::NotAValidator)?;
+    let index = set.index_of(public_key).ok_or(EngineError::NotAValidator)?;
+    let named = set.validators()[index as usize].address;
+    if named != account {
+        return Err(EngineError::AccountMismatch {
+            key: account,
+            set: named,
+        });
+    }
+    Ok(())
 }
 
 /// Blocks of proposals the machine accepted (signed by their round's proposer, payload checked
@@ -183,119 +142,199 @@ impl AcceptedPayloads {
     }
 }
 
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+pub struct Engine<N: Network, R: Runtime<Event<N, A>>, A: Application> {
+    net: N,
+    runtime: R,
+    app: Arc<A>,
+    info: Arc<ConsensusInfo>,
+    machine: Machine,
+    verifier: Arc<dyn Verifier>,
+    /// What consensus messages are signed for: the genesis hash.
+    chain_id: B256,
+    config: EngineConfig,
+    /// The account this validator's blocks credit (zero on a full node, which never builds).
+    beneficiary: Address,
+    rng: StdRng,
+    /// Executed proposals by block id, for the current height.
+    executed: HashMap<BlockId, A::Executed>,
+    /// When the head was committed (the next proposal waits for `block_time` after it).
+    head_committed_at: Duration,
+    nonce: u64,
+    /// Peers of this chain connected now (ordered, so a seeded choice among them replays).
+    peers: BTreeSet<N::Peer>,
+    /// A sync request is in flight.
+    syncing_with: Option<N::Peer>,
+    /// Which peers to ask for blocks (rotation, and peers that gave nothing lately).
+    sync_peers: SyncPeers<N::Peer>,
+    /// Per-peer rate limit and in-flight cap of the sync requests this node serves.
+    serve_limiter: ServeLimiter<N::Peer>,
+    /// Outputs waiting for the commit in flight (they act on the head it makes).
+    pending: VecDeque<Output>,
+    committing: bool,
+    /// A fault of this node: `handle` returns it, and the host stops the engine.
+    fault: Option<EngineFault>,
+    /// Payloads of proposals the machine accepted, checked against their ids already.
+    accepted_payloads: AcceptedPayloads,
+    /// The certificate of the head, for the next block's `extraData`.
+    head_certificate: Option<CommitCertificate>,
 }
 
-impl Engine {
-    /// Builds the machine at the height after the chain's head, restoring the validator's
-    /// slashing-protection record.
+impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
+    /// Builds the machine at the height after the application's head; `signing` is `None` on
+    /// a full node, which follows the chain without voting. `seed` drives the engine's choices
+    /// of peers and its message nonces.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        ctx: Arc<NodeContext>,
-        net: NetworkHandle,
+        net: N,
+        runtime: R,
+        app: Arc<A>,
         info: Arc<ConsensusInfo>,
-        settings: EngineSettings,
-    ) -> Result<(Self, Vec<Output>), EngineError> {
-        let chain_id = ctx.chain.genesis_hash();
-        let (guard, signer) = match &settings.key {
-            Some(key) => {
-                let set = info.sets.validator_set(ctx.chain.head().number + 1);
-                if set.is_none_or(|s| s.index_of(&key.bls.public_key()).is_none()) {
-                    return Err(EngineError::NotAValidator);
+        verifier: Arc<dyn Verifier>,
+        config: EngineConfig,
+        signing: Option<Signing>,
+        seed: u64,
+    ) -> Result<Self, EngineError> {
+        let (head, _) = app.head();
+        let chain_id = app.genesis_hash();
+        let (signer, guard, beneficiary) = match signing {
+            Some(Signing {
+                signer,
+                account,
+                guard,
+            }) => {
+                // A key outside the set follows as an observer until a set names it.
+                match check_key(&info, head + 1, &signer.public_key(), account) {
+                    Ok(()) | Err(EngineError::NotAValidator) => {}
+                    Err(e) => return Err(e),
                 }
-                let (store, record) = FileSlashingStore::open(&settings.slashing_db, chain_id)?;
-                let signer: Box<dyn bttd_consensus::Signer> = Box::new(BlsSigner(key.bls.clone()));
-                (SlashingGuard::new(record, Box::new(store)), Some(signer))
+                (Some(signer), guard, account)
             }
             None => (
-                SlashingGuard::new(Default::default(), Box::new(bttd_consensus::guard::NoStore)),
                 None,
+                SlashingGuard::new(Default::default(), Box::new(bttd_consensus::guard::NoStore)),
+                Address::ZERO,
             ),
         };
-        let mut config = Config::new(chain_id);
-        config.timeouts = settings.timeouts;
-        if let Some(key) = &settings.key
-            && let Some(set) = info.sets.validator_set(ctx.chain.head().number + 1)
-            && let Some(index) = set.index_of(&key.bls.public_key())
-        {
-            let named = set.validators()[index as usize].address;
-            if named != key.address {
-                return Err(EngineError::AccountMismatch {
-                    key: key.address,
-                    set: named,
-                });
-            }
-        }
-        let verifier: Arc<dyn Verifier> = Arc::new(BlsVerifier);
+        let mut machine_config = Config::new(chain_id);
+        machine_config.timeouts = config.timeouts;
         let provider: Arc<dyn ValidatorSetProvider> = info.sets.clone();
-        let head = ctx.chain.head();
-        let head_certificate = sync::stored_certificate(&ctx, head.number);
-        let (machine, out) = Machine::new(
-            config,
+        let head_certificate = app.certificate(head);
+        let (machine, first) = Machine::new(
+            machine_config,
             signer,
             guard,
             verifier.clone(),
             provider,
-            head.number + 1,
+            head + 1,
         );
-        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-        let engine = Self {
-            ctx,
+        let mut rng = StdRng::seed_from_u64(seed);
+        let nonce = rand::Rng::random(&mut rng);
+        let mut engine = Self {
             net,
+            head_committed_at: runtime.now(),
+            runtime,
+            app,
             info,
             machine,
             verifier,
-            settings,
             chain_id,
-            internal_tx,
-            internal_rx,
+            config,
+            beneficiary,
+            rng,
             executed: HashMap::new(),
-            head_committed_at: Instant::now(),
-            nonce: rand::random(),
+            nonce,
+            peers: BTreeSet::new(),
             syncing_with: None,
             sync_peers: SyncPeers::default(),
             serve_limiter: ServeLimiter::default(),
+            pending: VecDeque::new(),
+            committing: false,
             fault: None,
             accepted_payloads: AcceptedPayloads::default(),
             head_certificate,
         };
-        engine.publish_status();
-        Ok((engine, out))
+        engine.schedule(config.rebroadcast, InternalKind::Rebroadcast);
+        engine.schedule(config.status_poll, InternalKind::PollStatus);
+        engine.carry_out(first);
+        Ok(engine)
     }
 
-    /// Runs until `shutdown` turns true, or until a fault of this node (see [`EngineFault`]).
-    pub async fn run(
-        mut self,
-        first: Vec<Output>,
-        mut events: mpsc::Receiver<NetworkEvent>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), EngineFault> {
-        self.carry_out(first).await;
-        let mut rebroadcast = tokio::time::interval(REBROADCAST);
-        let mut status_poll = tokio::time::interval(STATUS_POLL);
-        loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                Some(internal) = self.internal_rx.recv() => self.on_internal(internal).await,
-                event = events.recv() => match event {
-                    Some(event) => self.on_network(event).await,
-                    None => break,
-                },
-                _ = rebroadcast.tick() => {
-                    self.apply(Input::Rebroadcast, None).await;
+    /// The height being decided.
+    pub fn height(&self) -> Height {
+        self.machine.height()
+    }
+
+    /// Bytes of next-height messages the machine holds (bounded by its configuration).
+    pub fn buffered_bytes(&self) -> usize {
+        self.machine.buffered_bytes()
+    }
+
+    /// The step of the machine at its height and round.
+    pub fn step(&self) -> Step {
+        self.machine.step()
+    }
+
+    /// The host's network (tests and the simulator look at what it sent).
+    pub fn network(&self) -> &N {
+        &self.net
+    }
+
+    /// Handles one event. An error is a fault of this node: the host must stop the engine.
+    pub fn handle(&mut self, event: Event<N, A>) -> Result<(), EngineFault> {
+        if self.fault.is_none() {
+            match event {
+                Event::Gossip {
+                    from,
+                    message_id,
+                    data,
+                } => self.on_gossip(from, message_id, &data),
+                Event::Request {
+                    peer,
+                    data,
+                    respond,
+                } => self.serve(peer, data, respond),
+                Event::Answer { peer, tag, result } => {
+                    if tag.asked_from.is_some() {
+                        self.syncing_with = None;
+                    }
+                    let result = result.map_err(|e| e.to_string()).and_then(|bytes| {
+                        SyncResponse::decode(&bytes)
+                            .map_err(|e| format!("undecodable sync response: {e}"))
+                    });
+                    self.on_answer(peer, tag.asked_from, result);
                 }
-                _ = status_poll.tick() => self.poll_status().await,
-            }
-            if let Some(fault) = self.fault.take() {
-                tracing::error!(target: "bttd::consensus", height = self.machine.height(), %fault, "consensus engine stopped by a fault of this node");
-                return Err(fault);
+                Event::PeerConnected(peer) => {
+                    if self.peers.insert(peer) {
+                        self.info.peer_connected();
+                    }
+                    self.request(peer, SyncRequest::Status, None);
+                }
+                Event::PeerDisconnected(peer) => {
+                    if self.peers.remove(&peer) {
+                        self.info.peer_disconnected();
+                    }
+                    self.serve_limiter.forget(&peer);
+                }
+                Event::Internal(Internal(internal)) => self.on_internal(internal),
             }
         }
-        tracing::info!(target: "bttd::consensus", height = self.machine.height(), "consensus engine stopped");
-        Ok(())
+        match self.fault.take() {
+            Some(fault) => {
+                tracing::error!(target: "bttd::consensus", height = self.machine.height(), %fault, "consensus engine stopped by a fault of this node");
+                Err(fault)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, internal: InternalKind<N, A>) {
+        self.runtime
+            .schedule(after, Event::Internal(Internal(internal)));
+    }
+
+    fn spawn(&mut self, job: impl FnOnce() -> InternalKind<N, A> + Send + 'static) {
+        self.runtime
+            .spawn_blocking(Box::new(move || Event::Internal(Internal(job()))));
     }
 
     fn publish_status(&self) {
@@ -312,125 +351,105 @@ impl Engine {
 
     /// Applies one input; a refused input is held against `from`, the peer that sent it, and
     /// against nobody else (effects of replayed buffered messages carry no verdict).
-    async fn apply(&mut self, input: Input, from: Option<PeerId>) -> Verdict {
+    fn apply(&mut self, input: Input, from: Option<N::Peer>) -> Verdict {
         let Applied { verdict, outputs } = self.machine.apply(input);
         if let (Verdict::Rejected(reason), Some(peer)) = (&verdict, from) {
-            self.penalise(peer, reason).await;
+            self.penalise(peer, reason);
         }
         metrics::gauge!("bttd_consensus_buffered_bytes").set(self.machine.buffered_bytes() as f64);
-        self.carry_out(outputs).await;
+        self.carry_out(outputs);
         verdict
     }
 
-    async fn carry_out(&mut self, outputs: Vec<Output>) {
-        for output in outputs {
-            if self.fault.is_some() {
-                // Nothing after a local fault: the node stops.
-                return;
-            }
-            match output {
-                Output::Broadcast(message) => {
-                    self.nonce = self.nonce.wrapping_add(1);
-                    let bytes = Envelope {
-                        nonce: self.nonce,
-                        message,
-                    }
-                    .encode();
-                    if let Err(e) = self.net.publish(Topic::Consensus, bytes).await {
-                        tracing::debug!(target: "bttd::consensus", error = %e, "broadcast not sent");
-                    }
+    /// Carries out outputs in order; those after a decision wait until its commit is done.
+    fn carry_out(&mut self, outputs: Vec<Output>) {
+        self.pending.extend(outputs);
+        while !self.committing && self.fault.is_none() {
+            let Some(output) = self.pending.pop_front() else {
+                break;
+            };
+            self.carry_out_one(output);
+        }
+        self.publish_status();
+    }
+
+    fn carry_out_one(&mut self, output: Output) {
+        match output {
+            Output::Broadcast(message) => {
+                self.nonce = self.nonce.wrapping_add(1);
+                let bytes = Envelope {
+                    nonce: self.nonce,
+                    message,
                 }
-                Output::ScheduleTimeout {
+                .encode();
+                self.net.publish(bytes);
+            }
+            Output::ScheduleTimeout {
+                height,
+                round,
+                step,
+                duration,
+            } => self.schedule(
+                duration,
+                InternalKind::Timeout {
                     height,
                     round,
                     step,
-                    duration,
-                } => {
-                    let tx = self.internal_tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(duration).await;
-                        let _ = tx.send(Internal::Timeout {
-                            height,
-                            round,
-                            step,
-                        });
-                    });
-                }
-                Output::BuildProposal { height, round } => self.build(height, round),
-                Output::VerifyBlock {
-                    height,
-                    block,
-                    proposer,
-                } => self.verify(height, block, proposer),
-                Output::Decided {
-                    height,
-                    block,
-                    certificate,
-                } => self.commit(height, block, certificate).await,
-                Output::Evidence(evidence) => {
-                    tracing::warn!(target: "bttd::consensus", offender = evidence.offender(), height = evidence.height(), "equivocation detected");
-                    self.info.add_evidence(evidence);
-                }
+                },
+            ),
+            Output::BuildProposal { height, round } => {
+                // No sooner than `block_time` after the head was committed.
+                let ready_at = self.head_committed_at + self.config.block_time;
+                let wait = ready_at.saturating_sub(self.runtime.now());
+                self.schedule(wait, InternalKind::BuildDue { height, round });
+            }
+            Output::VerifyBlock {
+                height,
+                block,
+                proposer,
+            } => self.verify(height, block, proposer),
+            Output::Decided {
+                height,
+                block,
+                certificate,
+            } => self.commit(height, block, certificate),
+            Output::Evidence(evidence) => {
+                tracing::warn!(target: "bttd::consensus", offender = evidence.offender(), height = evidence.height(), "equivocation detected");
+                self.info.add_evidence(evidence);
             }
         }
-        self.publish_status();
     }
 
     /// A peer sent something the machine refused. Honest peers relay only what they checked,
     /// so anything a correct node could not have sent bans the peer; a round too far ahead
     /// may be an honest peer's view, and is only refused.
-    async fn penalise(&mut self, peer: PeerId, reason: &Reject) {
+    fn penalise(&mut self, peer: N::Peer, reason: &Reject) {
         metrics::counter!("bttd_consensus_rejected_total").increment(1);
-        let ban = !matches!(reason, Reject::RoundTooFar);
-        if ban {
-            let _ = self.net.ban(peer, format!("consensus: {reason}")).await;
-        } else {
+        if matches!(reason, Reject::RoundTooFar) {
             tracing::debug!(target: "bttd::consensus", %peer, %reason, "consensus message refused");
+        } else {
+            self.net.ban(peer, format!("consensus: {reason}"));
         }
     }
 
-    /// Bans a peer for bytes no correct node sends (the reason says which).
-    async fn ban(&mut self, peer: PeerId, reason: String) {
-        let _ = self.net.ban(peer, reason).await;
-    }
-
-    /// Builds a proposal on the head, no sooner than `block_time` after the head was
-    /// committed.
-    fn build(&self, height: Height, round: Round) {
-        let ctx = self.ctx.clone();
-        let tx = self.internal_tx.clone();
-        let beneficiary = self
-            .settings
-            .key
-            .as_ref()
-            .map(|k| k.address)
-            .unwrap_or_default();
+    /// Builds a proposal on the head.
+    fn build(&mut self, height: Height, round: Round) {
+        let beneficiary = self.beneficiary;
         let extra = match &self.head_certificate {
             Some(parent) => wire::ExtraData {
                 parent: parent.clone(),
-                next_set: self.next_set_commitment(height),
+                next_set: next_set_commitment(&self.info, height),
             }
             .encode(),
             None => Bytes::new(),
         };
-        let ready_at = self.head_committed_at + self.settings.block_time;
-        tokio::spawn(async move {
-            tokio::time::sleep_until(ready_at.into()).await;
-            let result =
-                tokio::task::spawn_blocking(move || build_block(&ctx, height, beneficiary, extra))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("block builder panicked: {e}")));
-            let _ = tx.send(Internal::Built {
-                height,
-                round,
-                result,
-            });
+        let app = self.app.clone();
+        let now = self.runtime.unix_seconds();
+        self.spawn(move || InternalKind::Built {
+            height,
+            round,
+            result: app.build(height, beneficiary, extra, now),
         });
-    }
-
-    /// In the last block of an epoch: the commitment to the next epoch's set.
-    fn next_set_commitment(&self, height: Height) -> Option<B256> {
-        next_set_commitment(&self.info, height)
     }
 
     /// Checks a proposed block against the block rules and executes it on the head.
@@ -438,39 +457,46 @@ impl Engine {
     /// the block's `miner` (`None` for a re-proposal, whose miner was checked by the prevote
     /// quorum that justifies it).
     fn verify(&mut self, height: Height, block: Block, proposer: Option<ValidatorIndex>) {
-        let tx = self.internal_tx.clone();
         let id = block.id;
         if self.executed.contains_key(&id) {
-            let _ = tx.send(Internal::Verified {
-                id,
-                result: Ok(None),
-            });
+            self.schedule(
+                Duration::ZERO,
+                InternalKind::Verified {
+                    id,
+                    result: Ok(None),
+                },
+            );
             return;
         }
-        let ctx = self.ctx.clone();
-        let info = self.info.clone();
-        let verifier = self.verifier.clone();
-        let chain_id = self.chain_id;
-        tokio::task::spawn_blocking(move || {
-            let result = verify_block(
-                &ctx,
-                &info,
-                verifier.as_ref(),
-                chain_id,
-                height,
-                proposer,
-                &block,
-            );
-            let _ = tx.send(Internal::Verified {
-                id,
-                result: result.map(Some),
-            });
+        let proposer = match proposer {
+            None => None,
+            Some(index) => {
+                let account = self
+                    .info
+                    .sets
+                    .validator_set(height)
+                    .and_then(|set| set.validators().get(index as usize).map(|v| v.address));
+                if account.is_none() {
+                    // The machine names proposers of its own sets only: a bug of ours, and
+                    // a block whose miner cannot be checked is not voted for.
+                    tracing::error!(target: "bttd::consensus", height, index, "the machine named a proposer outside its set");
+                    self.schedule(Duration::ZERO, InternalKind::Unverifiable { id });
+                    return;
+                }
+                account
+            }
+        };
+        let app = self.app.clone();
+        let now = self.runtime.unix_seconds();
+        self.spawn(move || InternalKind::Verified {
+            id,
+            result: app.verify(height, &block, proposer, now).map(Some),
         });
     }
 
-    async fn on_internal(&mut self, internal: Internal) {
+    fn on_internal(&mut self, internal: InternalKind<N, A>) {
         match internal {
-            Internal::Timeout {
+            InternalKind::Timeout {
                 height,
                 round,
                 step,
@@ -482,10 +508,25 @@ impl Engine {
                         step,
                     },
                     None,
-                )
-                .await;
+                );
             }
-            Internal::Built {
+            InternalKind::Rebroadcast => {
+                self.schedule(self.config.rebroadcast, InternalKind::Rebroadcast);
+                self.apply(Input::Rebroadcast, None);
+            }
+            InternalKind::PollStatus => {
+                self.schedule(self.config.status_poll, InternalKind::PollStatus);
+                let peers: Vec<N::Peer> = self.peers.iter().copied().collect();
+                if let Some(peer) = peers.choose(&mut self.rng) {
+                    self.request(*peer, SyncRequest::Status, None);
+                }
+            }
+            InternalKind::BuildDue { height, round } => {
+                if height == self.machine.height() {
+                    self.build(height, round);
+                }
+            }
+            InternalKind::Built {
                 height,
                 round,
                 result,
@@ -499,21 +540,19 @@ impl Engine {
                             block,
                         },
                         None,
-                    )
-                    .await;
+                    );
                 }
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(target: "bttd::consensus", height, round, error = %e, "building a proposal failed")
                 }
             },
-            Internal::Verified { id, result } => {
+            InternalKind::Verified { id, result } => {
                 let valid = match result {
                     Ok(Some(executed)) => {
                         // Stale if the head moved while it executed; the machine has moved on
                         // to the next height then and ignores the answer.
-                        let on_head =
-                            executed.block.header.parent_hash == self.ctx.chain.head().hash();
+                        let on_head = A::parent_of(&executed) == self.app.head().1;
                         if on_head {
                             self.executed.insert(id, executed);
                         }
@@ -525,176 +564,123 @@ impl Engine {
                         false
                     }
                 };
-                self.apply(Input::BlockVerified { id, valid }, None).await;
+                self.apply(Input::BlockVerified { id, valid }, None);
             }
-            Internal::Synced {
-                peer,
-                asked_from,
+            InternalKind::Unverifiable { id } => {
+                self.apply(Input::BlockVerified { id, valid: false }, None);
+            }
+            InternalKind::Committed {
+                height,
+                block,
                 result,
-            } => {
-                if asked_from.is_some() {
-                    self.syncing_with = None;
-                }
-                self.on_synced(peer, asked_from, result).await;
-            }
-        }
-    }
-
-    async fn on_network(&mut self, event: NetworkEvent) {
-        match event {
-            NetworkEvent::Gossip {
-                topic: Topic::Consensus,
-                from,
-                message_id,
-                data,
-                ..
-            } => {
-                let envelope = match Envelope::decode(&data) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = self
-                            .net
-                            .report(message_id, from, MessageAcceptance::Reject)
-                            .await;
-                        self.ban(from, format!("undecodable consensus message: {e}"))
-                            .await;
-                        return;
-                    }
-                };
-                let message = envelope.message;
-                // The payload travels unsigned beside the signed id: it must be that block
-                // before anything stores, relays or executes it. Re-broadcasts of a proposal
-                // already accepted are compared byte for byte instead of decoded again.
-                let payload = match &message {
-                    Message::Proposal(p) => Some(&p.proposal.block),
-                    Message::Vote(_) => None,
-                };
-                if let Some(block) = payload
-                    && !self.accepted_payloads.contains(block)
-                    && let Err(e) = WireBlock::decode_for(&block.payload, block.id)
-                {
-                    let _ = self
-                        .net
-                        .report(message_id, from, MessageAcceptance::Reject)
-                        .await;
-                    self.ban(
-                        from,
-                        format!("proposal payload is not the signed block: {e}"),
-                    )
-                    .await;
-                    return;
-                }
-                let height = message.height();
-                let ahead = height > self.machine.height();
-                let input = match message {
-                    Message::Proposal(p) => Input::Proposal(p),
-                    Message::Vote(v) => Input::Vote(v),
-                };
-                let accepted_block = match &input {
-                    Input::Proposal(p) => Some(p.proposal.block.clone()),
-                    _ => None,
-                };
-                let verdict = self.apply(input, Some(from)).await;
-                if let Some(block) = accepted_block
-                    && verdict.relay()
-                {
-                    self.accepted_payloads.insert(height, block);
-                }
-                let acceptance = match &verdict {
-                    v if v.relay() => MessageAcceptance::Accept,
-                    Verdict::Rejected(_) => MessageAcceptance::Reject,
-                    _ => MessageAcceptance::Ignore,
-                };
-                let _ = self.net.report(message_id, from, acceptance).await;
-                if ahead && !matches!(verdict, Verdict::Rejected(_)) {
-                    // A checked message of the next height proves this one was decided;
-                    // anything else only makes us ask (sync verifies what it gets).
-                    if verdict.relay() {
-                        self.info.saw_height(height.saturating_sub(1));
-                    }
-                    self.start_sync(Some(from)).await;
-                }
-            }
-            // Transactions come on the network's other queue, to the pool's gossip task.
-            NetworkEvent::Gossip {
-                topic: Topic::Transactions,
-                ..
-            } => {}
-            NetworkEvent::Request {
-                peer,
-                data,
+            } => self.on_committed(height, block, result),
+            InternalKind::Answered {
                 respond,
+                data,
+                permit,
             } => {
-                let permit = match self.serve_limiter.admit(peer, Instant::now()) {
-                    Ok(permit) => permit,
-                    Err(refusal) => {
-                        let response = SyncResponse::Error(refusal.to_string());
-                        let _ = respond.send(response.encode());
-                        return;
-                    }
-                };
-                let ctx = self.ctx.clone();
-                let max_bytes = self.info.max_message_bytes;
-                tokio::task::spawn_blocking(move || {
-                    let _permit = permit;
-                    let response = sync::answer(&ctx, &data, max_bytes);
-                    if respond.send(response.encode()).is_err() {
-                        tracing::debug!(target: "bttd::sync", %peer, "peer left before the sync response");
-                    }
-                });
+                self.net.respond(respond, data);
+                drop(permit);
             }
-            NetworkEvent::PeerConnected(peer) => {
-                self.info.peer_connected();
-                self.request_status(peer);
-            }
-            NetworkEvent::PeerDisconnected(peer) => {
-                self.info.peer_disconnected();
-                self.serve_limiter.forget(&peer);
-            }
-            NetworkEvent::PeerIncompatible { .. } => {}
+            InternalKind::Panicked(panic) => self.fault = Some(panic.into()),
         }
     }
 
-    async fn poll_status(&mut self) {
-        let peers = self.net.peers().await.unwrap_or_default();
-        if let Some(peer) = peers.choose(&mut rand::rng()) {
-            self.request_status(*peer);
+    fn on_gossip(&mut self, from: N::Peer, message_id: N::MessageId, data: &[u8]) {
+        let envelope = match Envelope::decode(data) {
+            Ok(e) => e,
+            Err(e) => {
+                self.net.report(message_id, from, Acceptance::Reject);
+                self.net
+                    .ban(from, format!("undecodable consensus message: {e}"));
+                return;
+            }
+        };
+        let message = envelope.message;
+        // The payload travels unsigned beside the signed id: it must be that block before
+        // anything stores, relays or executes it. Re-broadcasts of a proposal already accepted
+        // are compared byte for byte instead of decoded again.
+        let payload = match &message {
+            Message::Proposal(p) => Some(&p.proposal.block),
+            Message::Vote(_) => None,
+        };
+        if let Some(block) = payload
+            && !self.accepted_payloads.contains(block)
+            && let Err(e) = self.app.check_payload(block)
+        {
+            self.net.report(message_id, from, Acceptance::Reject);
+            self.net.ban(
+                from,
+                format!("proposal payload is not the signed block: {e}"),
+            );
+            return;
+        }
+        let height = message.height();
+        let ahead = height > self.machine.height();
+        let input = match message {
+            Message::Proposal(p) => Input::Proposal(p),
+            Message::Vote(v) => Input::Vote(v),
+        };
+        let accepted_block = match &input {
+            Input::Proposal(p) => Some(p.proposal.block.clone()),
+            _ => None,
+        };
+        let verdict = self.apply(input, Some(from));
+        if let Some(block) = accepted_block
+            && verdict.relay()
+        {
+            self.accepted_payloads.insert(height, block);
+        }
+        let acceptance = match &verdict {
+            v if v.relay() => Acceptance::Accept,
+            Verdict::Rejected(_) => Acceptance::Reject,
+            _ => Acceptance::Ignore,
+        };
+        self.net.report(message_id, from, acceptance);
+        if ahead && !matches!(verdict, Verdict::Rejected(_)) {
+            // A checked message of the next height proves this one was decided; anything
+            // else only makes us ask (sync verifies what it gets).
+            if verdict.relay() {
+                self.info.saw_height(height.saturating_sub(1));
+            }
+            self.start_sync(Some(from));
         }
     }
 
-    fn request_status(&self, peer: PeerId) {
-        self.request(peer, SyncRequest::Status, None);
-    }
-
-    /// Sends a sync request; the answer comes back as `Internal::Synced`.
-    fn request(&self, peer: PeerId, request: SyncRequest, asked_from: Option<Height>) {
-        let net = self.net.clone();
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            let result = net
-                .request(peer, request.encode())
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| {
-                    SyncResponse::decode(&bytes)
-                        .map_err(|e| format!("undecodable sync response: {e}"))
-                });
-            let _ = tx.send(Internal::Synced {
-                peer,
-                asked_from,
-                result,
-            });
+    /// Answers a peer's sync request on a blocking job, within the serving limits.
+    fn serve(&mut self, peer: N::Peer, data: Vec<u8>, respond: N::Responder) {
+        let permit = match self.serve_limiter.admit(peer, self.runtime.now()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                let response = SyncResponse::Error(refusal.to_string());
+                self.net.respond(respond, response.encode());
+                return;
+            }
+        };
+        let app = self.app.clone();
+        let max_bytes = self.info.max_message_bytes;
+        self.spawn(move || InternalKind::Answered {
+            respond,
+            data: sync::answer(app.as_ref(), &data, max_bytes).encode(),
+            permit,
         });
+    }
+
+    /// Sends a sync request; the answer comes back as [`Event::Answer`].
+    fn request(&mut self, peer: N::Peer, request: SyncRequest, asked_from: Option<Height>) {
+        self.net
+            .request(peer, request.encode(), RequestTag { asked_from });
     }
 
     /// Asks a peer for the blocks from our next height: `hint` if it has not failed us
     /// lately, otherwise another connected peer (rotation, so one peer cannot stall us).
-    async fn start_sync(&mut self, hint: Option<PeerId>) {
+    fn start_sync(&mut self, hint: Option<N::Peer>) {
         if self.syncing_with.is_some() {
             return;
         }
-        let peers = self.net.peers().await.unwrap_or_default();
-        let Some(peer) = self.sync_peers.choose(hint, &peers, Instant::now()) else {
+        let peers: Vec<N::Peer> = self.peers.iter().copied().collect();
+        let now = self.runtime.now();
+        let Some(peer) = self.sync_peers.choose(hint, &peers, now, &mut self.rng) else {
             return;
         };
         self.syncing_with = Some(peer);
@@ -709,12 +695,13 @@ impl Engine {
         );
     }
 
-    async fn on_synced(
+    fn on_answer(
         &mut self,
-        peer: PeerId,
+        peer: N::Peer,
         asked_from: Option<Height>,
         result: Result<SyncResponse, String>,
     ) {
+        let now = self.runtime.now();
         match (asked_from, result) {
             // A peer's head is only a hint: it moves nothing until blocks prove it.
             (
@@ -731,25 +718,22 @@ impl Engine {
                     self.info.saw_height(head);
                 }
                 if head >= self.machine.height() {
-                    self.start_sync(Some(peer)).await;
+                    self.start_sync(Some(peer));
                 }
             }
             (Some(from), Ok(SyncResponse::Blocks(blocks))) => {
-                self.on_synced_blocks(peer, from, blocks).await
+                self.on_synced_blocks(peer, from, blocks)
             }
             (_, Ok(SyncResponse::Error(reason))) => {
-                self.sync_peers.no_progress(peer, Instant::now());
+                self.sync_peers.no_progress(peer, now);
                 tracing::debug!(target: "bttd::sync", %peer, %reason, "peer could not serve sync")
             }
-            (_, Ok(other)) => {
-                self.ban(
-                    peer,
-                    format!("sync: answer of the wrong kind ({})", other.kind()),
-                )
-                .await
-            }
+            (_, Ok(other)) => self.net.ban(
+                peer,
+                format!("sync: answer of the wrong kind ({})", other.kind()),
+            ),
             (_, Err(reason)) => {
-                self.sync_peers.no_progress(peer, Instant::now());
+                self.sync_peers.no_progress(peer, now);
                 tracing::debug!(target: "bttd::sync", %peer, %reason, "sync request failed")
             }
         }
@@ -776,7 +760,7 @@ impl Engine {
     /// the one its certified header commits to, and its certificate valid: otherwise the
     /// peer answered garbage and is banned. An answer that moves us nowhere makes us ask
     /// another peer next time.
-    async fn on_synced_blocks(&mut self, peer: PeerId, from: Height, blocks: Vec<CertifiedBlock>) {
+    fn on_synced_blocks(&mut self, peer: N::Peer, from: Height, blocks: Vec<CertifiedBlock>) {
         let got = blocks.len();
         let mut progressed = 0usize;
         if self.machine.height() != from {
@@ -786,31 +770,24 @@ impl Engine {
         for CertifiedBlock { block, certificate } in blocks {
             let height = self.machine.height();
             if certificate.height != height {
-                self.ban(
+                self.net.ban(
                     peer,
                     format!("sync: block {} where {height} was due", certificate.height),
-                )
-                .await;
+                );
                 break;
             }
-            let id = certificate.block_id;
-            if let Err(e) = WireBlock::decode_for(&block, id) {
-                self.ban(
+            let block = Block {
+                id: certificate.block_id,
+                payload: block,
+            };
+            if let Err(e) = self.app.check_payload(&block) {
+                self.net.ban(
                     peer,
                     format!("sync: body does not match its certified header: {e}"),
-                )
-                .await;
+                );
                 break;
             }
-            let verdict = self
-                .apply(
-                    Input::Commit {
-                        block: Block { id, payload: block },
-                        certificate,
-                    },
-                    Some(peer),
-                )
-                .await;
+            let verdict = self.apply(Input::Commit { block, certificate }, Some(peer));
             if verdict != Verdict::Accepted || self.fault.is_some() {
                 break;
             }
@@ -818,175 +795,77 @@ impl Engine {
             self.info.saw_height(height);
         }
         if progressed == 0 {
-            self.sync_peers.no_progress(peer, Instant::now());
+            self.sync_peers.no_progress(peer, self.runtime.now());
         } else if got as u32 == SYNC_BATCH && progressed == got {
-            self.start_sync(Some(peer)).await;
+            self.start_sync(Some(peer));
         }
     }
 
-    /// Commits a decided block with its certificate, executing it first if this node has not
-    /// (a block that arrived through sync).
-    async fn commit(&mut self, height: Height, block: Block, certificate: CommitCertificate) {
-        if self.settings.panic_at_height == Some(height) {
+    /// Commits a decided block with its certificate on a blocking job, executing it first if
+    /// this node has not (a block that arrived through sync). Later outputs wait for it.
+    fn commit(&mut self, height: Height, block: Block, certificate: CommitCertificate) {
+        if self.config.panic_at_height == Some(height) {
             panic!("fault injection: panicking before committing block {height}");
         }
-        let executed = match self.executed.remove(&block.id) {
-            Some(executed) => Ok(executed),
-            None => {
-                let ctx = self.ctx.clone();
-                let payload = block.payload.clone();
-                let id = block.id;
-                tokio::task::spawn_blocking(move || execute_decided(&ctx, id, &payload))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("execution panicked: {e}")))
-            }
-        };
+        let executed = self.executed.remove(&block.id);
         self.executed.clear();
-        let executed = match executed {
-            Ok(executed) => executed,
-            Err(reason) => {
-                // A certificate of more than 2/3 of the stake for a block whose body matches
-                // its header (checked on receipt) that this node cannot execute: this node's
-                // software or storage is broken, not the chain, and no peer is to blame.
-                // Stop rather than fork.
+        self.committing = true;
+        self.head_certificate = Some(certificate.clone());
+        let app = self.app.clone();
+        let block_id = block.id;
+        self.spawn(move || {
+            let result = match executed {
+                Some(executed) => Ok(executed),
+                None => app.execute_decided(&block).map_err(CommitFailure::Execute),
+            }
+            .and_then(|executed| {
+                app.commit(executed, &certificate)
+                    .map_err(CommitFailure::Commit)
+            });
+            InternalKind::Committed {
+                height,
+                block: block_id,
+                result,
+            }
+        });
+    }
+
+    fn on_committed(
+        &mut self,
+        height: Height,
+        block: BlockId,
+        result: Result<(), CommitFailure<A>>,
+    ) {
+        match result {
+            Ok(()) => {
+                self.committing = false;
+                self.head_committed_at = self.runtime.now();
+                self.accepted_payloads.prune(height + 1);
+                self.carry_out(Vec::new());
+            }
+            // A certificate of more than 2/3 of the stake for a block whose body matches its
+            // header (checked on receipt) that this node cannot execute: this node's software
+            // or storage is broken, not the chain, and no peer is to blame. Stop rather than
+            // fork.
+            Err(CommitFailure::Execute(reason)) => {
                 self.fault = Some(EngineFault::DecidedBlockDoesNotExecute {
                     height,
-                    block: block.id,
-                    reason,
-                });
-                return;
-            }
-        };
-        let rejected = executed.rejected.clone();
-        let receipts = executed.receipts.clone();
-        let ctx = self.ctx.clone();
-        let cert_bytes = wire::store::encode_certificate(&certificate);
-        let committed =
-            tokio::task::spawn_blocking(move || ctx.chain.commit_certified(executed, cert_bytes))
-                .await;
-        match committed {
-            Ok(Ok(sealed)) => {
-                self.head_committed_at = Instant::now();
-                tracing::info!(
-                    target: "bttd::consensus",
-                    number = sealed.number(),
-                    hash = %sealed.hash(),
-                    txs = sealed.body.transactions.len(),
-                    round = certificate.round,
-                    "committed block"
-                );
-                self.head_certificate = Some(certificate);
-                self.accepted_payloads.prune(height + 1);
-                self.ctx.on_block_committed(sealed, receipts, &rejected);
-            }
-            Ok(Err(e)) => {
-                self.fault = Some(EngineFault::Commit {
-                    height,
-                    reason: e.to_string(),
+                    block,
+                    reason: reason.to_string(),
                 })
             }
-            Err(e) => {
+            Err(CommitFailure::Commit(reason)) => {
                 self.fault = Some(EngineFault::Commit {
                     height,
-                    reason: format!("panicked: {e}"),
+                    reason: reason.to_string(),
                 })
             }
         }
     }
-}
-
-/// Builds the proposal for `height` on the head from the pool's best transactions.
-fn build_block(
-    ctx: &NodeContext,
-    height: Height,
-    beneficiary: Address,
-    extra: Bytes,
-) -> Result<(Block, ExecutedBlock), String> {
-    let head = ctx.chain.head();
-    if head.number + 1 != height {
-        return Err(format!("head is {}, cannot build {height}", head.number));
-    }
-    let block_ctx = ctx.chain.next_block_context(now_seconds(), beneficiary);
-    let candidates = ctx.block_candidates(block_ctx.base_fee, block_ctx.gas_limit);
-    let executed = ctx
-        .chain
-        .build_with_extra(block_ctx.timestamp, beneficiary, candidates, extra)
-        .map_err(|e| e.to_string())?;
-    let block = Block {
-        id: executed.block.hash(),
-        payload: WireBlock::encode(&executed.block).into(),
-    };
-    Ok((block, executed))
-}
-
-/// The block rules a voter enforces before prevoting (docs/block-format.md): well formed,
-/// on our head, proposer's account as `miner`, timestamp bounds, the parent's certificate in
-/// `extraData`, and a successful re-execution that reproduces every header field.
-fn verify_block(
-    ctx: &NodeContext,
-    info: &ConsensusInfo,
-    verifier: &dyn Verifier,
-    chain_id: B256,
-    height: Height,
-    proposer: Option<ValidatorIndex>,
-    block: &Block,
-) -> Result<ExecutedBlock, String> {
-    let sealed = WireBlock::decode_for(&block.payload, block.id).map_err(|e| e.to_string())?;
-    if let Some(index) = proposer {
-        let set = info
-            .sets
-            .validator_set(height)
-            .ok_or("no validator set for the block's height")?;
-        let expected = set
-            .validators()
-            .get(index as usize)
-            .map(|v| v.address)
-            .ok_or("proposer outside the set")?;
-        if sealed.header.beneficiary != expected {
-            return Err(format!(
-                "miner {} is not the round's proposer {expected}",
-                sealed.header.beneficiary
-            ));
-        }
-    }
-    let head = ctx.chain.head();
-    if sealed.number() != height || sealed.header.parent_hash != head.hash() {
-        return Err(format!(
-            "block {} does not extend our head {}",
-            sealed.number(),
-            head.number
-        ));
-    }
-    timestamp::check(sealed.header.timestamp, now_seconds()).map_err(|e| e.to_string())?;
-    if height > 1 {
-        let set = info
-            .sets
-            .validator_set(head.number)
-            .ok_or("no validator set for the parent")?;
-        let next_set = next_set_commitment(info, height);
-        let extra = wire::ExtraData::decode(
-            &sealed.header.extra_data,
-            head.number,
-            head.hash(),
-            set.len(),
-            next_set.is_some(),
-        )
-        .ok_or("extraData is not the parent's certificate (plus the next set at an epoch end)")?;
-        extra
-            .parent
-            .verify(&chain_id, &set, verifier)
-            .map_err(|e| format!("parent certificate in extraData: {e}"))?;
-        if extra.next_set != next_set {
-            return Err("extraData commits to another next validator set".into());
-        }
-    } else if !sealed.header.extra_data.is_empty() {
-        return Err("block 1 must have empty extraData".into());
-    }
-    ctx.chain.import(sealed).map_err(|e| e.to_string())
 }
 
 /// The next epoch's set hash if `height` is the last block of its epoch.
-fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
+pub fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
     if info.sets.epoch_of(height) == info.sets.epoch_of(height + 1) {
         return None;
     }
@@ -995,187 +874,206 @@ fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
         .map(|set| wire::validator_set_hash(&set))
 }
 
-/// Executes a block decided through sync (its certificate verified by the machine, its body
-/// checked against the certified header on receipt).
-fn execute_decided(
-    ctx: &NodeContext,
-    id: BlockId,
-    payload: &[u8],
-) -> Result<ExecutedBlock, String> {
-    let sealed = WireBlock::decode_for(payload, id).map_err(|e| e.to_string())?;
-    ctx.chain.import(sealed).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    //! The engine over a host that records what it was asked to do and runs jobs at once.
+
     use super::*;
     use crate::GenesisSets;
-    use bttd_genesis::{BttdParams, DevnetOptions, GenesisValidator, devnet_genesis};
-    use bttd_keys::ValidatorKeys;
-    use bttd_runtime::Chain;
-    use bttd_runtime::storage::MemoryStore;
-    use bttd_txpool::{Pool, PoolConfig};
+    use crate::host::RequestTag;
+    use bttd_consensus::bls::BlsSecretKey;
+    use bttd_consensus::{SignedVote, SignerBitmap, Validator, ValidatorSet, Vote, VoteType};
 
-    /// A chain whose genesis names four validators, and what a voter needs to check blocks.
-    fn validator_chain() -> (Arc<NodeContext>, Arc<ConsensusInfo>, Vec<ValidatorKeys>) {
-        let keys: Vec<ValidatorKeys> = (0..4).map(|_| ValidatorKeys::generate()).collect();
-        let params = BttdParams {
-            validators: keys
-                .iter()
-                .map(|k| GenesisValidator {
-                    address: k.address(),
-                    bls_public_key: k.bls_public_key(),
-                    proof_of_possession: k.proof_of_possession(),
-                    power: 1,
-                })
-                .collect(),
-            ..BttdParams::default()
-        };
-        let (spec, _) = devnet_genesis(&DevnetOptions {
-            params,
-            ..DevnetOptions::default()
-        })
-        .expect("genesis");
-        let chain = Chain::open(
-            Arc::new(MemoryStore::new()),
-            spec.chain_config(),
-            &spec.genesis,
-        )
-        .unwrap();
-        let sets = Arc::new(GenesisSets::new(
-            spec.validator_set().unwrap(),
-            spec.params.epoch_length,
-        ));
-        let ctx = Arc::new(NodeContext::new(
-            Arc::new(chain),
-            Pool::new(PoolConfig::default()),
-        ));
-        let info = Arc::new(ConsensusInfo::new(sets, 0, 1 << 20, None));
-        (ctx, info, keys)
+    #[derive(Default)]
+    struct RecordingNet {
+        banned: Vec<(u8, String)>,
+        requests: Vec<(u8, RequestTag)>,
     }
 
-    fn block_by(ctx: &NodeContext, miner: Address) -> Block {
-        let executed = ctx
-            .chain
-            .build_with_extra(now_seconds(), miner, Vec::new(), Bytes::new())
-            .unwrap();
-        Block {
-            id: executed.block.hash(),
-            payload: WireBlock::encode(&executed.block).into(),
+    impl Network for RecordingNet {
+        type Peer = u8;
+        type MessageId = ();
+        type Responder = ();
+        type RequestError = String;
+        fn publish(&mut self, _: Vec<u8>) {}
+        fn report(&mut self, _: (), _: u8, _: Acceptance) {}
+        fn ban(&mut self, peer: u8, reason: String) {
+            self.banned.push((peer, reason));
+        }
+        fn request(&mut self, peer: u8, _: Vec<u8>, tag: RequestTag) {
+            self.requests.push((peer, tag));
+        }
+        fn respond(&mut self, _: (), _: Vec<u8>) {}
+    }
+
+    /// Timers are dropped; jobs are dropped too (these tests look at the loop's decisions).
+    struct StillRuntime;
+
+    impl<E> Runtime<E> for StillRuntime {
+        fn now(&self) -> Duration {
+            Duration::from_secs(100)
+        }
+        fn unix_seconds(&self) -> u64 {
+            1_700_000_000
+        }
+        fn schedule(&mut self, _: Duration, _: E) {}
+        fn spawn_blocking(&mut self, _: Box<dyn FnOnce() -> E + Send>) {}
+    }
+
+    /// A chain at genesis whose blocks are their own ids.
+    struct GenesisOnly;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("payload is not the block id")]
+    struct NotTheId;
+
+    impl Application for GenesisOnly {
+        type Executed = B256;
+        type Invalid = NotTheId;
+        type Fault = NotTheId;
+        fn genesis_hash(&self) -> B256 {
+            B256::repeat_byte(7)
+        }
+        fn head(&self) -> (Height, B256) {
+            (0, B256::repeat_byte(7))
+        }
+        fn check_payload(&self, block: &Block) -> Result<(), NotTheId> {
+            (block.payload[..] == block.id[..])
+                .then_some(())
+                .ok_or(NotTheId)
+        }
+        fn build(
+            &self,
+            _: Height,
+            _: Address,
+            _: Bytes,
+            _: u64,
+        ) -> Result<(Block, B256), NotTheId> {
+            Err(NotTheId)
+        }
+        fn verify(
+            &self,
+            _: Height,
+            _: &Block,
+            _: Option<Address>,
+            _: u64,
+        ) -> Result<B256, NotTheId> {
+            Err(NotTheId)
+        }
+        fn parent_of(executed: &B256) -> B256 {
+            *executed
+        }
+        fn execute_decided(&self, _: &Block) -> Result<B256, NotTheId> {
+            Err(NotTheId)
+        }
+        fn commit(&self, _: B256, _: &CommitCertificate) -> Result<(), NotTheId> {
+            Err(NotTheId)
+        }
+        fn certificate(&self, _: Height) -> Option<CommitCertificate> {
+            None
+        }
+        fn certified_blocks(
+            &self,
+            _: Height,
+            _: u32,
+            _: usize,
+        ) -> Result<Vec<CertifiedBlock>, NotTheId> {
+            Ok(Vec::new())
         }
     }
 
-    /// Fault 7: nothing checked `miner`, so a proposer could credit its tips (and its
-    /// `bor_getAuthor`) to any account. Voters refuse a block not mined by the proposer
-    /// that proposed it fresh.
-    #[test]
-    fn voters_refuse_a_block_whose_miner_is_not_the_proposer() {
-        let (ctx, info, _) = validator_chain();
-        let set = info.sets.validator_set(1).unwrap();
-        let proposer = set.proposer(1, 0);
-        let own = set.validators()[proposer as usize].address;
-        let other = set.validators()[(proposer as usize + 1) % 4].address;
-        let chain_id = ctx.chain.genesis_hash();
-        let verify = |block: &Block, proposer| {
-            verify_block(&ctx, &info, &BlsVerifier, chain_id, 1, proposer, block)
-        };
-        let err = verify(&block_by(&ctx, other), Some(proposer)).unwrap_err();
-        assert!(err.contains("is not the round's proposer"), "{err}");
-        assert!(verify(&block_by(&ctx, own), Some(proposer)).is_ok());
-        // A re-proposal carries no fresh proposer: its prevote quorum vouches for it.
-        assert!(verify(&block_by(&ctx, other), None).is_ok());
-    }
+    type TestEngine = Engine<RecordingNet, StillRuntime, GenesisOnly>;
 
-    /// Fault 3/4: bytes beside a signed or certified id that are not that block are refused
-    /// before anything executes them.
-    #[test]
-    fn a_payload_that_is_not_the_signed_block_is_refused() {
-        let (ctx, info, _) = validator_chain();
-        let set = info.sets.validator_set(1).unwrap();
-        let proposer = set.proposer(1, 0);
-        let own = set.validators()[proposer as usize].address;
-        let real = block_by(&ctx, own);
-        let swapped = Block {
-            id: real.id,
-            payload: block_by(&ctx, set.validators()[(proposer as usize + 1) % 4].address).payload,
-        };
-        let err = verify_block(
-            &ctx,
-            &info,
-            &BlsVerifier,
-            ctx.chain.genesis_hash(),
-            1,
-            Some(proposer),
-            &swapped,
-        )
-        .unwrap_err();
-        assert!(err.contains("is not the block id"), "{err}");
-        assert!(execute_decided(&ctx, real.id, &swapped.payload).is_err());
-    }
-
-    /// The engine of a full node (no key) over a real network service with no peers.
-    async fn follower() -> (Engine, Arc<NodeContext>, Arc<ConsensusInfo>) {
-        let (ctx, info, _) = validator_chain();
-        let config = bttd_network::NetworkConfig::new(
-            libp2p::identity::Keypair::generate_ed25519(),
-            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            ctx.chain.genesis_hash(),
-        );
-        let (net, _events) = bttd_network::Network::start(config).await.unwrap();
-        let settings = EngineSettings {
-            key: None,
+    /// The engine of a full node (no key) with peers 1 and 2 connected.
+    fn follower() -> (TestEngine, Arc<ConsensusInfo>) {
+        let validators = (1..=4u8)
+            .map(|i| Validator {
+                address: Address::with_last_byte(i),
+                public_key: BlsSecretKey::from_ikm(&[i; 32]).unwrap().public_key(),
+                power: 1,
+            })
+            .collect();
+        let set = ValidatorSet::new(validators, 0, 1).unwrap();
+        let info = Arc::new(ConsensusInfo::new(
+            Arc::new(GenesisSets::new(set, 100)),
+            0,
+            1 << 20,
+            None,
+        ));
+        let config = EngineConfig {
             block_time: Duration::from_secs(1),
             timeouts: Default::default(),
-            slashing_db: std::path::PathBuf::from("/nonexistent"),
             panic_at_height: None,
+            rebroadcast: REBROADCAST,
+            status_poll: STATUS_POLL,
         };
-        let (engine, _) = Engine::new(ctx.clone(), net, info.clone(), settings).unwrap();
-        (engine, ctx, info)
+        let mut engine = Engine::new(
+            RecordingNet::default(),
+            StillRuntime,
+            Arc::new(GenesisOnly),
+            info.clone(),
+            Arc::new(bttd_consensus::BlsVerifier),
+            config,
+            None,
+            7,
+        )
+        .unwrap();
+        for peer in [1, 2] {
+            engine.handle(Event::PeerConnected(peer)).unwrap();
+        }
+        (engine, info)
     }
 
     /// Fault 5: a full batch of blocks at wrong heights was skipped without blame and the
     /// same peer asked again, forever. Now it is garbage (the peer is banned) and no
     /// progress: the next request goes to someone else.
-    #[tokio::test]
-    async fn an_answer_at_wrong_heights_is_not_asked_again() {
-        let (mut engine, ctx, _) = follower().await;
-        let peer = PeerId::random();
-        let block = block_by(&ctx, Address::ZERO);
+    #[test]
+    fn an_answer_at_wrong_heights_is_not_asked_again() {
+        let (mut engine, _) = follower();
+        let id = B256::repeat_byte(9);
         let wrong: Vec<CertifiedBlock> = (0..SYNC_BATCH)
             .map(|i| CertifiedBlock {
-                block: block.payload.clone(),
+                block: id.0.to_vec().into(),
                 certificate: CommitCertificate {
                     height: 1_000 + u64::from(i),
                     round: 0,
-                    block_id: block.id,
+                    block_id: id,
                     signature: Default::default(),
-                    signers: bttd_consensus::SignerBitmap::from_indices(4, [0, 1, 2]),
+                    signers: SignerBitmap::from_indices(4, [0, 1, 2]),
                 },
             })
             .collect();
+        engine.syncing_with = Some(1);
         engine
-            .on_synced(peer, Some(1), Ok(SyncResponse::Blocks(wrong)))
-            .await;
-        assert_ne!(engine.syncing_with, Some(peer), "asked the same peer again");
-        let other = PeerId::random();
-        let next = engine
-            .sync_peers
-            .choose(Some(peer), &[peer, other], Instant::now());
+            .handle(Event::Answer {
+                peer: 1,
+                tag: RequestTag {
+                    asked_from: Some(1),
+                },
+                result: Ok(SyncResponse::Blocks(wrong).encode()),
+            })
+            .unwrap();
+        assert_eq!(engine.network().banned.len(), 1, "the peer is banned");
+        assert_ne!(engine.syncing_with, Some(1), "asked the same peer again");
+        let next =
+            engine
+                .sync_peers
+                .choose(Some(1), &[1, 2], Duration::from_secs(100), &mut engine.rng);
         assert_eq!(
             next,
-            Some(other),
+            Some(2),
             "the peer that gave nothing is still preferred"
         );
     }
 
     /// Fault 6: one unverified message at height 2^64-1 made `eth_syncing` report syncing
     /// forever. Only verified heights move `highestBlock`.
-    #[tokio::test]
-    async fn an_unverified_far_height_does_not_move_highest_block() {
-        let (mut engine, ctx, info) = follower().await;
-        let vote = bttd_consensus::SignedVote {
-            vote: bttd_consensus::Vote {
-                vote_type: bttd_consensus::VoteType::Prevote,
+    #[test]
+    fn an_unverified_far_height_does_not_move_highest_block() {
+        let (mut engine, info) = follower();
+        let vote = SignedVote {
+            vote: Vote {
+                vote_type: VoteType::Prevote,
                 height: u64::MAX,
                 round: 0,
                 block: None,
@@ -1189,17 +1087,14 @@ mod tests {
         }
         .encode();
         engine
-            .on_network(NetworkEvent::Gossip {
-                topic: Topic::Consensus,
-                from: PeerId::random(),
-                author: PeerId::random(),
-                message_id: libp2p::gossipsub::MessageId::new(b"forged"),
+            .handle(Event::Gossip {
+                from: 1,
+                message_id: (),
                 data,
             })
-            .await;
-        let head = ctx.chain.head().number;
+            .unwrap();
         assert_eq!(
-            info.sync_progress(head),
+            info.sync_progress(0),
             None,
             "eth_syncing reports a forged height"
         );

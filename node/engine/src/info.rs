@@ -11,7 +11,7 @@ use alloy_primitives::Address;
 use bttd_consensus::{Evidence, Height, Round, Step};
 use parking_lot::{Mutex, RwLock};
 
-use super::provider::GenesisSets;
+use bttd_consensus::ValidatorSetProvider;
 
 /// Offences kept (memory and `evidence.jsonl`): each is two signed messages without block
 /// payloads, well under 1 KiB, so the store stays under ~10 MiB.
@@ -29,7 +29,7 @@ pub struct RoundStatus {
 /// Shared consensus state; see the module docs.
 #[derive(Debug)]
 pub struct ConsensusInfo {
-    pub sets: Arc<GenesisSets>,
+    pub sets: Arc<dyn ValidatorSetProvider>,
     /// Largest gossip or sync message (a sync response is cut to fit).
     pub max_message_bytes: usize,
     status: RwLock<RoundStatus>,
@@ -45,7 +45,7 @@ pub struct ConsensusInfo {
 impl ConsensusInfo {
     /// `evidence_file` keeps evidence across restarts (JSON lines, appended).
     pub fn new(
-        sets: Arc<GenesisSets>,
+        sets: Arc<dyn ValidatorSetProvider>,
         head: Height,
         max_message_bytes: usize,
         evidence_file: Option<PathBuf>,

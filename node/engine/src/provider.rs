@@ -36,11 +36,6 @@ impl GenesisSets {
         }
     }
 
-    /// Epoch of a height: epoch `e` covers `e * len + 1 ..= (e + 1) * len`.
-    pub fn epoch_of(&self, height: Height) -> u64 {
-        height.saturating_sub(1) / self.epoch_length
-    }
-
     fn build(&self, epoch: u64) -> Result<ValidatorSet, SetError> {
         ValidatorSet::new(
             self.validators.clone(),
@@ -51,6 +46,11 @@ impl GenesisSets {
 }
 
 impl ValidatorSetProvider for GenesisSets {
+    /// Epoch `e` covers `e * len + 1 ..= (e + 1) * len`.
+    fn epoch_of(&self, height: Height) -> u64 {
+        height.saturating_sub(1) / self.epoch_length
+    }
+
     fn validator_set(&self, height: Height) -> Option<Arc<ValidatorSet>> {
         let epoch = self.epoch_of(height);
         let mut cache = self.cache.lock();

@@ -6,17 +6,17 @@
 //! check) before anything is executed.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-use bttd_consensus::{CommitCertificate, Height};
-use bttd_runtime::WireBlock;
-use libp2p::PeerId;
+use bttd_consensus::Height;
+use rand::Rng;
 use rand::seq::IndexedRandom;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::wire::{self, CertifiedBlock, SyncRequest, SyncResponse};
-use bttd_txpool::context::NodeContext;
+use crate::host::Application;
+use crate::wire::{self, SyncRequest, SyncResponse};
 
 /// Room left in a response for framing besides the blocks.
 const RESPONSE_OVERHEAD: usize = 4 * 1024;
@@ -43,42 +43,52 @@ pub enum Refusal {
 
 /// The serving side's limits: a token bucket per peer and a global cap on answers in flight.
 #[derive(Debug)]
-pub struct ServeLimiter {
-    buckets: HashMap<PeerId, (f64, Instant)>,
-    in_flight: Arc<Semaphore>,
+pub struct ServeLimiter<P> {
+    buckets: HashMap<P, (f64, Duration)>,
+    in_flight: Arc<AtomicUsize>,
 }
 
-impl Default for ServeLimiter {
+impl<P> Default for ServeLimiter<P> {
     fn default() -> Self {
         Self {
             buckets: HashMap::new(),
-            in_flight: Arc::new(Semaphore::new(MAX_ANSWERS_IN_FLIGHT)),
+            in_flight: Arc::default(),
         }
     }
 }
 
-impl ServeLimiter {
-    /// A permit to answer `peer` now (held until the answer is sent), or why not.
-    pub fn admit(&mut self, peer: PeerId, now: Instant) -> Result<OwnedSemaphorePermit, Refusal> {
+/// One answer in flight: counted until dropped (after the answer is sent).
+#[derive(Debug)]
+pub struct ServePermit(Arc<AtomicUsize>);
+
+impl Drop for ServePermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<P: Hash + Eq> ServeLimiter<P> {
+    /// A permit to answer `peer` now (held until the answer is sent), or why not. `now` is
+    /// the engine's monotonic clock.
+    pub fn admit(&mut self, peer: P, now: Duration) -> Result<ServePermit, Refusal> {
         let (tokens, last) = self.buckets.entry(peer).or_insert((REQUEST_BURST, now));
-        let refilled =
-            *tokens + now.saturating_duration_since(*last).as_secs_f64() * REQUESTS_PER_SECOND;
+        let refilled = *tokens + now.saturating_sub(*last).as_secs_f64() * REQUESTS_PER_SECOND;
         *tokens = refilled.min(REQUEST_BURST);
         *last = now;
         if *tokens < 1.0 {
             return Err(Refusal::RateLimited);
         }
-        let permit = self
-            .in_flight
-            .clone()
-            .try_acquire_owned()
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_ANSWERS_IN_FLIGHT).then_some(n + 1)
+            })
             .map_err(|_| Refusal::Busy)?;
         *tokens -= 1.0;
-        Ok(permit)
+        Ok(ServePermit(self.in_flight.clone()))
     }
 
     /// Drops a disconnected peer's bucket (bounds the map by the connected peers).
-    pub fn forget(&mut self, peer: &PeerId) {
+    pub fn forget(&mut self, peer: &P) {
         self.buckets.remove(peer);
     }
 }
@@ -86,102 +96,71 @@ impl ServeLimiter {
 /// The requesting side's choice of peer: the hinted peer (the one that showed us a higher
 /// height) unless it gave us nothing lately, otherwise a random other connected peer, so a
 /// peer that answers nothing or garbage cannot keep us waiting on it.
-#[derive(Debug, Default)]
-pub struct SyncPeers {
-    paused: HashMap<PeerId, Instant>,
+#[derive(Debug)]
+pub struct SyncPeers<P> {
+    paused: HashMap<P, Duration>,
 }
 
-impl SyncPeers {
-    /// The peer to ask next, among `connected`.
+impl<P> Default for SyncPeers<P> {
+    fn default() -> Self {
+        Self {
+            paused: HashMap::new(),
+        }
+    }
+}
+
+impl<P: Hash + Eq + Copy> SyncPeers<P> {
+    /// The peer to ask next, among `connected` (`now`: the engine's monotonic clock).
     pub fn choose(
         &mut self,
-        hint: Option<PeerId>,
-        connected: &[PeerId],
-        now: Instant,
-    ) -> Option<PeerId> {
+        hint: Option<P>,
+        connected: &[P],
+        now: Duration,
+        rng: &mut impl Rng,
+    ) -> Option<P> {
         self.paused.retain(|_, until| *until > now);
-        let usable = |p: &PeerId| !self.paused.contains_key(p);
+        let usable = |p: &P| !self.paused.contains_key(p);
         if let Some(peer) = hint.filter(|p| usable(p) && connected.contains(p)) {
             return Some(peer);
         }
-        let fresh: Vec<PeerId> = connected.iter().copied().filter(usable).collect();
-        fresh
-            .choose(&mut rand::rng())
-            .or_else(|| connected.choose(&mut rand::rng()))
-            .copied()
+        let fresh: Vec<P> = connected.iter().copied().filter(usable).collect();
+        match fresh.choose(rng) {
+            Some(peer) => Some(*peer),
+            None => connected.choose(rng).copied(),
+        }
     }
 
     /// `peer` answered without moving us forward: ask others first for a while.
-    pub fn no_progress(&mut self, peer: PeerId, now: Instant) {
+    pub fn no_progress(&mut self, peer: P, now: Duration) {
         self.paused.insert(peer, now + NO_PROGRESS_PAUSE);
     }
 }
 
 /// The answer to one request (never an error on the transport: problems are `Error`).
-pub fn answer(ctx: &NodeContext, request: &[u8], max_bytes: usize) -> SyncResponse {
+pub fn answer<A: Application>(app: &A, request: &[u8], max_bytes: usize) -> SyncResponse {
     match SyncRequest::decode(request) {
         Ok(SyncRequest::Status) => {
-            let head = ctx.chain.head();
+            let (head, head_hash) = app.head();
             SyncResponse::Status {
-                head: head.number,
-                head_hash: head.hash(),
-                certificate: stored_certificate(ctx, head.number),
+                head,
+                head_hash,
+                certificate: app.certificate(head),
             }
         }
-        Ok(SyncRequest::Blocks { from, max }) => match blocks(ctx, from, max, max_bytes) {
-            Ok(blocks) => SyncResponse::Blocks(blocks),
-            Err(e) => SyncResponse::Error(e),
-        },
+        Ok(SyncRequest::Blocks { from, max }) => {
+            let (head, _) = app.head();
+            let Some(range) = block_range(from, max, head) else {
+                return SyncResponse::Blocks(Vec::new());
+            };
+            let count = (range.end() - range.start() + 1) as u32;
+            let budget = max_bytes.saturating_sub(RESPONSE_OVERHEAD);
+            match app.certified_blocks(*range.start(), count, budget) {
+                Ok(blocks) => SyncResponse::Blocks(blocks),
+                Err(e) => SyncResponse::Error(e.to_string()),
+            }
+        }
         Err(e) => SyncResponse::Error(format!("undecodable sync request: {e}")),
     }
-}
-
-/// The certificate that finalised block `number`, if this node stored one (blocks committed
-/// without consensus, genesis included, have none).
-pub fn stored_certificate(ctx: &NodeContext, number: Height) -> Option<CommitCertificate> {
-    ctx.chain
-        .certificate(number)
-        .ok()
-        .flatten()
-        .and_then(|bytes| wire::store::decode_certificate(&bytes).ok())
-}
-
-fn blocks(
-    ctx: &NodeContext,
-    from: Height,
-    max: u32,
-    max_bytes: usize,
-) -> Result<Vec<CertifiedBlock>, String> {
-    let head = ctx.chain.head().number;
-    let budget = max_bytes.saturating_sub(RESPONSE_OVERHEAD);
-    let mut used = 0usize;
-    let mut out = Vec::new();
-    let Some(range) = block_range(from, max, head) else {
-        return Ok(out);
-    };
-    for number in range {
-        let Some(hash) = ctx.chain.block_hash(number).map_err(|e| e.to_string())? else {
-            break;
-        };
-        let Some(block) = ctx.chain.block(hash).map_err(|e| e.to_string())? else {
-            break;
-        };
-        let Some(cert) = ctx.chain.certificate(number).map_err(|e| e.to_string())? else {
-            // Committed without consensus (never on a validator chain): nothing to prove it.
-            break;
-        };
-        let certificate = wire::store::decode_certificate(&cert).map_err(|e| e.to_string())?;
-        let bytes = WireBlock::encode(&block);
-        used = used.saturating_add(bytes.len() + cert.len());
-        if used > budget && !out.is_empty() {
-            break;
-        }
-        out.push(CertifiedBlock {
-            block: bytes.into(),
-            certificate,
-        });
-    }
-    Ok(out)
 }
 
 /// The heights a request `{from, max}` gets on a chain whose head is `head`: at most
@@ -197,6 +176,7 @@ fn block_range(from: Height, max: u32, head: Height) -> Option<std::ops::RangeIn
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     /// Fault 6: `{from: 0, max: 0}` underflowed `from + max - 1` and panicked the serving
     /// task (overflow checks are on in release); absurd numbers must give an empty answer.
@@ -217,8 +197,8 @@ mod tests {
     #[test]
     fn serving_is_rate_limited_per_peer_and_capped_in_flight() {
         let mut limiter = ServeLimiter::default();
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let t0 = Instant::now();
+        let (a, b) = (1u8, 2u8);
+        let t0 = Duration::from_secs(7);
         let mut held = Vec::new();
         for _ in 0..MAX_ANSWERS_IN_FLIGHT {
             held.push(limiter.admit(a, t0).expect("within burst and cap"));
@@ -244,22 +224,23 @@ mod tests {
     #[test]
     fn a_peer_that_gave_nothing_is_passed_over_while_others_remain() {
         let mut peers = SyncPeers::default();
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let t0 = Instant::now();
-        assert_eq!(peers.choose(Some(a), &[a, b], t0), Some(a));
+        let rng = &mut rand::rngs::StdRng::seed_from_u64(7);
+        let (a, b) = (1u8, 2u8);
+        let t0 = Duration::from_secs(7);
+        assert_eq!(peers.choose(Some(a), &[a, b], t0, rng), Some(a));
         peers.no_progress(a, t0);
         for _ in 0..20 {
-            assert_eq!(peers.choose(Some(a), &[a, b], t0), Some(b));
+            assert_eq!(peers.choose(Some(a), &[a, b], t0, rng), Some(b));
         }
         assert_eq!(
-            peers.choose(Some(a), &[a], t0),
+            peers.choose(Some(a), &[a], t0, rng),
             Some(a),
             "the only peer left"
         );
         assert_eq!(
-            peers.choose(Some(a), &[a, b], t0 + NO_PROGRESS_PAUSE * 2),
+            peers.choose(Some(a), &[a, b], t0 + NO_PROGRESS_PAUSE * 2, rng),
             Some(a)
         );
-        assert_eq!(peers.choose(None, &[], t0), None);
+        assert_eq!(peers.choose(None, &[], t0, rng), None);
     }
 }

@@ -6,7 +6,7 @@
 
 use alloy_eips::BlockId;
 use alloy_primitives::{Address, B256, Bytes, FixedBytes, U64};
-use bttd_consensus::{CommitCertificate, Evidence, ValidatorSetProvider};
+use bttd_consensus::{CommitCertificate, Evidence};
 use jsonrpsee::proc_macros::rpc;
 use serde::Serialize;
 

@@ -7,28 +7,29 @@
 //!   output types (`alloy_rpc_types_trace::geth`) serialize exactly as geth's JSON, so the
 //!   traces match other clients field for field (tests/js/trace-diff.mjs checks against anvil).
 //! - **Replay, no stored traces.** A mined transaction is traced by re-executing its block on
-//!   the state after the parent, in the block's own environment: the EIP-2935 system call and
-//!   the earlier transactions run untraced and are committed to an in-memory overlay, then the
-//!   target runs under the inspector. Nothing is written to the chain.
+//!   the state after the parent, in the block's own environment: the block's opening system
+//!   calls (`executor::begin_block`, the very code import runs, so a new system call cannot
+//!   make traces lie) and the earlier transactions run untraced and are committed to an
+//!   in-memory overlay, then the target runs under the inspector. Nothing is written to the
+//!   chain.
 //! - **One call environment.** debug_traceCall runs through the same [`Simulator`] and
 //!   environment as eth_call, so a trace shows what eth_call would have done.
 //! - **Two tracers.** Only the default struct logger and `callTracer` are offered (what the
 //!   tooling uses); any other tracer is refused with -32602 rather than answered half-way.
 
 use alloy_eips::BlockId;
-use alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS;
-use alloy_primitives::{B256, Bytes};
+use alloy_primitives::B256;
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_rpc_types_trace::geth::{
     GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingCallOptions,
     GethDebugTracingOptions, GethTrace,
 };
-use bttd_runtime::executor::{block_env, cfg_env, tx_env};
+use bttd_runtime::executor::{begin_block, block_env, cfg_env, tx_env};
 use bttd_runtime::tx::RecoveredTx;
 use jsonrpsee::proc_macros::rpc;
 use revm::context_interface::result::ResultAndState;
 use revm::database::{CacheDB, EmptyDB};
-use revm::{Context, ExecuteCommitEvm, InspectEvm, MainBuilder, MainContext, SystemCallCommitEvm};
+use revm::{Context, ExecuteCommitEvm, InspectEvm, MainBuilder, MainContext};
 use revm_inspectors::tracing::{DebugInspector, DebugInspectorError, TransactionContext};
 
 use super::Rpc;
@@ -174,13 +175,7 @@ impl Rpc {
             .with_block(benv.clone())
             .with_cfg(cfg_env(chain_id))
             .build_mainnet_with_inspector(inspector);
-        if number > 0 {
-            evm.system_call_commit(
-                HISTORY_STORAGE_ADDRESS,
-                Bytes::copy_from_slice(ctx.parent_hash.as_slice()),
-            )
-            .map_err(internal)?;
-        }
+        begin_block(&mut evm, &ctx).map_err(internal)?;
         for _ in 0..location.index {
             let tx = txs
                 .next()

@@ -15,7 +15,7 @@
 //! - **Liveness**: after the last fault, every honest node gains the required
 //!   number of heights within the bound.
 
-use crate::types::{BlockId, Height, Round};
+use bttd_consensus::{BlockId, Height, Round};
 use std::collections::HashMap;
 
 /// A broken invariant.
@@ -79,6 +79,13 @@ pub enum Violation {
         identity: usize,
         /// Height of the supposed offence.
         height: Height,
+    },
+    /// An engine stopped on a fault of its own node (which the simulator never injects).
+    EngineFault {
+        /// The node.
+        node: usize,
+        /// The fault.
+        reason: String,
     },
     /// A machine held more next-height bytes than its configured bound.
     BufferOverBound {

@@ -1,32 +1,11 @@
-//! A deterministic, seeded simulator for the consensus machine.
-//!
-//! Everything non-deterministic in a real deployment is drawn here from one
-//! ChaCha RNG seeded per run: link latency and jitter (hence reordering),
-//! loss and duplication, partitions, crashes and restarts, byzantine choices.
-//! Time is virtual (microseconds on an event queue), so a run of minutes of
-//! protocol time takes milliseconds, and the same seed replays the same run
-//! bit for bit: every processed event is folded into a trace hash that tests
-//! compare across runs.
-//!
-//! The harness plays the node's role around each [`crate::Machine`]: it builds
-//! and verifies (opaque) blocks, schedules timeouts, re-gossips on a timer,
-//! answers block-sync requests with decided blocks and certificates, and
-//! persists what a real node persists (the decided chain and the
-//! slashing-protection record) across crashes. [`checker`] watches every
-//! decision and signature for the invariants; [`scenarios`] builds the
-//! adversarial configurations the tests run by the thousand.
+//! What a simulated run is: its seed, signature scheme, validator sets per epoch, nodes and
+//! their behaviours, links, faults and liveness requirement; and what it reports.
 
-pub mod checker;
-mod network;
-mod node;
-pub mod scenarios;
-
-pub use checker::Violation;
-pub use node::run;
-
-use crate::timeouts::TimeoutConfig;
 use alloy_primitives::B256;
+use bttd_consensus::TimeoutConfig;
 use std::time::Duration;
+
+use crate::checker::Violation;
 
 /// Which signature scheme the run uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

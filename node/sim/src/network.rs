@@ -5,63 +5,51 @@
 //! reorders) and duplicate messages by the run's RNG, and respect the current
 //! partition.
 
-use super::NetConfig;
-use crate::certificate::CommitCertificate;
-use crate::messages::Message;
-use crate::types::{Block, BlockId, Height, Round, Step};
-use rand::Rng;
-use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-/// What travels between simulated nodes.
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::NetConfig;
+use crate::host::SimEvent;
+
+/// Bytes on a simulated link: what the node's network carries.
 #[derive(Clone, Debug)]
-pub(crate) enum NetMsg {
-    Consensus(Message),
-    /// "My next height is ...": the sim's stand-in for the node's status
-    /// exchange, which is what starts block sync for a node left behind.
-    Status {
-        height: Height,
-    },
-    SyncRequest {
-        from: Height,
-    },
-    SyncResponse(Vec<(Block, CommitCertificate)>),
-    /// Many consensus messages in one delivery (a flood, without an event per message).
-    Batch(Vec<Message>),
+pub(crate) enum Wire {
+    /// Consensus gossip messages (several at once for a flood, without an event per message).
+    Gossip(Vec<Vec<u8>>),
+    /// A sync request, answered under `id`.
+    Request { id: u64, data: Vec<u8> },
+    /// The answer to request `id`.
+    Answer { id: u64, data: Vec<u8> },
 }
 
+/// A blocking job of a node's engine, run when it comes due.
+pub(crate) type Job = Box<dyn FnOnce() -> SimEvent + Send>;
+
 /// Everything that can happen.
-#[derive(Clone, Debug)]
 pub(crate) enum Event {
     Deliver {
         to: usize,
         from: usize,
-        msg: NetMsg,
+        wire: Wire,
     },
-    Timeout {
+    /// A timer of incarnation `inc` of a node's engine.
+    Timer {
         node: usize,
         inc: u32,
-        height: Height,
-        round: Round,
-        step: Step,
+        event: Box<SimEvent>,
     },
-    Built {
+    /// A blocking job of incarnation `inc` of a node's engine.
+    Job {
         node: usize,
         inc: u32,
-        height: Height,
-        round: Round,
-        block: Block,
+        job: Job,
     },
-    Verified {
-        node: usize,
-        inc: u32,
-        id: BlockId,
-        valid: bool,
-    },
-    Rebroadcast {
-        node: usize,
-        inc: u32,
+    /// Request `id` got no answer in time.
+    RequestTimeout {
+        id: u64,
     },
     Crash {
         node: usize,
@@ -101,7 +89,7 @@ impl Ord for Item {
     }
 }
 
-/// Virtual clock plus pending events.
+/// Virtual clock (microseconds) plus pending events.
 #[derive(Default)]
 pub(crate) struct Queue {
     heap: BinaryHeap<Item>,
@@ -118,9 +106,11 @@ impl Queue {
             event,
         });
     }
+
     pub(crate) fn after(&mut self, delay: u64, event: Event) {
         self.at(self.now + delay, event);
     }
+
     pub(crate) fn pop(&mut self) -> Option<(u64, Event)> {
         let it = self.heap.pop()?;
         self.now = it.time;
@@ -129,24 +119,24 @@ impl Queue {
 }
 
 /// Links between nodes.
-pub(crate) struct Network {
+pub(crate) struct Links {
     pub(crate) cfg: NetConfig,
     pub(crate) groups: Option<Vec<u8>>,
 }
 
-impl Network {
+impl Links {
     pub(crate) fn connected(&self, a: usize, b: usize) -> bool {
         self.groups.as_ref().is_none_or(|g| g[a] == g[b])
     }
 
-    /// Queues delivery of `msg` from `from` to `to` as the link decides.
+    /// Queues delivery of `wire` from `from` to `to` as the link decides.
     pub(crate) fn send(
         &self,
         q: &mut Queue,
         rng: &mut ChaCha8Rng,
         from: usize,
         to: usize,
-        msg: NetMsg,
+        wire: Wire,
     ) {
         if !self.connected(from, to) || rng.random_bool(self.cfg.loss) {
             return;
@@ -169,7 +159,7 @@ impl Network {
                 Event::Deliver {
                     to,
                     from,
-                    msg: msg.clone(),
+                    wire: wire.clone(),
                 },
             );
         }

@@ -2,8 +2,8 @@
 //! stakes, epoch changes, fault times, link quality) inside the scenario's
 //! family, and the run itself is seeded by the same number.
 
-use super::{Behaviour, Fault, Liveness, NetConfig, NodeSpec, Scheme, SimConfig};
-use crate::timeouts::TimeoutConfig;
+use crate::config::{Behaviour, Fault, Liveness, NetConfig, NodeSpec, Scheme, SimConfig};
+use bttd_consensus::TimeoutConfig;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

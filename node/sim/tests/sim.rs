@@ -3,10 +3,10 @@
 //! non-equivocation and liveness after faults end.
 //!
 //! `BTTD_SIM_SEEDS` overrides the number of seeds per scenario; the soak
-//! (`cargo test --release -p bttd-consensus -- --ignored soak`) runs 100,000
+//! (`cargo test --release -p bttd-sim -- --ignored soak`) runs 100,000
 //! per scenario by default.
 
-use bttd_consensus::sim::{self, SimConfig, SimReport, Violation, scenarios};
+use bttd_sim::{self as sim, SimConfig, SimReport, Violation, scenarios};
 use std::time::Instant;
 
 fn seeds(default: u64) -> u64 {
@@ -174,7 +174,7 @@ fn same_seed_same_trace() {
 }
 
 #[test]
-#[ignore = "soak: BTTD_SIM_SEEDS=100000 cargo test --release -p bttd-consensus -- --ignored soak"]
+#[ignore = "soak: BTTD_SIM_SEEDS=100000 cargo test --release -p bttd-sim -- --ignored soak"]
 fn soak() {
     let n = seeds(100_000);
     let threads = std::thread::available_parallelism().map_or(2, |p| p.get() as u64);
@@ -205,7 +205,7 @@ fn soak() {
 }
 
 /// Replays one seed verbosely: `BTTD_SIM_DEBUG=partition_heal:177 cargo test
-/// --release -p bttd-consensus --test sim -- --ignored debug_seed --nocapture`.
+/// --release -p bttd-sim --test sim -- --ignored debug_seed --nocapture`.
 #[test]
 #[ignore = "diagnostic"]
 fn debug_seed() {
