@@ -21,7 +21,7 @@ use alloy_primitives::{Address, B256, Bytes};
 use bttd_consensus::bls::PublicKeyBytes;
 use bttd_consensus::{
     Applied, Block, BlockId, CommitCertificate, Config, Height, Input, Machine, Message, Output,
-    Reject, Round, Signer, SlashingGuard, Step, TimeoutConfig, ValidatorIndex,
+    Reject, Round, SignedProposal, Signer, SlashingGuard, Step, TimeoutConfig, ValidatorIndex,
     ValidatorSetProvider, Verdict, Verifier,
 };
 use rand::SeedableRng;
@@ -29,12 +29,14 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 
 use crate::host::{
-    Acceptance, Application, CommitFailure, Event, Internal, InternalKind, JobPanicked, Network,
-    RequestTag, Runtime,
+    Acceptance, Application, Asked, CommitFailure, Event, Internal, InternalKind, JobPanicked,
+    Network, RequestTag, Runtime,
 };
 use crate::info::ConsensusInfo;
 use crate::sync::{self, ServeLimiter, SyncPeers};
-use crate::wire::{self, CertifiedBlock, Envelope, SyncRequest, SyncResponse};
+use crate::wire::{
+    self, Announcement, CertifiedBlock, Envelope, Gossip, SyncRequest, SyncResponse,
+};
 
 /// How often a validator re-sends its latest messages (lossy links, late joiners), by default.
 pub const REBROADCAST: Duration = Duration::from_secs(1);
@@ -42,6 +44,9 @@ pub const REBROADCAST: Duration = Duration::from_secs(1);
 pub const STATUS_POLL: Duration = Duration::from_secs(2);
 /// Blocks asked for per sync request.
 pub const SYNC_BATCH: u32 = 64;
+/// Blocks of announced proposals being fetched at once, from one peer and from all.
+const FETCHES_PER_PEER: usize = 2;
+const MAX_FETCHES: usize = 16;
 
 /// How the engine paces and times out rounds.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +137,10 @@ impl AcceptedPayloads {
             .is_some_and(|(_, payload)| *payload == block.payload)
     }
 
+    fn payload(&self, id: &BlockId) -> Option<&Bytes> {
+        self.blocks.get(id).map(|(_, payload)| payload)
+    }
+
     fn insert(&mut self, height: Height, block: Block) {
         self.blocks.insert(block.id, (height, block.payload));
     }
@@ -177,6 +186,9 @@ pub struct Engine<N: Network, R: Runtime<Event<N, A>>, A: Application> {
     accepted_payloads: AcceptedPayloads,
     /// The certificate of the head, for the next block's `extraData`.
     head_certificate: Option<CommitCertificate>,
+    /// Announced proposals whose blocks are being fetched, by block id: who announced them
+    /// (and is asked) and the signed proposal, completed when the block arrives.
+    fetching: HashMap<BlockId, (N::Peer, SignedProposal)>,
 }
 
 impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
@@ -252,6 +264,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
             fault: None,
             accepted_payloads: AcceptedPayloads::default(),
             head_certificate,
+            fetching: HashMap::new(),
         };
         engine.schedule(config.rebroadcast, InternalKind::Rebroadcast);
         engine.schedule(config.status_poll, InternalKind::PollStatus);
@@ -294,20 +307,24 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                     respond,
                 } => self.serve(peer, data, respond),
                 Event::Answer { peer, tag, result } => {
-                    if tag.asked_from.is_some() {
-                        self.syncing_with = None;
-                    }
                     let result = result.map_err(|e| e.to_string()).and_then(|bytes| {
                         SyncResponse::decode(&bytes)
                             .map_err(|e| format!("undecodable sync response: {e}"))
                     });
-                    self.on_answer(peer, tag.asked_from, result);
+                    match tag.0 {
+                        Asked::ProposalBlock { id } => self.on_proposal_block(peer, id, result),
+                        Asked::Blocks { from } => {
+                            self.syncing_with = None;
+                            self.on_answer(peer, Some(from), result);
+                        }
+                        Asked::Status => self.on_answer(peer, None, result),
+                    }
                 }
                 Event::PeerConnected(peer) => {
                     if self.peers.insert(peer) {
                         self.info.peer_connected();
                     }
-                    self.request(peer, SyncRequest::Status, None);
+                    self.request(peer, SyncRequest::Status, Asked::Status);
                 }
                 Event::PeerDisconnected(peer) => {
                     if self.peers.remove(&peer) {
@@ -377,11 +394,24 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
         match output {
             Output::Broadcast(message) => {
                 self.nonce = self.nonce.wrapping_add(1);
-                let bytes = Envelope {
-                    nonce: self.nonce,
-                    message,
-                }
-                .encode();
+                let nonce = self.nonce;
+                let bytes = match message {
+                    // The block went out before (ours) or came from the network (the mesh
+                    // relayed it): re-send only the signed proposal; a peer without the block
+                    // fetches it from us.
+                    Message::Proposal(proposal)
+                        if self.accepted_payloads.contains(&proposal.proposal.block) =>
+                    {
+                        Announcement { nonce, proposal }.encode()
+                    }
+                    message => {
+                        if let Message::Proposal(p) = &message {
+                            self.accepted_payloads
+                                .insert(p.proposal.height, p.proposal.block.clone());
+                        }
+                        Envelope { nonce, message }.encode()
+                    }
+                };
                 self.net.publish(bytes);
             }
             Output::ScheduleTimeout {
@@ -518,7 +548,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                 self.schedule(self.config.status_poll, InternalKind::PollStatus);
                 let peers: Vec<N::Peer> = self.peers.iter().copied().collect();
                 if let Some(peer) = peers.choose(&mut self.rng) {
-                    self.request(*peer, SyncRequest::Status, None);
+                    self.request(*peer, SyncRequest::Status, Asked::Status);
                 }
             }
             InternalKind::BuildDue { height, round } => {
@@ -587,16 +617,90 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
     }
 
     fn on_gossip(&mut self, from: N::Peer, message_id: N::MessageId, data: &[u8]) {
-        let envelope = match Envelope::decode(data) {
-            Ok(e) => e,
+        match Gossip::decode(data) {
+            Ok(Gossip::Message(envelope)) => {
+                self.on_message(from, Some(message_id), envelope.message)
+            }
+            Ok(Gossip::Announcement(announcement)) => {
+                self.on_announcement(from, message_id, announcement.proposal)
+            }
             Err(e) => {
                 self.net.report(message_id, from, Acceptance::Reject);
                 self.net
                     .ban(from, format!("undecodable consensus message: {e}"));
-                return;
             }
+        }
+    }
+
+    /// A proposal re-sent without its block: completed from the blocks this node holds, or
+    /// its block fetched from the peer that announced it (which holds it by construction).
+    /// Never relayed before it is complete.
+    fn on_announcement(
+        &mut self,
+        from: N::Peer,
+        message_id: N::MessageId,
+        mut proposal: SignedProposal,
+    ) {
+        let id = proposal.proposal.block.id;
+        if let Some(payload) = self.accepted_payloads.payload(&id) {
+            proposal.proposal.block.payload = payload.clone();
+            self.on_message(from, Some(message_id), Message::Proposal(proposal));
+            return;
+        }
+        self.net.report(message_id, from, Acceptance::Ignore);
+        let from_peer = self.fetching.values().filter(|(p, _)| *p == from).count();
+        if proposal.proposal.height != self.machine.height()
+            || self.fetching.contains_key(&id)
+            || from_peer >= FETCHES_PER_PEER
+            || self.fetching.len() >= MAX_FETCHES
+        {
+            return;
+        }
+        self.fetching.insert(id, (from, proposal));
+        self.request(
+            from,
+            SyncRequest::ProposalBlock { id },
+            Asked::ProposalBlock { id },
+        );
+    }
+
+    /// The block of an announced proposal arrived (or did not): the proposal is handled as if
+    /// it had come whole from the peer that announced it.
+    fn on_proposal_block(
+        &mut self,
+        peer: N::Peer,
+        id: BlockId,
+        result: Result<SyncResponse, String>,
+    ) {
+        let Some((asked, mut proposal)) = self.fetching.remove(&id) else {
+            return;
         };
-        let message = envelope.message;
+        debug_assert_eq!(asked, peer, "answers come from the peer asked");
+        match result {
+            Ok(SyncResponse::ProposalBlock(payload)) => {
+                proposal.proposal.block.payload = payload;
+                if let Err(e) = self.app.check_payload(&proposal.proposal.block) {
+                    self.net.ban(
+                        peer,
+                        format!("sync: the block of an announced proposal is not that block: {e}"),
+                    );
+                    return;
+                }
+                self.on_message(peer, None, Message::Proposal(proposal));
+            }
+            Ok(SyncResponse::Error(reason)) | Err(reason) => {
+                tracing::debug!(target: "bttd::sync", %peer, %reason, "announced proposal block not fetched")
+            }
+            Ok(other) => self.net.ban(
+                peer,
+                format!("sync: answer of the wrong kind ({})", other.kind()),
+            ),
+        }
+    }
+
+    /// A whole consensus message from `from` (with the network's id when it came as gossip,
+    /// which gets the verdict).
+    fn on_message(&mut self, from: N::Peer, message_id: Option<N::MessageId>, message: Message) {
         // The payload travels unsigned beside the signed id: it must be that block before
         // anything stores, relays or executes it. Re-broadcasts of a proposal already accepted
         // are compared byte for byte instead of decoded again.
@@ -608,7 +712,9 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
             && !self.accepted_payloads.contains(block)
             && let Err(e) = self.app.check_payload(block)
         {
-            self.net.report(message_id, from, Acceptance::Reject);
+            if let Some(message_id) = message_id {
+                self.net.report(message_id, from, Acceptance::Reject);
+            }
             self.net.ban(
                 from,
                 format!("proposal payload is not the signed block: {e}"),
@@ -636,7 +742,9 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
             Verdict::Rejected(_) => Acceptance::Reject,
             _ => Acceptance::Ignore,
         };
-        self.net.report(message_id, from, acceptance);
+        if let Some(message_id) = message_id {
+            self.net.report(message_id, from, acceptance);
+        }
         if ahead && !matches!(verdict, Verdict::Rejected(_)) {
             // A checked message of the next height proves this one was decided; anything
             // else only makes us ask (sync verifies what it gets).
@@ -647,7 +755,8 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
         }
     }
 
-    /// Answers a peer's sync request on a blocking job, within the serving limits.
+    /// Answers a peer's sync request within the serving limits: the block of a proposal from
+    /// memory at once, committed blocks on a blocking job.
     fn serve(&mut self, peer: N::Peer, data: Vec<u8>, respond: N::Responder) {
         let permit = match self.serve_limiter.admit(peer, self.runtime.now()) {
             Ok(permit) => permit,
@@ -657,19 +766,34 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                 return;
             }
         };
+        let request = match SyncRequest::decode(&data) {
+            Ok(SyncRequest::ProposalBlock { id }) => {
+                let response = match self.accepted_payloads.payload(&id) {
+                    Some(payload) => SyncResponse::ProposalBlock(payload.clone()),
+                    None => SyncResponse::Error(format!("no proposal with block {id} here")),
+                };
+                self.net.respond(respond, response.encode());
+                return;
+            }
+            Ok(request) => request,
+            Err(e) => {
+                let response = SyncResponse::Error(format!("undecodable sync request: {e}"));
+                self.net.respond(respond, response.encode());
+                return;
+            }
+        };
         let app = self.app.clone();
         let max_bytes = self.info.max_message_bytes;
         self.spawn(move || InternalKind::Answered {
             respond,
-            data: sync::answer(app.as_ref(), &data, max_bytes).encode(),
+            data: sync::answer(app.as_ref(), request, max_bytes).encode(),
             permit,
         });
     }
 
     /// Sends a sync request; the answer comes back as [`Event::Answer`].
-    fn request(&mut self, peer: N::Peer, request: SyncRequest, asked_from: Option<Height>) {
-        self.net
-            .request(peer, request.encode(), RequestTag { asked_from });
+    fn request(&mut self, peer: N::Peer, request: SyncRequest, asked: Asked) {
+        self.net.request(peer, request.encode(), RequestTag(asked));
     }
 
     /// Asks a peer for the blocks from our next height: `hint` if it has not failed us
@@ -691,7 +815,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                 from,
                 max: SYNC_BATCH,
             },
-            Some(from),
+            Asked::Blocks { from },
         );
     }
 
@@ -841,6 +965,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                 self.committing = false;
                 self.head_committed_at = self.runtime.now();
                 self.accepted_payloads.prune(height + 1);
+                self.fetching.retain(|_, (_, p)| p.proposal.height > height);
                 self.carry_out(Vec::new());
             }
             // A certificate of more than 2/3 of the stake for a block whose body matches its
@@ -880,14 +1005,16 @@ mod tests {
 
     use super::*;
     use crate::GenesisSets;
-    use crate::host::RequestTag;
+    use crate::host::{Asked, RequestTag};
     use bttd_consensus::bls::BlsSecretKey;
     use bttd_consensus::{SignedVote, SignerBitmap, Validator, ValidatorSet, Vote, VoteType};
 
     #[derive(Default)]
     struct RecordingNet {
+        published: Vec<Vec<u8>>,
         banned: Vec<(u8, String)>,
         requests: Vec<(u8, RequestTag)>,
+        responses: Vec<Vec<u8>>,
     }
 
     impl Network for RecordingNet {
@@ -895,7 +1022,9 @@ mod tests {
         type MessageId = ();
         type Responder = ();
         type RequestError = String;
-        fn publish(&mut self, _: Vec<u8>) {}
+        fn publish(&mut self, data: Vec<u8>) {
+            self.published.push(data);
+        }
         fn report(&mut self, _: (), _: u8, _: Acceptance) {}
         fn ban(&mut self, peer: u8, reason: String) {
             self.banned.push((peer, reason));
@@ -903,7 +1032,9 @@ mod tests {
         fn request(&mut self, peer: u8, _: Vec<u8>, tag: RequestTag) {
             self.requests.push((peer, tag));
         }
-        fn respond(&mut self, _: (), _: Vec<u8>) {}
+        fn respond(&mut self, _: (), data: Vec<u8>) {
+            self.responses.push(data);
+        }
     }
 
     /// Timers are dropped; jobs are dropped too (these tests look at the loop's decisions).
@@ -1047,9 +1178,7 @@ mod tests {
         engine
             .handle(Event::Answer {
                 peer: 1,
-                tag: RequestTag {
-                    asked_from: Some(1),
-                },
+                tag: RequestTag(Asked::Blocks { from: 1 }),
                 result: Ok(SyncResponse::Blocks(wrong).encode()),
             })
             .unwrap();
@@ -1098,5 +1227,130 @@ mod tests {
             None,
             "eth_syncing reports a forged height"
         );
+    }
+
+    /// The round's proposal for height 1, signed by its proposer, with the block `id` (whose
+    /// payload, in this application, is the id's bytes).
+    fn proposal(info: &ConsensusInfo, id: B256) -> SignedProposal {
+        let set = info.sets.validator_set(1).unwrap();
+        let proposer = set.proposer(1, 0);
+        let key = (1..=4u8)
+            .map(|i| BlsSecretKey::from_ikm(&[i; 32]).unwrap())
+            .find(|k| k.public_key() == set.validators()[proposer as usize].public_key)
+            .unwrap();
+        let proposal = bttd_consensus::Proposal {
+            height: 1,
+            round: 0,
+            pol_round: None,
+            block: Block {
+                id,
+                payload: Bytes::copy_from_slice(id.as_slice()),
+            },
+            proposer,
+        };
+        let signature = key.sign(&proposal.sign_bytes(&GenesisOnly.genesis_hash(), 0));
+        SignedProposal {
+            proposal,
+            signature,
+        }
+    }
+
+    fn rebroadcast(engine: &mut TestEngine) {
+        engine
+            .handle(Event::Internal(Internal(InternalKind::Rebroadcast)))
+            .unwrap();
+    }
+
+    /// Issue 10, step 6: every validator re-sent the whole proposal every second. A proposal
+    /// whose block went out once is re-sent as its signed id; a peer without the block fetches
+    /// it from the announcer, checks it against the id, and then serves it in turn.
+    #[test]
+    fn a_re_sent_proposal_is_announced_and_its_block_fetched_on_demand() {
+        let (mut first, info) = follower();
+        let id = B256::repeat_byte(9);
+        let signed = proposal(&info, id);
+        let full = Envelope {
+            nonce: 1,
+            message: Message::Proposal(signed.clone()),
+        }
+        .encode();
+        first
+            .handle(Event::Gossip {
+                from: 1,
+                message_id: (),
+                data: full,
+            })
+            .unwrap();
+        rebroadcast(&mut first);
+        let announced = first.network().published.last().unwrap().clone();
+        let Ok(Gossip::Announcement(announcement)) = Gossip::decode(&announced) else {
+            panic!("the re-sent proposal is not an announcement");
+        };
+        assert_eq!(announcement.proposal.proposal.block.id, id);
+        assert!(announced.len() < 250, "{} bytes", announced.len());
+
+        // A peer that never saw the block asks the announcer for it, once.
+        let (mut second, _) = follower();
+        for _ in 0..2 {
+            second
+                .handle(Event::Gossip {
+                    from: 2,
+                    message_id: (),
+                    data: announced.clone(),
+                })
+                .unwrap();
+        }
+        let asked = RequestTag(Asked::ProposalBlock { id });
+        let fetches: Vec<_> = second
+            .network()
+            .requests
+            .iter()
+            .filter(|(_, tag)| !matches!(tag.0, Asked::Status))
+            .collect();
+        assert_eq!(fetches, vec![&(2, asked)]);
+        // The announcer serves it from memory.
+        first
+            .handle(Event::Request {
+                peer: 2,
+                data: SyncRequest::ProposalBlock { id }.encode(),
+                respond: (),
+            })
+            .unwrap();
+        let served = first.network().responses.last().unwrap().clone();
+        assert_eq!(
+            SyncResponse::decode(&served).unwrap(),
+            SyncResponse::ProposalBlock(Bytes::copy_from_slice(id.as_slice()))
+        );
+        second
+            .handle(Event::Answer {
+                peer: 2,
+                tag: asked,
+                result: Ok(served),
+            })
+            .unwrap();
+        assert!(second.network().banned.is_empty());
+        rebroadcast(&mut second);
+        assert!(matches!(
+            Gossip::decode(second.network().published.last().unwrap()),
+            Ok(Gossip::Announcement(_))
+        ));
+
+        // A block that is not the announced one gets the announcer banned.
+        let (mut third, _) = follower();
+        third
+            .handle(Event::Gossip {
+                from: 1,
+                message_id: (),
+                data: announced,
+            })
+            .unwrap();
+        third
+            .handle(Event::Answer {
+                peer: 1,
+                tag: asked,
+                result: Ok(SyncResponse::ProposalBlock(Bytes::from_static(b"other")).encode()),
+            })
+            .unwrap();
+        assert_eq!(third.network().banned.len(), 1);
     }
 }

@@ -139,9 +139,20 @@ pub trait Application: Send + Sync + 'static {
 
 /// Echoed back with the answer to a request, so the engine knows what it asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestTag {
-    /// `Some(from)` for blocks from that height; `None` for a status request.
-    pub(crate) asked_from: Option<Height>,
+pub struct RequestTag(pub(crate) Asked);
+
+/// What a request asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Asked {
+    Status,
+    /// Committed blocks from this height.
+    Blocks {
+        from: Height,
+    },
+    /// The block of an announced proposal.
+    ProposalBlock {
+        id: BlockId,
+    },
 }
 
 /// Everything that makes the engine act: network input, its own timers, and the results of

@@ -136,10 +136,11 @@ impl<P: Hash + Eq + Copy> SyncPeers<P> {
     }
 }
 
-/// The answer to one request (never an error on the transport: problems are `Error`).
-pub fn answer<A: Application>(app: &A, request: &[u8], max_bytes: usize) -> SyncResponse {
-    match SyncRequest::decode(request) {
-        Ok(SyncRequest::Status) => {
+/// The answer to a request about committed blocks (never an error on the transport: problems
+/// are `Error`).
+pub fn answer<A: Application>(app: &A, request: SyncRequest, max_bytes: usize) -> SyncResponse {
+    match request {
+        SyncRequest::Status => {
             let (head, head_hash) = app.head();
             SyncResponse::Status {
                 head,
@@ -147,7 +148,7 @@ pub fn answer<A: Application>(app: &A, request: &[u8], max_bytes: usize) -> Sync
                 certificate: app.certificate(head),
             }
         }
-        Ok(SyncRequest::Blocks { from, max }) => {
+        SyncRequest::Blocks { from, max } => {
             let (head, _) = app.head();
             let Some(range) = block_range(from, max, head) else {
                 return SyncResponse::Blocks(Vec::new());
@@ -159,7 +160,10 @@ pub fn answer<A: Application>(app: &A, request: &[u8], max_bytes: usize) -> Sync
                 Err(e) => SyncResponse::Error(e.to_string()),
             }
         }
-        Err(e) => SyncResponse::Error(format!("undecodable sync request: {e}")),
+        // Answered by the engine from the proposals it holds, not from the chain.
+        SyncRequest::ProposalBlock { id } => {
+            SyncResponse::Error(format!("block {id} is not a committed block"))
+        }
     }
 }
 

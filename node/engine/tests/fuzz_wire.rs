@@ -31,7 +31,9 @@ use alloy_signer_local::PrivateKeySigner;
 use bttd_consensus::bls::SignatureBytes;
 use bttd_consensus::messages::{Message, Proposal, SignedProposal, SignedVote, Vote};
 use bttd_consensus::{Block, CommitCertificate, SignerBitmap, VoteType};
-use bttd_engine::wire::{self, CertifiedBlock, Envelope, ExtraData, SyncRequest, SyncResponse};
+use bttd_engine::wire::{
+    self, Announcement, CertifiedBlock, Envelope, ExtraData, Gossip, SyncRequest, SyncResponse,
+};
 use bttd_network::BytesCodec;
 use bttd_runtime::{RecoveredTx, TxError, WireBlock};
 use bttd_txpool::gossip::batch::{decode_batch, encode_batch};
@@ -357,6 +359,31 @@ fn envelope() -> impl Strategy<Value = Envelope> + Clone {
         .prop_map(|(nonce, message)| Envelope { nonce, message })
 }
 
+/// Anything on the consensus topic: whole messages and announcements (a proposal without its
+/// block).
+fn gossip() -> impl Strategy<Value = Gossip> + Clone {
+    prop_oneof![
+        envelope().prop_map(Gossip::Message),
+        envelope().prop_filter_map("a proposal", |e| match e.message {
+            Message::Proposal(mut proposal) => {
+                proposal.proposal.block.payload = Default::default();
+                Some(Gossip::Announcement(Announcement {
+                    nonce: e.nonce,
+                    proposal,
+                }))
+            }
+            Message::Vote(_) => None,
+        }),
+    ]
+}
+
+fn encode_gossip(gossip: &Gossip) -> Vec<u8> {
+    match gossip {
+        Gossip::Message(envelope) => envelope.encode(),
+        Gossip::Announcement(announcement) => announcement.encode(),
+    }
+}
+
 fn certificate() -> impl Strategy<Value = CommitCertificate> + Clone {
     (
         height(),
@@ -380,6 +407,7 @@ fn sync_request() -> impl Strategy<Value = SyncRequest> + Clone {
     prop_oneof![
         Just(SyncRequest::Status),
         (height(), any::<u32>()).prop_map(|(from, max)| SyncRequest::Blocks { from, max }),
+        b256().prop_map(|id| SyncRequest::ProposalBlock { id }),
     ]
 }
 
@@ -400,6 +428,8 @@ fn sync_response() -> impl Strategy<Value = SyncResponse> + Clone {
         ),
         prop::collection::vec(block, 0..6).prop_map(SyncResponse::Blocks),
         ".{0,40}".prop_map(SyncResponse::Error),
+        prop::collection::vec(any::<u8>(), 0..300)
+            .prop_map(|block| SyncResponse::ProposalBlock(block.into())),
     ]
 }
 
@@ -559,11 +589,11 @@ fn extra_data() -> impl Strategy<Value = (ExtraData, usize)> + Clone {
 #[test]
 fn consensus_envelopes() {
     fuzz(
-        "consensus envelope",
-        inputs(envelope(), Envelope::encode),
+        "consensus gossip",
+        inputs(gossip(), encode_gossip),
         MESSAGE_LIMIT,
         |input| {
-            let (decoded, peak) = measured(|| Envelope::decode(input.bytes()));
+            let (decoded, peak) = measured(|| Gossip::decode(input.bytes()));
             if let Input::Valid(value, _) = input {
                 prop_assert_eq!(decoded.as_ref(), Ok(value));
             }

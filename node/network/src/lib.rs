@@ -13,9 +13,9 @@
 //!   [`NetworkHandle::for_transactions`] handle wait in a lane the swarm task serves only after
 //!   every waiting consensus command.
 //! - **The genesis hash and the wire version are in every name** ([`ProtocolNames`]):
-//!   topics `/bttd/<genesis-hex>/tx/2` and `/bttd/<genesis-hex>/consensus/2`, the sync
-//!   protocol `/bttd/<genesis-hex>/sync/2` and the identify protocol version
-//!   `bttd/<genesis-hex>/2`. A peer whose identify version differs (another chain, or another
+//!   topics `/bttd/<genesis-hex>/tx/3` and `/bttd/<genesis-hex>/consensus/3`, the sync
+//!   protocol `/bttd/<genesis-hex>/sync/3` and the identify protocol version
+//!   `bttd/<genesis-hex>/3`. A peer whose identify version differs (another chain, or another
 //!   wire version) is disconnected at once and never announced.
 //! - **The node validates, the network forwards.** Gossipsub runs with strict signing,
 //!   message id = hash of topic and data, and `validate_messages`: each

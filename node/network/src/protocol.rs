@@ -11,8 +11,9 @@ use alloy_primitives::{B256, hex};
 use libp2p::{StreamProtocol, gossipsub::IdentTopic};
 
 /// The version of the message formats (node/engine/src/wire): the suffix of every name
-/// below. Version 1 was serde-derived CBOR under unversioned names; 2 is the explicit codec.
-pub const WIRE_VERSION: u32 = 2;
+/// below. Version 1 was serde-derived CBOR under unversioned names; 2 is the explicit codec; 3
+/// re-sends proposals as announcements and serves their blocks over sync.
+pub const WIRE_VERSION: u32 = 3;
 
 /// Bytes a gossipsub frame may add around a payload (topic, source peer id, sequence number,
 /// signature and protobuf tags need a few hundred); `max-message-bytes` bounds the payload and
@@ -75,7 +76,7 @@ impl ProtocolNames {
         }
     }
 
-    /// The gossipsub topic of `topic` on this chain: `/bttd/<genesis-hex>/<tx|consensus>/2`.
+    /// The gossipsub topic of `topic` on this chain: `/bttd/<genesis-hex>/<tx|consensus>/3`.
     pub fn topic(&self, topic: Topic) -> &IdentTopic {
         &self.topics[topic as usize]
     }
@@ -87,12 +88,12 @@ impl ProtocolNames {
             .find(|t| self.topic(*t).hash() == *hash)
     }
 
-    /// The request-response protocol for block sync: `/bttd/<genesis-hex>/sync/2`.
+    /// The request-response protocol for block sync: `/bttd/<genesis-hex>/sync/3`.
     pub fn sync_protocol(&self) -> StreamProtocol {
         self.sync.clone()
     }
 
-    /// The identify protocol version: `bttd/<genesis-hex>/2`.
+    /// The identify protocol version: `bttd/<genesis-hex>/3`.
     pub fn identify_version(&self) -> String {
         self.identify.clone()
     }
@@ -108,14 +109,14 @@ mod tests {
         let g = "ab".repeat(32);
         assert_eq!(
             names.topic(Topic::Transactions).to_string(),
-            format!("/bttd/{g}/tx/2")
+            format!("/bttd/{g}/tx/3")
         );
         assert_eq!(
             names.topic(Topic::Consensus).to_string(),
-            format!("/bttd/{g}/consensus/2")
+            format!("/bttd/{g}/consensus/3")
         );
-        assert_eq!(names.sync_protocol().as_ref(), format!("/bttd/{g}/sync/2"));
-        assert_eq!(names.identify_version(), format!("bttd/{g}/2"));
+        assert_eq!(names.sync_protocol().as_ref(), format!("/bttd/{g}/sync/3"));
+        assert_eq!(names.identify_version(), format!("bttd/{g}/3"));
         // The previous release's names, all different from ours.
         let v1 = ProtocolNames::for_version(B256::repeat_byte(0xab), 1);
         assert_eq!(

@@ -21,7 +21,7 @@ use bttd_consensus::{
     Signer, SlashingGuard, SlashingStore, StaticProvider, Validator, ValidatorSet,
     ValidatorSetProvider, Verifier, Vote, VoteType,
 };
-use bttd_engine::wire::{Envelope, SyncResponse};
+use bttd_engine::wire::{Envelope, Gossip, SyncResponse};
 use bttd_engine::{ConsensusInfo, Engine, EngineConfig, Event as EngineEvent, RequestTag, Signing};
 use bttd_genesis::{ChainSpec, DevnetOptions, devnet_genesis};
 use bttd_runtime::storage::MemoryStore;
@@ -460,14 +460,26 @@ impl World {
 
     /// An engine's gossip, as its behaviour sends it.
     fn publish(&mut self, n: usize, data: Vec<u8>) {
-        let Ok(envelope) = Envelope::decode(&data) else {
-            self.checker.violations.push(Violation::EngineFault {
-                node: n,
-                reason: "published an undecodable message".into(),
-            });
-            return;
+        let msg = match Gossip::decode(&data) {
+            Ok(Gossip::Message(envelope)) => envelope.message,
+            // A re-sent proposal without its block: signed as the proposal was.
+            Ok(Gossip::Announcement(announcement)) => {
+                if self.honest(n) {
+                    self.record_signed(n, &Message::Proposal(announcement.proposal));
+                }
+                if self.nodes[n].behaviour != Behaviour::Silent {
+                    self.send_all(n, vec![data]);
+                }
+                return;
+            }
+            Err(e) => {
+                self.checker.violations.push(Violation::EngineFault {
+                    node: n,
+                    reason: format!("published an undecodable message: {e}"),
+                });
+                return;
+            }
         };
-        let msg = envelope.message;
         if self.honest(n) {
             self.record_signed(n, &msg);
         }
@@ -803,8 +815,14 @@ impl World {
     /// A forger serving sync: an edited body beside the real certificate, or blocks out of
     /// order (the attacks that once stopped or stalled a syncing node).
     fn corrupt_sync(&mut self, data: Vec<u8>) -> Vec<u8> {
-        let Ok(SyncResponse::Blocks(mut blocks)) = SyncResponse::decode(&data) else {
-            return data;
+        let mut blocks = match SyncResponse::decode(&data) {
+            Ok(SyncResponse::Blocks(blocks)) => blocks,
+            Ok(SyncResponse::ProposalBlock(block)) if self.rng.random_bool(0.5) => {
+                let mut edited = block.to_vec();
+                edited.pop();
+                return SyncResponse::ProposalBlock(edited.into()).encode();
+            }
+            _ => return data,
         };
         match self.rng.random_range(0..3) {
             0 => {
@@ -928,11 +946,18 @@ impl World {
 
 /// One line about an event, for `SimConfig::verbose`.
 fn describe(event: &Event) -> String {
-    let message = |data: &[u8]| match Envelope::decode(data) {
-        Ok(Envelope {
+    let message = |data: &[u8]| match Gossip::decode(data) {
+        Ok(Gossip::Announcement(a)) => format!(
+            "ANNOUNCEMENT h{} r{} {} by {}",
+            a.proposal.proposal.height,
+            a.proposal.proposal.round,
+            &a.proposal.proposal.block.id.to_string()[..10],
+            a.proposal.proposal.proposer
+        ),
+        Ok(Gossip::Message(Envelope {
             message: Message::Proposal(p),
             ..
-        }) => format!(
+        })) => format!(
             "PROPOSAL h{} r{} pol{:?} {} by {}",
             p.proposal.height,
             p.proposal.round,
@@ -940,10 +965,10 @@ fn describe(event: &Event) -> String {
             &p.proposal.block.id.to_string()[..10],
             p.proposal.proposer
         ),
-        Ok(Envelope {
+        Ok(Gossip::Message(Envelope {
             message: Message::Vote(v),
             ..
-        }) => format!(
+        })) => format!(
             "{:?} h{} r{} {} by {}",
             v.vote.vote_type,
             v.vote.height,

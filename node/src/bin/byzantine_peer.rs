@@ -402,9 +402,12 @@ impl Identity {
                 head_hash: *shared.head_hash.lock(),
                 certificate: None,
             },
-            (_, Some(req @ SyncRequest::Blocks { .. })) => {
+            (_, Some(req @ (SyncRequest::Blocks { .. } | SyncRequest::ProposalBlock { .. }))) => {
                 // Other attacks behave like an honest relay here.
-                let mut answer = SyncResponse::Blocks(Vec::new());
+                let mut answer = match req {
+                    SyncRequest::Blocks { .. } => SyncResponse::Blocks(Vec::new()),
+                    _ => SyncResponse::Error("no such proposal block".into()),
+                };
                 for p in self.honest_peers_except(Some(peer)) {
                     if let Some(r) = request(&self.net, p, &req).await {
                         answer = r;

@@ -1,15 +1,22 @@
-//! Consensus gossip (topic `/bttd/<g>/consensus/2`): one [`Envelope`] per gossip message.
+//! Consensus gossip (topic `/bttd/<g>/consensus/3`): one [`Gossip`] per gossip message, an
+//! [`Envelope`] or an [`Announcement`].
 //!
 //! ```text
-//! envelope = 0x02 ‖ rlp([nonce, 0, height, round, [pol_round?], block_id, payload, proposer, signature])  proposal
-//!          | 0x02 ‖ rlp([nonce, 1, vote_type, height, round, [block_id?], validator, signature])          vote
+//! envelope     = 0x03 ‖ rlp([nonce, 0, height, round, [pol_round?], block_id, payload, proposer, signature])  proposal
+//!              | 0x03 ‖ rlp([nonce, 1, vote_type, height, round, [block_id?], validator, signature])          vote
+//! announcement = 0x03 ‖ rlp([nonce, 2, height, round, [pol_round?], block_id, proposer, signature])           proposal without its block
 //! ```
+//!
+//! An announcement is how a proposal is re-sent after its block went out once: the signed
+//! proposal without the payload, a few hundred bytes instead of the block. A receiver that does
+//! not hold the block asks the announcing peer for it over sync (`ProposalBlock`).
 //!
 //! Integers are canonical RLP (no leading zeros); `block_id` is 32 bytes, `signature` 96;
 //! `vote_type` is 0 (prevote) or 1 (precommit); `[x?]` is a list of zero or one item. The
 //! payload is the block's `WireBlock` RLP, bounded only by the message (the network bounds
 //! that by `max-message-bytes`). Signatures are checked by consensus, not here.
 
+use alloy_primitives::Bytes;
 use bttd_consensus::bls::SignatureBytes;
 use bttd_consensus::messages::{Message, Proposal, SignedProposal, SignedVote, Vote};
 use bttd_consensus::{Block, VoteType};
@@ -20,6 +27,7 @@ use alloy_rlp::Encodable;
 
 const PROPOSAL: u8 = 0;
 const VOTE: u8 = 1;
+const ANNOUNCEMENT: u8 = 2;
 const PREVOTE: u8 = 0;
 const PRECOMMIT: u8 = 1;
 
@@ -67,13 +75,71 @@ impl Envelope {
         })
     }
 
-    /// A message from a peer's bytes.
+    /// A full message from a peer's bytes (an announcement is refused: see [`Gossip`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        match Gossip::decode(bytes)? {
+            Gossip::Message(envelope) => Ok(envelope),
+            Gossip::Announcement(_) => Err(WireError::UnknownKind {
+                what: "consensus message",
+                kind: ANNOUNCEMENT,
+            }),
+        }
+    }
+}
+
+/// A proposal re-sent without its block: the signed proposal, whose signature covers the block
+/// id, with an empty payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub nonce: u64,
+    pub proposal: SignedProposal,
+}
+
+impl Announcement {
+    /// The announcement's wire bytes (the payload, if any, is left out).
+    pub fn encode(&self) -> Vec<u8> {
+        let SignedProposal {
+            proposal,
+            signature,
+        } = &self.proposal;
+        message(|out| {
+            self.nonce.encode(out);
+            ANNOUNCEMENT.encode(out);
+            proposal.height.encode(out);
+            proposal.round.encode(out);
+            write_option(out, proposal.pol_round.as_ref());
+            proposal.block.id.encode(out);
+            proposal.proposer.encode(out);
+            signature.encode(out);
+        })
+    }
+}
+
+/// Anything on the consensus topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gossip {
+    Message(Envelope),
+    Announcement(Announcement),
+}
+
+impl Gossip {
+    /// A gossip message from a peer's bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         let mut list = open_message(bytes)?;
         let nonce = list.item()?;
-        let message = match list.item::<u8>()? {
-            PROPOSAL => Message::Proposal(decode_proposal(&mut list)?),
-            VOTE => Message::Vote(decode_vote(&mut list)?),
+        let gossip = match list.item::<u8>()? {
+            PROPOSAL => Gossip::Message(Envelope {
+                nonce,
+                message: Message::Proposal(decode_proposal(&mut list, true)?),
+            }),
+            VOTE => Gossip::Message(Envelope {
+                nonce,
+                message: Message::Vote(decode_vote(&mut list)?),
+            }),
+            ANNOUNCEMENT => Gossip::Announcement(Announcement {
+                nonce,
+                proposal: decode_proposal(&mut list, false)?,
+            }),
             kind => {
                 return Err(WireError::UnknownKind {
                     what: "consensus message",
@@ -82,17 +148,22 @@ impl Envelope {
             }
         };
         list.finish("consensus message")?;
-        Ok(Self { nonce, message })
+        Ok(gossip)
     }
 }
 
-fn decode_proposal(list: &mut List<'_>) -> Result<SignedProposal, WireError> {
+/// A signed proposal, with its payload or (an announcement's) without.
+fn decode_proposal(list: &mut List<'_>, with_payload: bool) -> Result<SignedProposal, WireError> {
     let height = list.item()?;
     let round = list.item()?;
     let pol_round = list.option("pol_round", |l| l.item())?;
     let id = list.item()?;
     // The payload may be as large as the message itself; the message is already bounded.
-    let payload = list.bytes("block payload", usize::MAX)?;
+    let payload = if with_payload {
+        list.bytes("block payload", usize::MAX)?
+    } else {
+        Bytes::new()
+    };
     let proposer = list.item()?;
     let signature: SignatureBytes = list.item()?;
     Ok(SignedProposal {
@@ -181,7 +252,7 @@ mod tests {
         // Pinned bytes: a change here is a protocol change (new VERSION, docs/network.md).
         let bytes = vote(Some(B256::repeat_byte(0x11))).encode();
         let expected = [
-            hex!("02f88a").as_slice(), // version, list of 138 bytes
+            hex!("03f88a").as_slice(), // version, list of 138 bytes
             &hex!("07 01 01 09 01"),   // nonce 7, vote, precommit, height 9, round 1
             &hex!("e1a0"),             // [block id]: a list of one 32-byte string
             &[0x11; 32],
@@ -205,6 +276,21 @@ mod tests {
         ] {
             assert_eq!(Envelope::decode(&envelope.encode()).unwrap(), envelope);
         }
+        let Message::Proposal(mut proposal) = proposal(Some(1)).message else {
+            unreachable!()
+        };
+        let announcement = Announcement {
+            nonce: 9,
+            proposal: proposal.clone(),
+        };
+        let bytes = announcement.encode();
+        assert!(bytes.len() < 200, "an announcement carries no block");
+        proposal.proposal.block.payload = Bytes::new();
+        assert_eq!(
+            Gossip::decode(&bytes).unwrap(),
+            Gossip::Announcement(Announcement { nonce: 9, proposal })
+        );
+        assert!(Envelope::decode(&bytes).is_err());
     }
 
     #[test]

@@ -22,14 +22,14 @@ mod rlp;
 pub mod store;
 pub mod sync;
 
-pub use consensus::Envelope;
+pub use consensus::{Announcement, Envelope, Gossip};
 pub use extra::{ExtraData, validator_set_hash};
 pub use sync::{CertifiedBlock, SyncRequest, SyncResponse};
 
 /// The wire version this node speaks: the first byte of every gossip and sync message, and
 /// the suffix of every topic and protocol name (`bttd_network::WIRE_VERSION`, which the node
 /// checks equal at compile time).
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 
 /// Most blocks in one sync answer, whatever the request asks; a longer list is refused while
 /// it is decoded.

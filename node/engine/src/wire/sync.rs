@@ -1,12 +1,14 @@
-//! Block sync (protocol `/bttd/<g>/sync/2`): one request, one response per stream, each
+//! Block sync (protocol `/bttd/<g>/sync/3`): one request, one response per stream, each
 //! framed by the network (4-byte length, at most `max-message-bytes`).
 //!
 //! ```text
-//! request     = 0x02 ‖ rlp([0])                                   status
-//!             | 0x02 ‖ rlp([1, from, max])                        blocks
-//! response    = 0x02 ‖ rlp([0, head, head_hash, [certificate?]])  status
-//!             | 0x02 ‖ rlp([1, [certified, ...]])                 blocks (at most 256)
-//!             | 0x02 ‖ rlp([2, text])                             error (UTF-8, at most 1024 bytes)
+//! request     = 0x03 ‖ rlp([0])                                   status
+//!             | 0x03 ‖ rlp([1, from, max])                        blocks
+//!             | 0x03 ‖ rlp([2, block_id])                         a proposal's block (announced, not yet decided)
+//! response    = 0x03 ‖ rlp([0, head, head_hash, [certificate?]])  status
+//!             | 0x03 ‖ rlp([1, [certified, ...]])                 blocks (at most 256)
+//!             | 0x03 ‖ rlp([2, text])                             error (UTF-8, at most 1024 bytes)
+//!             | 0x03 ‖ rlp([3, block])                            a proposal's block: WireBlock RLP bytes
 //! certified   = [block, certificate]                              block: WireBlock RLP bytes
 //! certificate = [height, round, block_id, signature, signers]     32 / 96 / at most 8192 bytes
 //! ```
@@ -21,6 +23,8 @@ use super::{MAX_BLOCKS_PER_RESPONSE, MAX_ERROR_TEXT_BYTES, MAX_SIGNER_BITMAP_BYT
 const STATUS: u8 = 0;
 const BLOCKS: u8 = 1;
 const ERROR: u8 = 2;
+const PROPOSAL_BLOCK_REQUEST: u8 = 2;
+const PROPOSAL_BLOCK: u8 = 3;
 
 /// Requests of the sync protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +33,8 @@ pub enum SyncRequest {
     Status,
     /// Up to `max` committed blocks from height `from`, each with its certificate.
     Blocks { from: Height, max: u32 },
+    /// The block of a proposal the peer announced (see `wire::Announcement`).
+    ProposalBlock { id: B256 },
 }
 
 /// A committed block as served by sync: the block's wire bytes and the certificate that
@@ -51,6 +57,9 @@ pub enum SyncResponse {
     },
     Blocks(Vec<CertifiedBlock>),
     Error(String),
+    /// The block a `ProposalBlock` request asked for (its `WireBlock` bytes, unchecked: the
+    /// receiver compares them with the id it asked for).
+    ProposalBlock(Bytes),
 }
 
 impl SyncRequest {
@@ -62,6 +71,10 @@ impl SyncRequest {
                 BLOCKS.encode(out);
                 from.encode(out);
                 max.encode(out);
+            }
+            SyncRequest::ProposalBlock { id } => {
+                PROPOSAL_BLOCK_REQUEST.encode(out);
+                id.encode(out);
             }
         })
     }
@@ -75,6 +88,7 @@ impl SyncRequest {
                 from: list.item()?,
                 max: list.item()?,
             },
+            PROPOSAL_BLOCK_REQUEST => SyncRequest::ProposalBlock { id: list.item()? },
             kind => {
                 return Err(WireError::UnknownKind {
                     what: "sync request",
@@ -94,6 +108,7 @@ impl SyncResponse {
             SyncResponse::Status { .. } => "status",
             SyncResponse::Blocks(_) => "blocks",
             SyncResponse::Error(_) => "error",
+            SyncResponse::ProposalBlock(_) => "proposal block",
         }
     }
 
@@ -135,6 +150,10 @@ impl SyncResponse {
                 }
                 text.as_bytes()[..end].encode(out);
             }
+            SyncResponse::ProposalBlock(block) => {
+                PROPOSAL_BLOCK.encode(out);
+                block.encode(out);
+            }
         })
     }
 
@@ -174,6 +193,8 @@ impl SyncResponse {
                         .map_err(|_| WireError::NotUtf8("error text"))?,
                 )
             }
+            // Bounded by the message, which the network already bounded.
+            PROPOSAL_BLOCK => SyncResponse::ProposalBlock(list.bytes("block", usize::MAX)?),
             kind => {
                 return Err(WireError::UnknownKind {
                     what: "sync response",
@@ -234,10 +255,13 @@ mod tests {
                 from: u64::MAX,
                 max: u32::MAX,
             },
+            SyncRequest::ProposalBlock {
+                id: B256::repeat_byte(4),
+            },
         ] {
             assert_eq!(SyncRequest::decode(&request.encode()).unwrap(), request);
         }
-        assert_eq!(SyncRequest::Status.encode(), [2, 0xc1, 0x80]);
+        assert_eq!(SyncRequest::Status.encode(), [3, 0xc1, 0x80]);
         for response in [
             SyncResponse::Status {
                 head: 0,
@@ -259,6 +283,7 @@ mod tests {
                     .collect(),
             ),
             SyncResponse::Error("busy".into()),
+            SyncResponse::ProposalBlock(Bytes::from(vec![7; 300])),
         ] {
             assert_eq!(SyncResponse::decode(&response.encode()).unwrap(), response);
         }

@@ -11,7 +11,7 @@ use alloy_rlp::{Encodable, Header};
 
 /// First byte of every batch, the wire version as in every other gossip and sync payload: a
 /// new layout gets a new version, and a batch of another version is refused, not misread.
-pub const BATCH_VERSION: u8 = 2;
+pub const BATCH_VERSION: u8 = 3;
 const _: () = assert!(BATCH_VERSION as u32 == bttd_network::WIRE_VERSION);
 
 /// Most transactions in one batch.
