@@ -578,7 +578,8 @@ impl World {
                     );
                 }
             }
-            Event::Crash { node } if self.nodes[node].engine.take().is_some() => {
+            Event::Crash { node } if self.nodes[node].engine.is_some() => {
+                self.nodes[node].engine = None;
                 self.nodes[node].inc += 1;
                 lock(&self.nodes[node].outbox).clear();
                 for peer in 0..self.nodes.len() {
