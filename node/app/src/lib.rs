@@ -9,7 +9,7 @@ use bttd_consensus::{Block, CertificateError, CommitCertificate, Height, Verifie
 use bttd_engine::timestamp::{self, TooFarAhead};
 use bttd_engine::wire::{self, CertifiedBlock};
 use bttd_engine::{Application, ConsensusInfo, next_set_commitment};
-use bttd_runtime::{BodyMismatch, ChainError, ExecutedBlock, WireBlock};
+use bttd_runtime::{BodyMismatch, ChainError, ExecutedBlock, SealedBlock, WireBlock};
 use bttd_txpool::context::NodeContext;
 
 /// The node's chain and pool, for the engine.
@@ -48,6 +48,72 @@ impl NodeApp {
     }
 }
 
+impl NodeApp {
+    /// The block rules that need consensus context, checked alike by a voter and by a node
+    /// executing a certified block from sync: on our head; `miner` a validator of the height
+    /// and, for a fresh proposal, its `proposer` (a re-proposal's and a certified block's
+    /// proposer is vouched for by the quorum that justifies it); `extraData` the parent's
+    /// certificate, verified against the parent's set, followed at an epoch's last block by
+    /// the commitment to the next epoch's set.
+    fn check_consensus_rules(
+        &self,
+        sealed: &SealedBlock,
+        height: Height,
+        proposer: Option<Address>,
+    ) -> Result<(), BlockInvalid> {
+        let miner = sealed.header.beneficiary;
+        if let Some(proposer) = proposer
+            && miner != proposer
+        {
+            return Err(BlockInvalid::NotTheProposer { miner, proposer });
+        }
+        let head = self.ctx.chain.head();
+        if sealed.number() != height || sealed.header.parent_hash != head.hash() {
+            return Err(BlockInvalid::NotOnHead {
+                number: sealed.number(),
+                head: head.number,
+            });
+        }
+        let set = self
+            .info
+            .sets
+            .validator_set(height)
+            .ok_or(BlockInvalid::NoValidatorSet(height))?;
+        if !set.validators().iter().any(|v| v.address == miner) {
+            return Err(BlockInvalid::NotAValidator(miner));
+        }
+        if height == 1 {
+            if !sealed.header.extra_data.is_empty() {
+                return Err(BlockInvalid::ExtraDataOnFirstBlock);
+            }
+            return Ok(());
+        }
+        let parent_set = self
+            .info
+            .sets
+            .validator_set(head.number)
+            .ok_or(BlockInvalid::NoValidatorSet(head.number))?;
+        let next_set = next_set_commitment(&self.info, height);
+        let extra = wire::ExtraData::decode(
+            &sealed.header.extra_data,
+            head.number,
+            head.hash(),
+            parent_set.len(),
+            next_set.is_some(),
+        )
+        .ok_or(BlockInvalid::ExtraData)?;
+        extra.parent.verify(
+            &self.ctx.chain.genesis_hash(),
+            &parent_set,
+            self.verifier.as_ref(),
+        )?;
+        if extra.next_set != next_set {
+            return Err(BlockInvalid::NextSet);
+        }
+        Ok(())
+    }
+}
+
 /// Why a proposed block breaks a block rule (docs/block-format.md): the proposer's fault.
 #[derive(Debug, thiserror::Error)]
 pub enum BlockInvalid {
@@ -55,6 +121,8 @@ pub enum BlockInvalid {
     Body(#[from] BodyMismatch),
     #[error("miner {miner} is not the round's proposer {proposer}")]
     NotTheProposer { miner: Address, proposer: Address },
+    #[error("miner {0} is not a validator of the block's height")]
+    NotAValidator(Address),
     #[error("block {number} does not extend our head {head}")]
     NotOnHead { number: Height, head: Height },
     #[error(transparent)]
@@ -82,6 +150,11 @@ pub enum AppFault {
     Chain(#[from] ChainError),
     #[error("decided block: {0}")]
     Body(#[from] BodyMismatch),
+    /// A certificate of more than 2/3 of the stake for a block that breaks a block rule:
+    /// either that much stake is byzantine or this node is broken. Either way the node stops
+    /// rather than follow.
+    #[error("decided block breaks a block rule: {0}")]
+    DecidedBlockInvalid(#[source] BlockInvalid),
     #[error("stored certificate of block {height}: {source}")]
     Certificate {
         height: Height,
@@ -138,9 +211,9 @@ impl bttd_engine::Application for NodeApp {
         Ok((block, executed))
     }
 
-    /// The block rules a voter enforces before prevoting (docs/block-format.md): well formed,
-    /// on our head, proposer's account as `miner`, timestamp bounds, the parent's certificate
-    /// in `extraData`, and a successful re-execution that reproduces every header field.
+    /// The block rules a voter enforces before prevoting (docs/block-format.md): the rules of
+    /// [`NodeApp::check_consensus_rules`], a timestamp not too far ahead of our clock, and a
+    /// successful re-execution that reproduces every header field.
     fn verify(
         &self,
         height: Height,
@@ -149,46 +222,8 @@ impl bttd_engine::Application for NodeApp {
         now: u64,
     ) -> Result<ExecutedBlock, BlockInvalid> {
         let sealed = WireBlock::decode_for(&block.payload, block.id)?;
-        if let Some(proposer) = proposer
-            && sealed.header.beneficiary != proposer
-        {
-            return Err(BlockInvalid::NotTheProposer {
-                miner: sealed.header.beneficiary,
-                proposer,
-            });
-        }
-        let head = self.ctx.chain.head();
-        if sealed.number() != height || sealed.header.parent_hash != head.hash() {
-            return Err(BlockInvalid::NotOnHead {
-                number: sealed.number(),
-                head: head.number,
-            });
-        }
+        self.check_consensus_rules(&sealed, height, proposer)?;
         timestamp::check(sealed.header.timestamp, now)?;
-        if height > 1 {
-            let set = self
-                .info
-                .sets
-                .validator_set(head.number)
-                .ok_or(BlockInvalid::NoValidatorSet(head.number))?;
-            let next_set = next_set_commitment(&self.info, height);
-            let extra = wire::ExtraData::decode(
-                &sealed.header.extra_data,
-                head.number,
-                head.hash(),
-                set.len(),
-                next_set.is_some(),
-            )
-            .ok_or(BlockInvalid::ExtraData)?;
-            extra
-                .parent
-                .verify(&self.ctx.chain.genesis_hash(), &set, self.verifier.as_ref())?;
-            if extra.next_set != next_set {
-                return Err(BlockInvalid::NextSet);
-            }
-        } else if !sealed.header.extra_data.is_empty() {
-            return Err(BlockInvalid::ExtraDataOnFirstBlock);
-        }
         Ok(self.ctx.chain.import(sealed)?)
     }
 
@@ -197,9 +232,13 @@ impl bttd_engine::Application for NodeApp {
     }
 
     /// Executes a block decided through sync (its certificate verified by the machine, its
-    /// body checked against the certified header on receipt).
+    /// body checked against the certified header on receipt) under the same rules as a
+    /// voter's, but for the clock: the block may be old, and a node whose clock is off must
+    /// still follow the chain.
     fn execute_decided(&self, block: &Block) -> Result<ExecutedBlock, AppFault> {
         let sealed = WireBlock::decode_for(&block.payload, block.id)?;
+        self.check_consensus_rules(&sealed, sealed.number(), None)
+            .map_err(AppFault::DecidedBlockInvalid)?;
         Ok(self.ctx.chain.import(sealed)?)
     }
 
@@ -293,6 +332,14 @@ mod tests {
 
     /// A chain whose genesis names four validators, as a voter sees it.
     fn validator_app() -> (NodeApp, Arc<ConsensusInfo>) {
+        let (app, info, _) = validator_app_with_epochs_of(BttdParams::default().epoch_length);
+        (app, info)
+    }
+
+    /// [`validator_app`] with epochs of `epoch_length` blocks, and the validators' keys.
+    fn validator_app_with_epochs_of(
+        epoch_length: u64,
+    ) -> (NodeApp, Arc<ConsensusInfo>, Vec<ValidatorKeys>) {
         let keys: Vec<ValidatorKeys> = (0..4).map(|_| ValidatorKeys::generate()).collect();
         let params = BttdParams {
             validators: keys
@@ -304,6 +351,7 @@ mod tests {
                     power: 1,
                 })
                 .collect(),
+            epoch_length,
             ..BttdParams::default()
         };
         let (spec, _) = devnet_genesis(&DevnetOptions {
@@ -327,7 +375,89 @@ mod tests {
         ));
         let info = Arc::new(ConsensusInfo::new(sets, 0, 1 << 20, None));
         let verifier = Arc::new(bttd_consensus::BlsVerifier);
-        (NodeApp::new(ctx, info.clone(), verifier), info)
+        (NodeApp::new(ctx, info.clone(), verifier), info, keys)
+    }
+
+    /// A certificate for `block` at `height` signed by every validator of the set.
+    fn certify(
+        app: &NodeApp,
+        info: &ConsensusInfo,
+        keys: &[ValidatorKeys],
+        height: Height,
+        block: B256,
+    ) -> CommitCertificate {
+        let set = info.sets.validator_set(height).unwrap();
+        let mut certificate = CommitCertificate {
+            height,
+            round: 0,
+            block_id: block,
+            signature: Default::default(),
+            signers: bttd_consensus::SignerBitmap::from_indices(set.len(), 0..set.len() as u32),
+        };
+        let msg = certificate.sign_bytes(&app.genesis_hash(), set.epoch());
+        let signatures: Vec<_> = set
+            .validators()
+            .iter()
+            .map(|v| {
+                let key = keys
+                    .iter()
+                    .find(|k| k.bls_public_key() == v.public_key)
+                    .unwrap();
+                key.bls.sign(&msg)
+            })
+            .collect();
+        certificate.signature = bttd_consensus::BlsVerifier
+            .aggregate(&signatures.iter().collect::<Vec<_>>())
+            .unwrap();
+        certificate
+    }
+
+    /// Issue 10 item 4: a syncing node checks a certified block by the same rules as a voter
+    /// (all but the clock). Before, it executed whatever `extraData` a certified block
+    /// carried, so its view of the next epoch's set went unchecked.
+    #[test]
+    fn a_synced_block_is_held_to_the_block_rules() {
+        let (app, info, keys) = validator_app_with_epochs_of(2);
+        let set = info.sets.validator_set(1).unwrap();
+        let proposer = |height| set.validators()[set.proposer(height, 0) as usize].address;
+        let (first, executed) = app.build(1, proposer(1), Bytes::new(), NOW).unwrap();
+        app.commit(executed, &certify(&app, &info, &keys, 1, first.id))
+            .unwrap();
+        let parent = certify(&app, &info, &keys, 1, first.id);
+        let second = |next_set, miner| {
+            let extra = wire::ExtraData {
+                parent: parent.clone(),
+                next_set,
+            };
+            app.build(2, miner, extra.encode(), NOW + 1).unwrap().0
+        };
+        // Block 2 ends epoch 0: it must commit to the set of epoch 1.
+        let expected = next_set_commitment(&info, 2);
+        assert!(expected.is_some());
+        let err = app
+            .execute_decided(&second(Some(B256::repeat_byte(7)), proposer(2)))
+            .unwrap_err();
+        assert!(
+            matches!(err, AppFault::DecidedBlockInvalid(BlockInvalid::NextSet)),
+            "{err}"
+        );
+        let err = app.execute_decided(&second(None, proposer(2))).unwrap_err();
+        assert!(
+            matches!(err, AppFault::DecidedBlockInvalid(BlockInvalid::ExtraData)),
+            "{err}"
+        );
+        let outsider = Address::repeat_byte(0x55);
+        let err = app
+            .execute_decided(&second(expected, outsider))
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AppFault::DecidedBlockInvalid(BlockInvalid::NotAValidator(_))
+            ),
+            "{err}"
+        );
+        app.execute_decided(&second(expected, proposer(2))).unwrap();
     }
 
     fn block_by(app: &NodeApp, miner: Address) -> Block {
