@@ -19,7 +19,7 @@ mod stats;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
@@ -106,8 +106,15 @@ pub struct Report {
     pub sent: usize,
     pub accepted: usize,
     pub included: usize,
-    /// Accepted but not seen in a finalized block before the drain timeout.
+    /// Accepted but not seen in a finalized block before the drain timeout, not counting
+    /// `behind_refused`.
     pub missing: usize,
+    /// Accepted although a lower nonce of the same sender had been refused (sent before the
+    /// refusal came back): queued behind a gap that only a resend could fill, so never
+    /// includable. Later transactions of such a sender are held back, not sent.
+    pub behind_refused: usize,
+    /// Not sent because a lower nonce of the same sender had been refused.
+    pub held_back: usize,
     /// Rejected sends by error message.
     pub errors: BTreeMap<String, usize>,
     /// Blocks seen from the start of the run to the end of the drain.
@@ -298,6 +305,10 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
         .iter()
         .map(|_| Arc::new(Semaphore::new(MAX_IN_FLIGHT_PER_NODE)))
         .collect();
+    // Senders with a refused nonce: their later nonces could only queue behind the gap.
+    let refused: Arc<Vec<AtomicBool>> =
+        Arc::new((0..senders.len()).map(|_| AtomicBool::new(false)).collect());
+    let mut held_back = 0usize;
     let mut sends: JoinSet<(usize, Instant, Result<(), String>)> = JoinSet::new();
     let mut sent_at: Vec<Option<Instant>> = vec![None; total];
     let mut errors: BTreeMap<String, usize> = BTreeMap::new();
@@ -316,10 +327,16 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
     let step = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     for (k, tx) in prepared.into_iter().enumerate() {
         tokio::time::sleep_until((start + step.mul_f64(k as f64)).into()).await;
+        let sender = k % senders.len();
+        if refused[sender].load(Ordering::Relaxed) {
+            held_back += 1;
+            continue;
+        }
         // Client i talks to URL i % urls.
         let node = &in_flight[tx.client % args.rpc_urls.len()];
         let permit = Arc::clone(node).acquire_owned().await?;
         let client = clients[tx.client].clone();
+        let refused = Arc::clone(&refused);
         sends.spawn(async move {
             let at = Instant::now();
             let result: Result<B256, _> = client
@@ -331,6 +348,9 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
                 Ok(hash) => Err(format!("node answered hash {hash}, expected {}", tx.hash)),
                 Err(e) => Err(error_message(&e)),
             };
+            if result.is_err() {
+                refused[sender].store(true, Ordering::Relaxed);
+            }
             (k, at, result)
         });
         while let Some(done) = sends.try_join_next() {
@@ -354,17 +374,37 @@ async fn loadgen(args: LoadgenArgs) -> eyre::Result<Report> {
     let blocks = std::mem::take(&mut *blocks.lock());
 
     Ok(summarize(
-        &args, &hashes, &sent_at, errors, &blocks, start, send_phase,
+        &args,
+        &hashes,
+        &sent_at,
+        Sends {
+            errors,
+            held_back,
+            senders: senders.len(),
+        },
+        &blocks,
+        start,
+        send_phase,
     ))
 }
 
+/// What became of the sends besides the accepted ones.
+struct Sends {
+    /// Refused sends by error message.
+    errors: BTreeMap<String, usize>,
+    /// Not sent: a lower nonce of the sender had been refused.
+    held_back: usize,
+    /// Transaction `k` is sender `k % senders`'s, in nonce order.
+    senders: usize,
+}
+
 /// The report from what was sent (`hashes[k]` first sent at `sent_at[k]`, `None` if the node
-/// refused it) and the blocks seen.
+/// refused it or it was held back) and the blocks seen.
 fn summarize(
     args: &LoadgenArgs,
     hashes: &[B256],
     sent_at: &[Option<Instant>],
-    errors: BTreeMap<String, usize>,
+    sends: Sends,
     blocks: &[SeenBlock],
     start: Instant,
     send_phase: Duration,
@@ -389,13 +429,25 @@ fn summarize(
     }
     let included = latencies.len();
     let accepted = sent_at.iter().filter(|s| s.is_some()).count();
+    // Accepted after a lower nonce of the same sender was refused or held back, and not
+    // included: behind a gap.
+    let mut gapped = vec![false; sends.senders];
+    let mut behind_refused = 0usize;
+    for (k, (hash, sent)) in hashes.iter().zip(sent_at).enumerate() {
+        let sender = k % sends.senders;
+        match sent {
+            None => gapped[sender] = true,
+            Some(_) if gapped[sender] && !block_of.contains_key(hash) => behind_refused += 1,
+            Some(_) => {}
+        }
+    }
     let seen_ms: Vec<f64> = blocks.iter().map(|b| ms(b.seen - start)).collect();
     let header_ms: Vec<f64> = blocks.iter().map(|b| b.timestamp as f64 * 1000.0).collect();
     let txs_per_block: Vec<f64> = ours_range
         .map(|(f, l)| blocks[f..=l].iter().map(|b| b.txs.len() as f64).collect())
         .unwrap_or_default();
     let secs = send_phase.as_secs_f64();
-    let sent = sent_at.len();
+    let sent = sent_at.len() - sends.held_back;
     Report {
         rpc_urls: args.rpc_urls.clone(),
         senders: args.senders,
@@ -409,8 +461,10 @@ fn summarize(
         sent,
         accepted,
         included,
-        missing: accepted.saturating_sub(included),
-        errors,
+        missing: accepted.saturating_sub(included + behind_refused),
+        behind_refused,
+        held_back: sends.held_back,
+        errors: sends.errors,
         blocks: blocks.len(),
         blocks_skipped_by_poll: blocks.iter().filter(|b| b.skipped_by_poll).count(),
         first_block: blocks.first().map(|b| b.number),
@@ -556,8 +610,9 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "transactions:     {} sent, {} accepted, {} included, {} accepted but missing",
-        r.sent, r.accepted, r.included, r.missing
+        "transactions:     {} sent, {} accepted, {} included, {} accepted but missing, \
+         {} accepted behind a refused nonce, {} held back",
+        r.sent, r.accepted, r.included, r.missing, r.behind_refused, r.held_back
     );
     if r.errors.is_empty() {
         let _ = writeln!(out, "errors:           none");

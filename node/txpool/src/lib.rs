@@ -379,9 +379,16 @@ impl Pool {
             total - before + run
         });
 
-        // Too many executable transactions: trim the accounts above `account_slots`, the
-        // largest first, from their highest nonces.
+        // Too many executable transactions: an account within its `account_slots` makes
+        // room by trimming the accounts above theirs, the largest first, from their highest
+        // nonces. A newcomer that would take its account above its slots is refused instead:
+        // transactions already accepted never give way to one that is no more entitled
+        // (geth trims them and accepts the newcomer; the senders of the trimmed ones are then
+        // stuck behind a gap they do not know of).
         if pending_after > self.cfg.global_slots {
+            if will_be_pending && run_after > self.cfg.account_slots {
+                return Err(PoolError::PoolFull);
+            }
             let trimmed = self.trim_plan(&runs, pending_after - self.cfg.global_slots);
             for (account, cut) in trimmed {
                 let queue = self.senders.get(&account);

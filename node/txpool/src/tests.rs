@@ -1198,9 +1198,9 @@ fn assert_limits(p: &Pool) {
     }
 }
 
-/// When executable transactions exceed `global-slots`, the accounts above `account-slots`
-/// give way, the largest first, from their highest nonces; an account within its slots
-/// keeps its place.
+/// When executable transactions would exceed `global-slots`, the accounts above
+/// `account-slots` give way to an account within its slots, the largest first, from their
+/// highest nonces; an account within its slots keeps its place.
 #[test]
 fn executable_transactions_over_global_slots_trim_the_largest_accounts_fairly() {
     let (big, mid, small, late) = (acct(1), acct(2), acct(3), acct(4));
@@ -1231,6 +1231,16 @@ fn executable_transactions_over_global_slots_trim_the_largest_accounts_fairly() 
         p.add(eip1559(big, 4, 100, 1), &st, MIN_BASE),
         Err(PoolError::PoolFull)
     );
+    // An account already above its slots does not push out another's accepted transactions
+    // either (mid would tie big at 4 and big would give one): refused, nothing moves. So at
+    // equal fees a full pool refuses newcomers and never drops what it accepted (issue 10's
+    // overload: accepted transactions had vanished, leaving their senders' later nonces
+    // stuck behind gaps).
+    assert_eq!(
+        p.add(eip1559(mid, 3, 100, 1), &st, MIN_BASE),
+        Err(PoolError::PoolFull)
+    );
+    assert_eq!((p.pending_nonce(big.addr, 0), p.pending_nonce(mid.addr, 0)), (4, 3));
     assert_eq!(p.status().pending, 10);
     assert_limits(&p);
     p.assert_consistent();
