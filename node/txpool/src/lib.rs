@@ -107,6 +107,15 @@ impl PoolConfig {
     }
 }
 
+/// Counts transactions that left the pool unmined (`bttd_pool_evicted_total{reason}`):
+/// `room` for a newcomer, `limits` over a limit after a block, `unaffordable`, `invalid` at
+/// execution, `lifetime`.
+fn count_evicted(reason: &'static str, count: usize) {
+    if count > 0 {
+        metrics::counter!("bttd_pool_evicted_total", "reason" => reason).increment(count as u64);
+    }
+}
+
 /// geth's unit of pool memory: a transaction takes one slot per started 32 KiB.
 pub const SLOT_BYTES: usize = 32 * 1024;
 
@@ -282,6 +291,7 @@ impl Pool {
 
         // Every check passed: mutate.
         let old_hash = old.map(|o| o.tx.hash());
+        count_evicted("room", victims.len());
         let mut touched: Vec<Address> = victims.iter().map(|(s, _)| *s).collect();
         for (victim_sender, victim_nonce) in victims {
             self.take(victim_sender, victim_nonce);
@@ -518,6 +528,7 @@ impl Pool {
         if victims.is_empty() {
             return;
         }
+        count_evicted("limits", victims.len());
         let mut touched: Vec<Address> = victims.iter().map(|(a, _)| *a).collect();
         for (account, nonce) in victims {
             self.take(account, nonce);
@@ -585,6 +596,7 @@ impl Pool {
         for account in touched {
             self.refresh(account);
         }
+        count_evicted("lifetime", stale.len());
         stale.len()
     }
 
@@ -672,6 +684,7 @@ impl Pool {
                 }
                 drop
             });
+            count_evicted("unaffordable", unaffordable.len());
             for nonce in unaffordable {
                 self.take(sender, nonce);
             }
@@ -701,6 +714,7 @@ impl Pool {
             }
             self.refresh(sender);
         }
+        count_evicted("invalid", removed.len());
         self.enforce_limits();
         removed
     }

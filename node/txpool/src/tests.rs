@@ -1240,7 +1240,10 @@ fn executable_transactions_over_global_slots_trim_the_largest_accounts_fairly() 
         p.add(eip1559(mid, 3, 100, 1), &st, MIN_BASE),
         Err(PoolError::PoolFull)
     );
-    assert_eq!((p.pending_nonce(big.addr, 0), p.pending_nonce(mid.addr, 0)), (4, 3));
+    assert_eq!(
+        (p.pending_nonce(big.addr, 0), p.pending_nonce(mid.addr, 0)),
+        (4, 3)
+    );
     assert_eq!(p.status().pending, 10);
     assert_limits(&p);
     p.assert_consistent();

@@ -51,12 +51,24 @@ enum Verdict {
 
 /// The transaction gossip task (see the module docs).
 pub struct TxGossip {
+    inbound: Inbound,
+    outbound: Outbound,
+}
+
+/// Peers' batches: rate limits and admission.
+struct Inbound {
     ctx: Arc<NodeContext>,
     /// A handle of the network's transaction lane.
     net: NetworkHandle,
+    rates: PeerRates,
+}
+
+/// This node's newly pooled transactions, published in batches.
+struct Outbound {
+    ctx: Arc<NodeContext>,
+    net: NetworkHandle,
     /// Largest batch to publish, in bytes (the network's message limit).
     max_batch_bytes: usize,
-    rates: PeerRates,
     /// Hashes pooled since the last publish.
     outgoing: Vec<B256>,
 }
@@ -66,23 +78,95 @@ impl TxGossip {
     /// network's message limit.
     pub fn new(ctx: Arc<NodeContext>, net: NetworkHandle, max_batch_bytes: usize) -> Self {
         Self {
-            ctx,
-            net,
-            max_batch_bytes,
-            rates: PeerRates::default(),
-            outgoing: Vec::new(),
+            inbound: Inbound {
+                ctx: ctx.clone(),
+                net: net.clone(),
+                rates: PeerRates::default(),
+            },
+            outbound: Outbound {
+                ctx,
+                net,
+                max_batch_bytes,
+                outgoing: Vec::new(),
+            },
         }
     }
 
-    /// Runs until `shutdown` turns true or the network's transaction queue closes.
-    pub async fn run(
+    /// Runs until `shutdown` turns true or the network's transaction queue closes. Inbound
+    /// and outbound run as two loops polled together by this one task, so that publishing never waits for
+    /// an admission job: the pooled-hash channel is bounded, and a publisher stalled behind
+    /// admission had let it overflow, so transactions this node accepted never reached its
+    /// peers (261,311 of them in one overload run).
+    pub async fn run(self, events: mpsc::Receiver<NetworkEvent>, shutdown: watch::Receiver<bool>) {
+        let Self { inbound, outbound } = self;
+        tokio::select! {
+            () = inbound.run(events, shutdown.clone()) => {}
+            () = outbound.run(shutdown) => {}
+        }
+        tracing::info!(target: "bttd::txgossip", "transaction gossip stopped");
+    }
+}
+
+impl Outbound {
+    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut pooled = self.ctx.pending_txs.subscribe();
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                hash = pooled.recv() => match hash {
+                    Ok(hash) => {
+                        self.outgoing.push(hash);
+                        if self.outgoing.len() >= MAX_BATCH_TXS {
+                            self.publish().await;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(target: "bttd::txgossip", missed, "pooled transactions not gossiped: the task fell behind");
+                        metrics::counter!("bttd_txgossip_missed_total").increment(missed);
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = flush.tick() => self.publish().await,
+            }
+        }
+    }
+
+    /// Publishes the transactions pooled since the last publish, in batches of at most
+    /// [`MAX_BATCH_TXS`] transactions and `max_batch_bytes` bytes.
+    async fn publish(&mut self) {
+        if self.outgoing.is_empty() {
+            return;
+        }
+        let hashes = std::mem::take(&mut self.outgoing);
+        let raws: Vec<Vec<u8>> = {
+            let pool = self.ctx.pool.lock();
+            hashes
+                .iter()
+                .filter_map(|hash| pool.get(hash))
+                .map(|tx| tx.envelope().encoded_2718())
+                .collect()
+        };
+        for batch in split_batches(&raws, self.max_batch_bytes) {
+            let count = batch.len();
+            let data = encode_batch(batch.iter().map(|tx| tx.as_slice()));
+            match self.net.publish(Topic::Transactions, data).await {
+                Ok(_) => metrics::counter!("bttd_txgossip_published_total").increment(count as u64),
+                Err(e) => {
+                    tracing::debug!(target: "bttd::txgossip", error = %e, count, "transaction batch not published")
+                }
+            }
+        }
+    }
+}
+
+impl Inbound {
+    async fn run(
         mut self,
         mut events: mpsc::Receiver<NetworkEvent>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut pooled = self.ctx.pending_txs.subscribe();
-        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
-        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut prune = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
@@ -99,24 +183,9 @@ impl TxGossip {
                     }
                     self.admit(received).await;
                 }
-                hash = pooled.recv() => match hash {
-                    Ok(hash) => {
-                        self.outgoing.push(hash);
-                        if self.outgoing.len() >= MAX_BATCH_TXS {
-                            self.publish().await;
-                        }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(target: "bttd::txgossip", missed, "pooled transactions not gossiped: the task fell behind");
-                        metrics::counter!("bttd_txgossip_missed_total").increment(missed);
-                    }
-                    Err(broadcast::error::RecvError::Closed) => break,
-                },
-                _ = flush.tick() => self.publish().await,
                 _ = prune.tick() => self.rates.prune(Instant::now()),
             }
         }
-        tracing::info!(target: "bttd::txgossip", "transaction gossip stopped");
     }
 
     /// Keeps a transaction batch within its sender's rate; anything else on this queue is not
@@ -190,33 +259,6 @@ impl TxGossip {
         tokio::spawn(async move {
             let _ = net.report(message_id, from, acceptance).await;
         });
-    }
-
-    /// Publishes the transactions pooled since the last publish, in batches of at most
-    /// [`MAX_BATCH_TXS`] transactions and `max_batch_bytes` bytes.
-    async fn publish(&mut self) {
-        if self.outgoing.is_empty() {
-            return;
-        }
-        let hashes = std::mem::take(&mut self.outgoing);
-        let raws: Vec<Vec<u8>> = {
-            let pool = self.ctx.pool.lock();
-            hashes
-                .iter()
-                .filter_map(|hash| pool.get(hash))
-                .map(|tx| tx.envelope().encoded_2718())
-                .collect()
-        };
-        for batch in split_batches(&raws, self.max_batch_bytes) {
-            let count = batch.len();
-            let data = encode_batch(batch.iter().map(|tx| tx.as_slice()));
-            match self.net.publish(Topic::Transactions, data).await {
-                Ok(_) => metrics::counter!("bttd_txgossip_published_total").increment(count as u64),
-                Err(e) => {
-                    tracing::debug!(target: "bttd::txgossip", error = %e, count, "transaction batch not published")
-                }
-            }
-        }
     }
 }
 
