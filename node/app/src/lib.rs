@@ -60,16 +60,16 @@ impl NodeApp {
         sealed: &SealedBlock,
         height: Height,
         proposer: Option<Address>,
-    ) -> Result<(), BlockInvalid> {
+    ) -> Result<(), ValidationError> {
         let miner = sealed.header.beneficiary;
         if let Some(proposer) = proposer
             && miner != proposer
         {
-            return Err(BlockInvalid::NotTheProposer { miner, proposer });
+            return Err(ValidationError::NotTheProposer { miner, proposer });
         }
         let head = self.ctx.chain.head();
         if sealed.number() != height || sealed.header.parent_hash != head.hash() {
-            return Err(BlockInvalid::NotOnHead {
+            return Err(ValidationError::NotOnHead {
                 number: sealed.number(),
                 head: head.number,
             });
@@ -78,13 +78,13 @@ impl NodeApp {
             .info
             .sets
             .validator_set(height)
-            .ok_or(BlockInvalid::NoValidatorSet(height))?;
+            .ok_or(ValidationError::NoValidatorSet(height))?;
         if !set.validators().iter().any(|v| v.address == miner) {
-            return Err(BlockInvalid::NotAValidator(miner));
+            return Err(ValidationError::NotAValidator(miner));
         }
         if height == 1 {
             if !sealed.header.extra_data.is_empty() {
-                return Err(BlockInvalid::ExtraDataOnFirstBlock);
+                return Err(ValidationError::ExtraDataOnFirstBlock);
             }
             return Ok(());
         }
@@ -92,7 +92,7 @@ impl NodeApp {
             .info
             .sets
             .validator_set(head.number)
-            .ok_or(BlockInvalid::NoValidatorSet(head.number))?;
+            .ok_or(ValidationError::NoValidatorSet(head.number))?;
         let next_set = next_set_commitment(&self.info, height);
         let extra = wire::ExtraData::decode(
             &sealed.header.extra_data,
@@ -101,14 +101,14 @@ impl NodeApp {
             parent_set.len(),
             next_set.is_some(),
         )
-        .ok_or(BlockInvalid::ExtraData)?;
+        .ok_or(ValidationError::ExtraData)?;
         extra.parent.verify(
             &self.ctx.chain.genesis_hash(),
             &parent_set,
             self.verifier.as_ref(),
         )?;
         if extra.next_set != next_set {
-            return Err(BlockInvalid::NextSet);
+            return Err(ValidationError::NextSet);
         }
         Ok(())
     }
@@ -116,7 +116,7 @@ impl NodeApp {
 
 /// Why a proposed block breaks a block rule (docs/block-format.md): the proposer's fault.
 #[derive(Debug, thiserror::Error)]
-pub enum BlockInvalid {
+pub enum ValidationError {
     #[error(transparent)]
     Body(#[from] BodyMismatch),
     #[error("miner {miner} is not the round's proposer {proposer}")]
@@ -143,7 +143,7 @@ pub enum BlockInvalid {
 
 /// A fault of this node while building, executing or committing: the engine stops on it.
 #[derive(Debug, thiserror::Error)]
-pub enum AppFault {
+pub enum ProviderError {
     #[error("head is {head}, cannot build {height}")]
     NotOnHead { head: Height, height: Height },
     #[error(transparent)]
@@ -154,7 +154,7 @@ pub enum AppFault {
     /// either that much stake is byzantine or this node is broken. Either way the node stops
     /// rather than follow.
     #[error("decided block breaks a block rule: {0}")]
-    DecidedBlockInvalid(#[source] BlockInvalid),
+    DecidedBlockInvalid(#[source] ValidationError),
     #[error("stored certificate of block {height}: {source}")]
     Certificate {
         height: Height,
@@ -164,8 +164,8 @@ pub enum AppFault {
 
 impl bttd_engine::Application for NodeApp {
     type Executed = ExecutedBlock;
-    type Invalid = BlockInvalid;
-    type Fault = AppFault;
+    type Invalid = ValidationError;
+    type Fault = ProviderError;
 
     fn genesis_hash(&self) -> B256 {
         self.ctx.chain.genesis_hash()
@@ -176,7 +176,7 @@ impl bttd_engine::Application for NodeApp {
         (head.number, head.hash())
     }
 
-    fn check_payload(&self, block: &Block) -> Result<(), BlockInvalid> {
+    fn check_payload(&self, block: &Block) -> Result<(), ValidationError> {
         WireBlock::decode_for(&block.payload, block.id)?;
         Ok(())
     }
@@ -188,10 +188,10 @@ impl bttd_engine::Application for NodeApp {
         beneficiary: Address,
         extra: Bytes,
         now: u64,
-    ) -> Result<(Block, ExecutedBlock), AppFault> {
+    ) -> Result<(Block, ExecutedBlock), ProviderError> {
         let head = self.ctx.chain.head();
         if head.number + 1 != height {
-            return Err(AppFault::NotOnHead {
+            return Err(ProviderError::NotOnHead {
                 head: head.number,
                 height,
             });
@@ -220,7 +220,7 @@ impl bttd_engine::Application for NodeApp {
         block: &Block,
         proposer: Option<Address>,
         now: u64,
-    ) -> Result<ExecutedBlock, BlockInvalid> {
+    ) -> Result<ExecutedBlock, ValidationError> {
         let sealed = WireBlock::decode_for(&block.payload, block.id)?;
         self.check_consensus_rules(&sealed, height, proposer)?;
         timestamp::check(sealed.header.timestamp, now)?;
@@ -235,10 +235,10 @@ impl bttd_engine::Application for NodeApp {
     /// body checked against the certified header on receipt) under the same rules as a
     /// voter's, but for the clock: the block may be old, and a node whose clock is off must
     /// still follow the chain.
-    fn execute_decided(&self, block: &Block) -> Result<ExecutedBlock, AppFault> {
+    fn execute_decided(&self, block: &Block) -> Result<ExecutedBlock, ProviderError> {
         let sealed = WireBlock::decode_for(&block.payload, block.id)?;
         self.check_consensus_rules(&sealed, sealed.number(), None)
-            .map_err(AppFault::DecidedBlockInvalid)?;
+            .map_err(ProviderError::DecidedBlockInvalid)?;
         Ok(self.ctx.chain.import(sealed)?)
     }
 
@@ -246,7 +246,7 @@ impl bttd_engine::Application for NodeApp {
         &self,
         executed: ExecutedBlock,
         certificate: &CommitCertificate,
-    ) -> Result<(), AppFault> {
+    ) -> Result<(), ProviderError> {
         let rejected = executed.rejected.clone();
         let receipts = executed.receipts.clone();
         let sealed = self
@@ -274,7 +274,7 @@ impl bttd_engine::Application for NodeApp {
         from: Height,
         max: u32,
         budget: usize,
-    ) -> Result<Vec<CertifiedBlock>, AppFault> {
+    ) -> Result<Vec<CertifiedBlock>, ProviderError> {
         let chain = &self.ctx.chain;
         let mut used = 0usize;
         let mut out = Vec::new();
@@ -289,11 +289,12 @@ impl bttd_engine::Application for NodeApp {
                 // Committed without consensus (never on a validator chain): nothing proves it.
                 break;
             };
-            let certificate =
-                wire::store::decode_certificate(&cert).map_err(|source| AppFault::Certificate {
+            let certificate = wire::store::decode_certificate(&cert).map_err(|source| {
+                ProviderError::Certificate {
                     height: number,
                     source,
-                })?;
+                }
+            })?;
             let bytes = WireBlock::encode(&block);
             used = used.saturating_add(bytes.len() + cert.len());
             if used > budget && !out.is_empty() {
@@ -438,12 +439,18 @@ mod tests {
             .execute_decided(&second(Some(B256::repeat_byte(7)), proposer(2)))
             .unwrap_err();
         assert!(
-            matches!(err, AppFault::DecidedBlockInvalid(BlockInvalid::NextSet)),
+            matches!(
+                err,
+                ProviderError::DecidedBlockInvalid(ValidationError::NextSet)
+            ),
             "{err}"
         );
         let err = app.execute_decided(&second(None, proposer(2))).unwrap_err();
         assert!(
-            matches!(err, AppFault::DecidedBlockInvalid(BlockInvalid::ExtraData)),
+            matches!(
+                err,
+                ProviderError::DecidedBlockInvalid(ValidationError::ExtraData)
+            ),
             "{err}"
         );
         let outsider = Address::repeat_byte(0x55);
@@ -453,7 +460,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                AppFault::DecidedBlockInvalid(BlockInvalid::NotAValidator(_))
+                ProviderError::DecidedBlockInvalid(ValidationError::NotAValidator(_))
             ),
             "{err}"
         );
@@ -477,7 +484,10 @@ mod tests {
         let err = app
             .verify(1, &block_by(&app, other), Some(own), NOW)
             .unwrap_err();
-        assert!(matches!(err, BlockInvalid::NotTheProposer { .. }), "{err}");
+        assert!(
+            matches!(err, ValidationError::NotTheProposer { .. }),
+            "{err}"
+        );
         assert!(app.verify(1, &block_by(&app, own), Some(own), NOW).is_ok());
         // A re-proposal carries no fresh proposer: its prevote quorum vouches for it.
         assert!(app.verify(1, &block_by(&app, other), None, NOW).is_ok());

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes};
-use bttd_app::{AppFault, BlockInvalid, NodeApp};
+use bttd_app::{NodeApp, ProviderError, ValidationError};
 use bttd_consensus::{Block, BlockId, CommitCertificate, Height};
 use bttd_engine::wire::CertifiedBlock;
 use bttd_engine::{
@@ -135,8 +135,8 @@ pub struct SimApp {
 
 impl Application for SimApp {
     type Executed = ExecutedBlock;
-    type Invalid = BlockInvalid;
-    type Fault = AppFault;
+    type Invalid = ValidationError;
+    type Fault = ProviderError;
 
     fn genesis_hash(&self) -> B256 {
         self.inner.genesis_hash()
@@ -146,7 +146,7 @@ impl Application for SimApp {
         self.inner.head()
     }
 
-    fn check_payload(&self, block: &Block) -> Result<(), BlockInvalid> {
+    fn check_payload(&self, block: &Block) -> Result<(), ValidationError> {
         self.inner.check_payload(block)
     }
 
@@ -156,7 +156,7 @@ impl Application for SimApp {
         beneficiary: Address,
         extra: Bytes,
         now: u64,
-    ) -> Result<(Block, ExecutedBlock), AppFault> {
+    ) -> Result<(Block, ExecutedBlock), ProviderError> {
         let built = self.inner.build(height, beneficiary, extra, now)?;
         lock(&self.log).built.push(built.0.id);
         Ok(built)
@@ -168,7 +168,7 @@ impl Application for SimApp {
         block: &Block,
         proposer: Option<Address>,
         now: u64,
-    ) -> Result<ExecutedBlock, BlockInvalid> {
+    ) -> Result<ExecutedBlock, ValidationError> {
         self.inner.verify(height, block, proposer, now)
     }
 
@@ -176,7 +176,7 @@ impl Application for SimApp {
         NodeApp::parent_of(executed)
     }
 
-    fn execute_decided(&self, block: &Block) -> Result<ExecutedBlock, AppFault> {
+    fn execute_decided(&self, block: &Block) -> Result<ExecutedBlock, ProviderError> {
         self.inner.execute_decided(block)
     }
 
@@ -184,7 +184,7 @@ impl Application for SimApp {
         &self,
         executed: ExecutedBlock,
         certificate: &CommitCertificate,
-    ) -> Result<(), AppFault> {
+    ) -> Result<(), ProviderError> {
         let height = executed.block.number();
         let id = executed.block.hash();
         self.inner.commit(executed, certificate)?;
@@ -203,7 +203,7 @@ impl Application for SimApp {
         from: Height,
         max: u32,
         budget: usize,
-    ) -> Result<Vec<CertifiedBlock>, AppFault> {
+    ) -> Result<Vec<CertifiedBlock>, ProviderError> {
         self.inner.certified_blocks(from, max, budget)
     }
 }
