@@ -9,7 +9,7 @@ use alloy_genesis::{Genesis, GenesisAccount};
 use alloy_primitives::{Address, B256, Bytes, U256, address, hex};
 use alloy_signer_local::{MnemonicBuilder, coins_bip39::English};
 
-use crate::{BttdParams, ChainSpec, ChannelParams, GenesisError};
+use crate::{BttdParams, ChainSpec, ChannelParams, GenesisError, StakingParams, WEI_PER_BTT};
 
 /// Arachnid's deterministic-deployment-proxy: calldata is `salt ‖ initcode`; it CREATE2s the
 /// initcode with that salt and returns the new address. Forge deploys through it by default.
@@ -24,7 +24,6 @@ pub const DEVNET_CHAIN_ID: u64 = 1337;
 /// The devnet's shortest payment-channel settle window (seconds): short, so tests and demos of
 /// request-close / withdraw need not wait an hour.
 pub const DEVNET_MIN_SETTLE_WINDOW: u64 = 1;
-const WEI_PER_BTT: u128 = 1_000_000_000_000_000_000;
 
 #[derive(Debug, Clone)]
 pub struct DevnetOptions {
@@ -49,6 +48,7 @@ impl Default for DevnetOptions {
                     min_settle_window: DEVNET_MIN_SETTLE_WINDOW,
                     ..Default::default()
                 },
+                staking: StakingParams::devnet(),
                 ..Default::default()
             },
             timestamp: 0,
@@ -122,7 +122,9 @@ pub fn devnet_genesis(
             },
         );
     }
-    crate::system_contracts::install(&mut genesis.alloc, &options.params)?;
+    let mut params = options.params.clone();
+    params.complete_validators()?;
+    crate::system_contracts::install(&mut genesis.alloc, &params)?;
     let multicall3 =
         crate::run_creation_code("Multicall3", bttd_contracts::multicall3().bytecode.clone())?;
     genesis.alloc.insert(
@@ -137,7 +139,7 @@ pub fn devnet_genesis(
             ..Default::default()
         },
     );
-    Ok((ChainSpec::new(genesis, options.params.clone())?, accounts))
+    Ok((ChainSpec::new(genesis, params)?, accounts))
 }
 
 #[cfg(test)]
@@ -163,8 +165,9 @@ mod tests {
         let (spec, _) = devnet_genesis(&DevnetOptions::default()).unwrap();
         let parsed = ChainSpec::from_json(&spec.to_json()).unwrap();
         assert_eq!(parsed.params, spec.params);
-        // 10 dev accounts, EIP-2935, BandwidthChannels, Multicall3, the CREATE2 deployer.
-        assert_eq!(parsed.genesis.alloc.len(), 14);
+        // 10 dev accounts, EIP-2935, BandwidthChannels, StakeManager, Multicall3, the CREATE2
+        // deployer.
+        assert_eq!(parsed.genesis.alloc.len(), 15);
         assert_eq!(parsed.genesis_hash().unwrap(), spec.genesis_hash().unwrap());
     }
 

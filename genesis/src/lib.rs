@@ -12,6 +12,9 @@ pub use devnet::{
     CREATE2_DEPLOYER_ADDRESS, CREATE2_DEPLOYER_CODE, DEV_MNEMONIC, DEVNET_CHAIN_ID,
     DEVNET_MIN_SETTLE_WINDOW, DevAccount, DevnetOptions, dev_accounts, devnet_genesis,
 };
-pub use spec::{BttdParams, ChainSpec, ChannelParams, GenesisError, GenesisValidator};
+pub use spec::{
+    BttdParams, ChainSpec, ChannelParams, GenesisError, GenesisValidator, StakingParams,
+    WEI_PER_BTT,
+};
 pub use system_contract::{DeployedContract, run_creation_code};
 pub use validators::{GENESIS_EPOCH, GENESIS_FIRST_HEIGHT};

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use alloy_genesis::Genesis;
-use alloy_primitives::{Address, B256, address};
-use bttd_runtime::ChainConfig;
+use alloy_primitives::{Address, B256, U256, address};
+use bttd_runtime::{ChainConfig, StakingConfig};
 use serde::{Deserialize, Serialize};
 
 /// The key under `config` that holds [`BttdParams`].
@@ -58,20 +58,126 @@ pub struct BttdParams {
     /// Parameters of the bandwidth payment channels contract.
     #[serde(default)]
     pub channels: ChannelParams,
+    /// Parameters of the staking contract (docs/staking.md).
+    #[serde(default)]
+    pub staking: StakingParams,
 }
 
-/// One genesis validator: its account, its BLS key with proof of possession, and its stake.
+/// One BTT in wei: the unit of voting power (power = floor(stake / 1 BTT)).
+pub const WEI_PER_BTT: u128 = 1_000_000_000_000_000_000;
+
+/// The staking contract's parameters (`config.bttd.staking`, docs/staking.md "Parameters").
+/// Amounts are in wei (a JSON number or a decimal or 0x string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StakingParams {
+    /// Smallest self-stake of a validator (wei, at least 1 BTT).
+    pub min_self_stake: U256,
+    /// Smallest delegation (wei).
+    pub min_delegation: U256,
+    /// Largest validator set.
+    pub max_validators: u64,
+    /// Epochs an undelegated stake stays slashable before it can be withdrawn.
+    pub unbonding_epochs: u64,
+    /// BTT created per block and paid out with the block's base fees (wei).
+    pub issuance_per_block: U256,
+    /// Share of a block's reward paid to its proposer, in basis points.
+    pub proposer_bonus_bps: u16,
+}
+
+impl Default for StakingParams {
+    /// Values for a public chain (docs/staking.md gives the reason for each).
+    fn default() -> Self {
+        Self {
+            min_self_stake: U256::from(10_000_000u64) * U256::from(WEI_PER_BTT),
+            min_delegation: U256::from(WEI_PER_BTT),
+            max_validators: 100,
+            unbonding_epochs: 85,
+            issuance_per_block: U256::ZERO,
+            proposer_bonus_bps: 1_000,
+        }
+    }
+}
+
+impl StakingParams {
+    /// Values for `bttd devnet` and `bttd testnet init`: 1 BTT minimum self-stake, 1 BTT
+    /// issued per block, unbonding of 2 epochs, so a test sees every step in seconds.
+    pub fn devnet() -> Self {
+        Self {
+            min_self_stake: U256::from(WEI_PER_BTT),
+            unbonding_epochs: 2,
+            issuance_per_block: U256::from(WEI_PER_BTT),
+            ..Self::default()
+        }
+    }
+}
+
+/// One genesis validator: its accounts, its BLS key with proof of possession, and its stake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct GenesisValidator {
-    /// The validator's account (secp256k1); receives its priority fees.
+    /// The validator node's account (secp256k1): it mines the validator's blocks and
+    /// receives their priority fees. StakeManager's `signer`.
     pub address: Address,
+    /// StakeManager's owner of the validator (holds the self-stake, receives commission);
+    /// `address` if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Address>,
+    /// The signer, if given: it must be `address`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signer: Option<Address>,
     /// Compressed BLS12-381 G1 public key (48 bytes).
     pub bls_public_key: alloy_primitives::FixedBytes<48>,
     /// BLS proof of possession of `bls_public_key` (96 bytes, POP DST).
     pub proof_of_possession: alloy_primitives::FixedBytes<96>,
-    /// Voting power (stake weight).
+    /// Self-stake in wei, held by StakeManager from block 0. If absent, `power` BTT.
+    #[serde(default, skip_serializing_if = "U256::is_zero")]
+    pub stake: U256,
+    /// Voting power: floor(stake / 1 BTT). Derived from `stake` if absent; a power that
+    /// disagrees with the stake is refused.
+    #[serde(default)]
     pub power: u64,
+}
+
+impl GenesisValidator {
+    /// The owner StakeManager records.
+    pub fn owner(&self) -> Address {
+        self.owner.unwrap_or(self.address)
+    }
+
+    /// Fills in whichever of `stake` and `power` is absent from the other, and refuses a pair
+    /// that disagrees or a signer that is not `address`.
+    fn complete(&mut self) -> Result<(), GenesisError> {
+        let who = self.address;
+        if let Some(signer) = self.signer
+            && signer != self.address
+        {
+            return Err(GenesisError::Invalid(format!(
+                "validator {who}: signer {signer} must be its address"
+            )));
+        }
+        let btt = U256::from(WEI_PER_BTT);
+        if self.stake.is_zero() {
+            self.stake = U256::from(self.power)
+                .checked_mul(btt)
+                .expect("u64 BTT fits in 256 bits");
+            return Ok(());
+        }
+        let derived = u64::try_from(self.stake / btt).map_err(|_| {
+            GenesisError::Invalid(format!(
+                "validator {who}: stake {} is too large",
+                self.stake
+            ))
+        })?;
+        if self.power != 0 && self.power != derived {
+            return Err(GenesisError::Invalid(format!(
+                "validator {who}: power {} disagrees with stake {} wei (power = floor(stake / 1 BTT) = {derived})",
+                self.power, self.stake
+            )));
+        }
+        self.power = derived;
+        Ok(())
+    }
 }
 
 /// Bounds on a payment channel's settle window, in seconds.
@@ -106,6 +212,7 @@ impl Default for BttdParams {
             validators: Vec::new(),
             epoch_length: DEFAULT_EPOCH_LENGTH,
             channels: ChannelParams::default(),
+            staking: StakingParams::default(),
         }
     }
 }
@@ -117,8 +224,18 @@ pub struct ChainSpec {
     pub params: BttdParams,
 }
 
+impl BttdParams {
+    /// Fills in each validator's stake or power from the other (see [`GenesisValidator`]).
+    pub(crate) fn complete_validators(&mut self) -> Result<(), GenesisError> {
+        self.validators
+            .iter_mut()
+            .try_for_each(GenesisValidator::complete)
+    }
+}
+
 impl ChainSpec {
-    pub fn new(mut genesis: Genesis, params: BttdParams) -> Result<Self, GenesisError> {
+    pub fn new(mut genesis: Genesis, mut params: BttdParams) -> Result<Self, GenesisError> {
+        params.complete_validators()?;
         genesis
             .config
             .extra_fields
@@ -135,6 +252,8 @@ impl ChainSpec {
             .extra_fields
             .get_deserialized::<BttdParams>(PARAMS_KEY)
             .ok_or(GenesisError::MissingParams)??;
+        let mut params: BttdParams = params;
+        params.complete_validators()?;
         let spec = Self { genesis, params };
         spec.validate()?;
         Ok(spec)
@@ -181,7 +300,14 @@ impl ChainSpec {
                     "epochLength must be at least 1 block".into(),
                 ));
             }
+            if self.params.fee_pool != bttd_contracts::STAKE_MANAGER_ADDRESS {
+                return Err(GenesisError::Invalid(format!(
+                    "feePool must be StakeManager's address {} on a chain with validators (the base fees are the validators' rewards)",
+                    bttd_contracts::STAKE_MANAGER_ADDRESS
+                )));
+            }
             crate::validators::build_set(&self.params.validators)?;
+            crate::system_contracts::check_staking_params(&self.params)?;
         }
         Ok(())
     }
@@ -193,6 +319,10 @@ impl ChainSpec {
             min_base_fee: self.params.min_base_fee,
             fee_pool: self.params.fee_pool,
             block_gas_limit: self.genesis.gas_limit,
+            staking: (!self.params.validators.is_empty()).then_some(StakingConfig {
+                epoch_length: self.params.epoch_length,
+                issuance_per_block: self.params.staking.issuance_per_block,
+            }),
         }
     }
 

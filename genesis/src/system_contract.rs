@@ -38,11 +38,25 @@ pub fn run_creation_code(
     name: &str,
     creation_code: Bytes,
 ) -> Result<DeployedContract, GenesisError> {
+    run_creation_code_with_value(name, creation_code, U256::ZERO)
+}
+
+/// [`run_creation_code`] for a payable constructor that must receive `value` (the caller is
+/// funded for it; the caller's balance is not part of genesis).
+pub fn run_creation_code_with_value(
+    name: &str,
+    creation_code: Bytes,
+    value: U256,
+) -> Result<DeployedContract, GenesisError> {
     let fail = |reason: String| GenesisError::Creation {
         name: name.to_string(),
         reason,
     };
     let mut db = CacheDB::new(EmptyDB::default());
+    db.insert_account_info(
+        SYSTEM_ADDRESS,
+        revm::state::AccountInfo::from_balance(value),
+    );
     let mut evm = Context::mainnet()
         .with_db(&mut db)
         .modify_cfg_chained(|cfg| {
@@ -56,6 +70,7 @@ pub fn run_creation_code(
         caller: SYSTEM_ADDRESS,
         kind: TxKind::Create,
         data: creation_code,
+        value,
         gas_limit: 100_000_000,
         ..Default::default()
     };

@@ -6,7 +6,10 @@
 //!   calls it as Prague requires);
 //! - `BandwidthChannels` at [`BANDWIDTH_CHANNELS_ADDRESS`]: its creation code runs in revm
 //!   with the settle-window bounds of [`ChannelParams`] as constructor arguments (they become
-//!   immutables), so the runtime code and storage are exactly what a deployment would leave.
+//!   immutables), so the runtime code and storage are exactly what a deployment would leave;
+//! - `StakeManager` at [`STAKE_MANAGER_ADDRESS`] (docs/staking.md): its constructor runs with
+//!   the staking parameters and the genesis validators, with a value equal to their stakes, so
+//!   epoch 0's set is the contract's own selection and 0x1000 holds the stakes from block 0.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +17,13 @@ use alloy_eips::eip2935::{HISTORY_STORAGE_ADDRESS, HISTORY_STORAGE_CODE};
 use alloy_genesis::GenesisAccount;
 use alloy_primitives::{Address, Bytes, U256};
 
-pub use bttd_contracts::BANDWIDTH_CHANNELS_ADDRESS;
+pub use bttd_contracts::{BANDWIDTH_CHANNELS_ADDRESS, STAKE_MANAGER_ADDRESS};
+
+use alloy_sol_types::SolConstructor;
+use bttd_contracts::StakeManager;
 
 use crate::spec::ChannelParams;
-use crate::{BttdParams, GenesisError};
+use crate::{BttdParams, GenesisError, WEI_PER_BTT};
 
 /// Places every system contract into `alloc`. Refuses (and changes nothing) if `alloc`
 /// already holds an account at one of their addresses or the parameters are invalid.
@@ -26,6 +32,7 @@ pub fn install(
     params: &BttdParams,
 ) -> Result<(), GenesisError> {
     let channels = bandwidth_channels(&params.channels)?;
+    let stake_manager = stake_manager(params)?;
     let history = GenesisAccount {
         nonce: Some(1),
         code: Some(HISTORY_STORAGE_CODE.clone()),
@@ -34,6 +41,7 @@ pub fn install(
     let accounts = [
         (HISTORY_STORAGE_ADDRESS, history),
         (BANDWIDTH_CHANNELS_ADDRESS, channels),
+        (STAKE_MANAGER_ADDRESS, stake_manager),
     ];
     if let Some((address, _)) = accounts.iter().find(|(a, _)| alloc.contains_key(a)) {
         return Err(GenesisError::Invalid(format!(
@@ -53,6 +61,77 @@ pub fn bandwidth_channels(params: &ChannelParams) -> Result<GenesisAccount, Gene
     creation.extend_from_slice(&abi_word(params.max_settle_window));
     let deployed = crate::run_creation_code(&artifact.name, Bytes::from(creation))?;
     Ok(deployed.into_genesis_account(U256::ZERO))
+}
+
+/// `StakeManager` as genesis holds it: its constructor run with `params.staking`, the epoch
+/// length and the genesis validators, and a balance equal to their stakes.
+pub fn stake_manager(params: &BttdParams) -> Result<GenesisAccount, GenesisError> {
+    check_staking_params(params)?;
+    let staking = &params.staking;
+    let validators = &params.validators;
+    let total = validators
+        .iter()
+        .try_fold(U256::ZERO, |sum, v| sum.checked_add(v.stake))
+        .ok_or_else(|| GenesisError::Invalid("the genesis stakes overflow 256 bits".into()))?;
+    let constructor = StakeManager::constructorCall {
+        params: StakeManager::Params {
+            minSelfStake: staking.min_self_stake,
+            minDelegation: staking.min_delegation,
+            maxValidators: U256::from(staking.max_validators),
+            unbondingEpochs: U256::from(staking.unbonding_epochs),
+            issuancePerBlock: staking.issuance_per_block,
+            proposerBonusBps: U256::from(staking.proposer_bonus_bps),
+            epochLength: U256::from(params.epoch_length.max(1)),
+        },
+        owners: validators.iter().map(|v| v.owner()).collect(),
+        signers: validators.iter().map(|v| v.address).collect(),
+        blsKeys: validators
+            .iter()
+            .map(|v| Bytes::copy_from_slice(v.bls_public_key.as_slice()))
+            .collect(),
+        stakes: validators.iter().map(|v| v.stake).collect(),
+    };
+    let artifact = bttd_contracts::stake_manager();
+    let mut creation = artifact.bytecode.to_vec();
+    creation.extend_from_slice(&constructor.abi_encode());
+    let deployed = crate::system_contract::run_creation_code_with_value(
+        &artifact.name,
+        Bytes::from(creation),
+        total,
+    )?;
+    Ok(deployed.into_genesis_account(total))
+}
+
+/// The staking constructor's conditions, checked first so a bad spec gets a readable error.
+pub(crate) fn check_staking_params(params: &BttdParams) -> Result<(), GenesisError> {
+    let staking = &params.staking;
+    let invalid = |m: String| Err(GenesisError::Invalid(format!("staking: {m}")));
+    if staking.min_self_stake < U256::from(WEI_PER_BTT) {
+        return invalid(format!(
+            "minSelfStake {} wei is below 1 BTT",
+            staking.min_self_stake
+        ));
+    }
+    if staking.max_validators == 0 {
+        return invalid("maxValidators must be at least 1".into());
+    }
+    if staking.proposer_bonus_bps > 10_000 {
+        return invalid(format!(
+            "proposerBonusBps {} is above 10000",
+            staking.proposer_bonus_bps
+        ));
+    }
+    if let Some(v) = params
+        .validators
+        .iter()
+        .find(|v| v.stake < staking.min_self_stake)
+    {
+        return invalid(format!(
+            "validator {} stakes {} wei, below minSelfStake {}",
+            v.address, v.stake, staking.min_self_stake
+        ));
+    }
+    Ok(())
 }
 
 /// The constructor's own conditions, checked first so a bad spec gets a readable error
@@ -184,7 +263,8 @@ mod tests {
     fn every_system_contract_is_installed_once() {
         let mut alloc = BTreeMap::new();
         install(&mut alloc, &BttdParams::default()).unwrap();
-        assert_eq!(alloc.len(), 2);
+        assert_eq!(alloc.len(), 3);
+        assert!(alloc[&STAKE_MANAGER_ADDRESS].code.is_some());
         assert_eq!(
             alloc[&HISTORY_STORAGE_ADDRESS].code.as_ref(),
             Some(&HISTORY_STORAGE_CODE)

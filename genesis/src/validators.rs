@@ -83,6 +83,9 @@ mod tests {
         let key = BlsSecretKey::from_ikm(&[i; 32]).unwrap();
         GenesisValidator {
             address: Address::repeat_byte(i),
+            owner: None,
+            signer: None,
+            stake: alloy_primitives::U256::ZERO,
             bls_public_key: key.public_key(),
             proof_of_possession: key.proof_of_possession(),
             power: 100,
@@ -248,9 +251,29 @@ mod tests {
     fn a_bad_validator_in_a_json_file_is_refused_at_load() {
         let spec = spec_with((1..=2).map(validator).collect()).unwrap();
         let mut json: serde_json::Value = serde_json::from_str(&spec.to_json()).unwrap();
-        json["config"]["bttd"]["validators"][0]["power"] = 0.into();
+        json["config"]["bttd"]["validators"][0]["blsPublicKey"] =
+            json["config"]["bttd"]["validators"][1]["blsPublicKey"].clone();
         let err = ChainSpec::from_json(&json.to_string()).unwrap_err();
-        assert!(err.to_string().contains("zero power"), "{err}");
+        assert!(err.to_string().contains("proof of possession"), "{err}");
+    }
+
+    /// Issue 12: power is floor(stake / 1 BTT); a stake alone gives it, a power alone gives
+    /// the stake, and a power that disagrees is refused.
+    #[test]
+    fn power_is_derived_from_stake_and_a_disagreeing_power_is_refused() {
+        let btt = alloy_primitives::U256::from(crate::WEI_PER_BTT);
+        let mut staked = validator(1);
+        staked.power = 0;
+        staked.stake = btt * alloy_primitives::U256::from(250) + alloy_primitives::U256::from(7);
+        let spec = spec_with(vec![staked.clone(), validator(2)]).unwrap();
+        assert_eq!(spec.params.validators[0].power, 250);
+        assert_eq!(
+            spec.params.validators[1].stake,
+            btt * alloy_primitives::U256::from(100)
+        );
+        staked.power = 251;
+        let err = spec_with(vec![staked, validator(2)]).unwrap_err();
+        assert!(err.to_string().contains("disagrees with stake"), "{err}");
     }
 
     #[test]

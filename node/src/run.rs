@@ -22,7 +22,9 @@ use crate::config::P2pSection;
 use crate::consensus::EngineSettings;
 use crate::producer::{self, ProducerConfig};
 use crate::supervisor::{Supervisor, TaskFailure};
-use bttd_engine::{ConsensusInfo, GenesisSets};
+use bttd_app::ChainSets;
+use bttd_consensus::ValidatorSet;
+use bttd_engine::ConsensusInfo;
 use bttd_network::{Network, NetworkConfig, NetworkHandle};
 use bttd_rpc::{RpcConfig, RpcHandle};
 use bttd_txpool::context::NodeContext;
@@ -180,6 +182,7 @@ struct PreparedConsensus {
     settings: ConsensusSettings,
     net_config: NetworkConfig,
     info: Arc<ConsensusInfo>,
+    sets: Arc<ChainSets>,
 }
 
 fn prepare_consensus(
@@ -191,16 +194,20 @@ fn prepare_consensus(
         .spec
         .validator_set()
         .map_err(|e| NodeError::Validators(e.to_string()))?;
-    let sets = Arc::new(GenesisSets::new(
-        genesis_set,
-        settings.spec.params.epoch_length,
-    ));
+    let staking = ctx
+        .chain
+        .config()
+        .staking
+        .clone()
+        .ok_or_else(|| NodeError::Validators("the chain runs no staking".into()))?;
+    let sets = Arc::new(ChainSets::new(ctx.chain.clone(), staking));
+    check_genesis_set(&sets, &genesis_set)?;
     let genesis_hash = ctx.chain.genesis_hash();
     let net_config = consensus
         .p2p
         .network_config(&settings.datadir, genesis_hash)?;
     let info = Arc::new(ConsensusInfo::new(
-        sets,
+        sets.clone(),
         ctx.chain.head().number,
         net_config.max_message_bytes,
         Some(settings.datadir.join("evidence.jsonl")),
@@ -209,7 +216,38 @@ fn prepare_consensus(
         settings: consensus,
         net_config,
         info,
+        sets,
     })
+}
+
+/// The genesis state's StakeManager must hold the validators `config.bttd.validators` names
+/// (their keys' proofs of possession were checked there): a hand-edited alloc that disagrees
+/// is refused rather than followed.
+fn check_genesis_set(sets: &ChainSets, genesis: &ValidatorSet) -> Result<(), NodeError> {
+    let epoch0 = sets
+        .epoch(0)
+        .map_err(|e| NodeError::Validators(e.to_string()))?
+        .ok_or_else(|| NodeError::Validators("no set at genesis".into()))?;
+    let members = |set: &ValidatorSet| {
+        let mut m: Vec<_> = set
+            .validators()
+            .iter()
+            .map(|v| (v.address, v.public_key))
+            .collect();
+        m.sort();
+        m
+    };
+    let named = members(genesis);
+    if members(&epoch0.set)
+        .iter()
+        .any(|member| named.binary_search(member).is_err())
+    {
+        return Err(NodeError::Validators(
+            "StakeManager's genesis set holds a validator config.bttd.validators does not name"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Starts the p2p network and the consensus engine under the supervisor; returns the network.
@@ -224,6 +262,7 @@ async fn start_consensus(
         settings: consensus,
         net_config,
         info,
+        sets,
     } = consensus;
     let max_message_bytes = net_config.max_message_bytes;
     let (net, events) = Network::start(net_config).await?;
@@ -235,7 +274,7 @@ async fn start_consensus(
     }
     let validator = engine_settings.key.as_ref().map(|k| k.address);
     let (engine, inputs) =
-        crate::consensus::new_engine(ctx.clone(), net.clone(), info, engine_settings)?;
+        crate::consensus::new_engine(ctx.clone(), net.clone(), info, sets, engine_settings)?;
     tracing::info!(target: "bttd::node", ?validator, "consensus started");
     let watched = net.clone();
     supervisor.monitor("p2p network", async move { watched.stopped().await });

@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use alloy_genesis::GenesisAccount;
 use alloy_primitives::U256;
 use bttd_genesis::{
-    BttdParams, ChainSpec, DevnetOptions, GenesisError, GenesisValidator, devnet_genesis,
+    BttdParams, ChainSpec, DevnetOptions, GenesisError, GenesisValidator, StakingParams,
+    WEI_PER_BTT, devnet_genesis,
 };
 
 use crate::config::{
@@ -47,8 +48,6 @@ pub const KEYSTORE_DIR: &str = "keystore";
 pub const DATA_DIR: &str = "data";
 /// Name of the libp2p key file in the datadir.
 pub const P2P_KEY_FILE: &str = "p2p.key";
-
-const WEI_PER_BTT: u128 = 1_000_000_000_000_000_000;
 
 /// What `bttd testnet init` was asked for.
 #[derive(Debug, Clone)]
@@ -324,12 +323,16 @@ fn genesis(options: &TestnetOptions, keys: &[ValidatorKeys]) -> Result<ChainSpec
             .iter()
             .map(|k| GenesisValidator {
                 address: k.address(),
+                owner: None,
+                signer: None,
+                stake: alloy_primitives::U256::ZERO,
                 bls_public_key: k.bls_public_key(),
                 proof_of_possession: k.proof_of_possession(),
                 power: options.power,
             })
             .collect(),
         epoch_length: options.epoch_length,
+        staking: StakingParams::devnet(),
         ..BttdParams::default()
     };
     let (spec, _) = devnet_genesis(&DevnetOptions {

@@ -294,6 +294,7 @@ fn main() {
         min_base_fee: GWEI as u64,
         fee_pool: Address::with_last_byte(0xfe),
         block_gas_limit: BLOCK_GAS_LIMIT,
+        staking: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();

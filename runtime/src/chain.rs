@@ -58,7 +58,21 @@ pub struct ExecutedBlock {
     pub receipts: Vec<ReceiptEnvelope>,
     /// Transactions left out when building (hash, reason); empty for imported blocks.
     pub rejected: Vec<(B256, String)>,
+    /// At an epoch's last block on a staking chain: the next epoch's set, which the block's
+    /// `extraData` must commit to.
+    pub next_set: Option<crate::staking::StakedSet>,
     batch: WriteBatch,
+}
+
+impl ExecutedBlock {
+    /// Replaces the header's `extraData` and reseals. `extraData` is not an input of
+    /// execution (the parent signers the rewards call pays were passed in already), so this
+    /// is how a builder appends what only execution tells it: the next set's commitment.
+    pub fn set_extra_data(&mut self, extra_data: Bytes) {
+        let mut header = self.block.header.inner().clone();
+        header.extra_data = extra_data;
+        self.block.header = seal(header);
+    }
 }
 
 /// Where a transaction sits in the chain.
@@ -281,6 +295,8 @@ impl Chain {
             gas_limit: self.config.block_gas_limit,
             prevrandao: next_mix_hash(&parent),
             parent_hash: parent.hash(),
+            parent_beneficiary: parent.beneficiary,
+            parent_signers: Vec::new(),
         }
     }
 
@@ -291,19 +307,24 @@ impl Chain {
         beneficiary: Address,
         txs: impl IntoIterator<Item = RecoveredTx>,
     ) -> Result<ExecutedBlock, ChainError> {
-        self.build_with_extra(timestamp, beneficiary, txs, Bytes::new())
+        self.build_with_extra(timestamp, beneficiary, txs, Bytes::new(), Vec::new())
     }
 
     /// [`Chain::build`] with the header's `extraData` (consensus puts the parent's commit
-    /// certificate there).
+    /// certificate there) and the owners whose precommits that certificate holds, ascending
+    /// (the rewards call pays them; ignored on a chain without staking).
     pub fn build_with_extra(
         &self,
         timestamp: u64,
         beneficiary: Address,
         txs: impl IntoIterator<Item = RecoveredTx>,
         extra_data: Bytes,
+        parent_signers: Vec<Address>,
     ) -> Result<ExecutedBlock, ChainError> {
-        let ctx = self.next_block_context(timestamp, beneficiary);
+        let ctx = BlockContext {
+            parent_signers,
+            ..self.next_block_context(timestamp, beneficiary)
+        };
         self.execute(&ctx, txs, Mode::Build, extra_data, &[])
     }
 
@@ -330,6 +351,16 @@ impl Chain {
     /// Re-executes a block received from elsewhere and checks every header field against the
     /// result. Senders are recovered from the signatures here; the body's `senders` are ignored.
     pub fn import(&self, block: SealedBlock) -> Result<ExecutedBlock, ChainError> {
+        self.import_with_signers(block, Vec::new())
+    }
+
+    /// [`Chain::import`] of a block whose `extraData` certifies the parent with the
+    /// precommits of `parent_signers` (owners, ascending): its rewards call pays them.
+    pub fn import_with_signers(
+        &self,
+        block: SealedBlock,
+        parent_signers: Vec<Address>,
+    ) -> Result<ExecutedBlock, ChainError> {
         let head = self.head();
         let header = &block.header;
         if header.parent_hash != head.hash() || header.number != head.number + 1 {
@@ -348,6 +379,7 @@ impl Chain {
         }
         let ctx = BlockContext {
             timestamp: header.timestamp,
+            parent_signers,
             ..self.next_block_context(header.timestamp, header.beneficiary)
         };
         let txs = block
@@ -439,6 +471,7 @@ impl Chain {
             block,
             receipts: executed.receipts,
             rejected: executed.rejected,
+            next_set: executed.next_set,
             batch,
         })
     }

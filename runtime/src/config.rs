@@ -12,4 +12,7 @@ pub struct ChainConfig {
     pub fee_pool: Address,
     /// Constant block gas limit.
     pub block_gas_limit: u64,
+    /// A chain with validators runs StakeManager's system calls; a single-producer chain
+    /// (no validators) does not.
+    pub staking: Option<crate::staking::StakingConfig>,
 }

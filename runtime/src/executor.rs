@@ -1,6 +1,7 @@
-//! Block execution with revm: the EIP-2935 system call, the transactions in order, fees
-//! (tip to the proposer, base fee to the fee pool), receipts, and the resulting state
-//! changes. The same code builds a block from pool transactions and re-executes a block
+//! Block execution with revm: the system calls, the transactions in order, fees (tip to the
+//! proposer, base fee to the fee pool), receipts, and the resulting state changes. The order
+//! is docs/block-format.md's: EIP-2935, StakeManager's rewards for the parent, the
+//! transactions, the base-fee and issuance credit, and at an epoch's last block `endEpoch`. The same code builds a block from pool transactions and re-executes a block
 //! received from a peer; only the treatment of a failing transaction differs.
 
 use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, TxEnvelope, TxType};
@@ -16,6 +17,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::{Context, ExecuteCommitEvm, MainBuilder, MainContext, SystemCallCommitEvm};
 
 use crate::config::ChainConfig;
+use crate::staking::{self, StakedSet};
 use crate::state::{StateError, StateView};
 use crate::tx::RecoveredTx;
 
@@ -44,6 +46,11 @@ pub struct BlockContext {
     pub gas_limit: u64,
     pub prevrandao: B256,
     pub parent_hash: B256,
+    /// The parent's miner: its proposer bonus (staking chains).
+    pub parent_beneficiary: Address,
+    /// Owners whose precommits for the parent are in the certificate this block carries,
+    /// ascending: the validators its rewards call pays (staking chains).
+    pub parent_signers: Vec<Address>,
 }
 
 /// What executing a block's transactions produced.
@@ -56,6 +63,8 @@ pub struct Executed {
     /// (stale nonce, not enough balance at this point): hash and reason.
     pub rejected: Vec<(B256, String)>,
     pub changes: StateChangeset,
+    /// At an epoch's last block on a staking chain: the set `endEpoch` installed.
+    pub next_set: Option<StakedSet>,
 }
 
 /// Whether a failing transaction is skipped (building) or fails the block (verifying).
@@ -133,9 +142,13 @@ fn receipt(tx_type: TxType, result: &ExecutionResult, cumulative_gas_used: u64) 
 /// The system calls that open a block, before its first transaction, in the order
 /// docs/block-format.md fixes. [`execute_block`] runs them when building and importing, and
 /// `debug_trace*` when replaying a block, so a trace never differs from what the chain executed.
-pub fn begin_block<E>(evm: &mut E, ctx: &BlockContext) -> Result<(), ExecutionError>
+pub fn begin_block<E>(
+    evm: &mut E,
+    ctx: &BlockContext,
+    config: &ChainConfig,
+) -> Result<(), ExecutionError>
 where
-    E: SystemCallCommitEvm,
+    E: SystemCallCommitEvm<ExecutionResult = ExecutionResult>,
     E::Error: std::fmt::Display,
 {
     // EIP-2935: the parent hash goes into the history contract before any transaction.
@@ -145,6 +158,10 @@ where
             Bytes::copy_from_slice(ctx.parent_hash.as_slice()),
         )
         .map_err(|e| ExecutionError::Evm(format!("EIP-2935 system call: {e}")))?;
+    }
+    // Rewards for the parent (block 1's parent is genesis, which nobody certified).
+    if config.staking.is_some() && ctx.number > 1 {
+        staking::distribute_block_reward(evm, ctx.parent_beneficiary, &ctx.parent_signers)?;
     }
     Ok(())
 }
@@ -172,7 +189,7 @@ pub fn execute_block(
             .with_block(block_env(ctx))
             .with_cfg(cfg_env(config.chain_id))
             .build_mainnet();
-        begin_block(&mut evm, ctx)?;
+        begin_block(&mut evm, ctx, config)?;
 
         for tx in txs {
             let hash = tx.hash();
@@ -207,10 +224,21 @@ pub fn execute_block(
         }
     }
 
-    // The base fee is not burned: the fee pool receives it, once per block.
-    if base_fees > 0 {
+    // The base fee is not burned: the fee pool receives it, once per block, and on a staking
+    // chain the block's issuance with it (both are the next block's reward pool).
+    let issuance = config
+        .staking
+        .as_ref()
+        .map_or(U256::ZERO, |s| s.issuance_per_block);
+    let credit = U256::from(base_fees)
+        .checked_add(issuance)
+        .ok_or_else(|| ExecutionError::Evm("fee pool credit overflows".into()))?;
+    if !credit.is_zero() {
+        let credit: u128 = credit
+            .try_into()
+            .map_err(|_| ExecutionError::Evm("fee pool credit above u128".into()))?;
         let account = state.load_cache_account(config.fee_pool)?;
-        if let Some(t) = account.increment_balance(base_fees) {
+        if let Some(t) = account.increment_balance(credit) {
             let transition = TransitionAccount {
                 info: t.info,
                 status: t.status,
@@ -222,6 +250,17 @@ pub fn execute_block(
             state.apply_transition([(config.fee_pool, transition)]);
         }
     }
+    let next_set = match &config.staking {
+        Some(staking) if staking.ends_epoch(ctx.number) => {
+            let mut evm = Context::mainnet()
+                .with_db(&mut state)
+                .with_block(block_env(ctx))
+                .with_cfg(cfg_env(config.chain_id))
+                .build_mainnet();
+            Some(staking::end_epoch(&mut evm)?)
+        }
+        _ => None,
+    };
     state.merge_transitions(BundleRetention::PlainState);
     let changes = state.take_bundle().to_plain_state(OriginalValuesKnown::Yes);
     Ok(Executed {
@@ -230,6 +269,7 @@ pub fn execute_block(
         gas_used,
         rejected,
         changes,
+        next_set,
     })
 }
 

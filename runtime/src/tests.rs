@@ -24,6 +24,7 @@ fn config() -> ChainConfig {
         min_base_fee: GWEI as u64,
         fee_pool: FEE_POOL,
         block_gas_limit: 30_000_000,
+        staking: None,
     }
 }
 

@@ -1,16 +1,26 @@
 //! The chain as the consensus engine sees it ([`bttd_engine::Application`]): blocks built from
 //! the pool, the block rules a voter enforces, commits with certificates, and the blocks sync
 //! serves, over the node's [`NodeContext`].
+//!
+//! On a staking chain (every chain with validators) the sets come from chain state
+//! ([`ChainSets`]): a block's rewards call pays the owners whose precommits its `extraData`
+//! certificate holds, and an epoch's last block commits to the set its `endEpoch` installed,
+//! which only its execution tells, so builders append the commitment after executing and
+//! voters compare it after re-executing.
+
+mod sets;
 
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256};
 use bttd_consensus::{Block, CertificateError, CommitCertificate, Height, Verifier};
 use bttd_engine::timestamp::{self, TooFarAhead};
 use bttd_engine::wire::{self, CertifiedBlock};
 use bttd_engine::{Application, ConsensusInfo, next_set_commitment};
 use bttd_runtime::{BodyMismatch, ChainError, ExecutedBlock, SealedBlock, WireBlock};
 use bttd_txpool::context::NodeContext;
+
+pub use sets::{ChainSets, EpochSet, SetReadError};
 
 /// The node's chain and pool, for the engine.
 #[derive(Clone)]
@@ -19,6 +29,16 @@ pub struct NodeApp {
     info: Arc<ConsensusInfo>,
     /// Checks the parent's certificate a block carries.
     verifier: Arc<dyn Verifier>,
+    /// The sets from chain state, on a staking chain; `None` when the sets are given
+    /// (the simulator's fixed sets over a chain without StakeManager calls).
+    staked: Option<Arc<ChainSets>>,
+}
+
+/// What a block's `extraData` says, checked against the parent's set.
+struct ParentProof {
+    extra: wire::ExtraData,
+    /// Owners whose precommits the certificate holds, ascending (empty without staking).
+    signers: Vec<Address>,
 }
 
 impl std::fmt::Debug for NodeApp {
@@ -35,10 +55,30 @@ impl NodeApp {
         info: Arc<ConsensusInfo>,
         verifier: Arc<dyn Verifier>,
     ) -> Self {
+        debug_assert!(
+            ctx.chain.config().staking.is_none(),
+            "a staking chain needs NodeApp::staking"
+        );
         Self {
             ctx,
             info,
             verifier,
+            staked: None,
+        }
+    }
+
+    /// The application of a staking chain: `sets` must be the provider `info` holds.
+    pub fn staking(
+        ctx: Arc<NodeContext>,
+        info: Arc<ConsensusInfo>,
+        verifier: Arc<dyn Verifier>,
+        sets: Arc<ChainSets>,
+    ) -> Self {
+        Self {
+            ctx,
+            info,
+            verifier,
+            staked: Some(sets),
         }
     }
 
@@ -49,18 +89,40 @@ impl NodeApp {
 }
 
 impl NodeApp {
+    /// Whether `height` is the last block of its epoch, so its `extraData` ends with the
+    /// commitment to the next epoch's set.
+    fn ends_epoch(&self, height: Height) -> bool {
+        match &self.staked {
+            Some(sets) => sets.staking().ends_epoch(height),
+            None => self.info.sets.epoch_of(height) != self.info.sets.epoch_of(height + 1),
+        }
+    }
+
+    /// The owners, ascending, whose precommits `certificate` (of the head) holds.
+    fn certificate_owners(
+        &self,
+        certificate: &CommitCertificate,
+    ) -> Result<Vec<Address>, ProviderError> {
+        let Some(sets) = &self.staked else {
+            return Ok(Vec::new());
+        };
+        sets.certificate_owners(certificate)?
+            .ok_or(ProviderError::NoParentSet(certificate.height))
+    }
+
     /// The block rules that need consensus context, checked alike by a voter and by a node
     /// executing a certified block from sync: on our head; `miner` a validator of the height
     /// and, for a fresh proposal, its `proposer` (a re-proposal's and a certified block's
     /// proposer is vouched for by the quorum that justifies it); `extraData` the parent's
     /// certificate, verified against the parent's set, followed at an epoch's last block by
-    /// the commitment to the next epoch's set.
+    /// the commitment to the next epoch's set (compared here for given sets, after execution
+    /// by [`NodeApp::execute_checked`] for sets from chain state).
     fn check_consensus_rules(
         &self,
         sealed: &SealedBlock,
         height: Height,
         proposer: Option<Address>,
-    ) -> Result<(), ValidationError> {
+    ) -> Result<Option<ParentProof>, ValidationError> {
         let miner = sealed.header.beneficiary;
         if let Some(proposer) = proposer
             && miner != proposer
@@ -86,20 +148,19 @@ impl NodeApp {
             if !sealed.header.extra_data.is_empty() {
                 return Err(ValidationError::ExtraDataOnFirstBlock);
             }
-            return Ok(());
+            return Ok(None);
         }
         let parent_set = self
             .info
             .sets
             .validator_set(head.number)
             .ok_or(ValidationError::NoValidatorSet(head.number))?;
-        let next_set = next_set_commitment(&self.info, height);
         let extra = wire::ExtraData::decode(
             &sealed.header.extra_data,
             head.number,
             head.hash(),
             parent_set.len(),
-            next_set.is_some(),
+            self.ends_epoch(height),
         )
         .ok_or(ValidationError::ExtraData)?;
         extra.parent.verify(
@@ -107,10 +168,35 @@ impl NodeApp {
             &parent_set,
             self.verifier.as_ref(),
         )?;
-        if extra.next_set != next_set {
+        if self.staked.is_none() && extra.next_set != next_set_commitment(&self.info, height) {
             return Err(ValidationError::NextSet);
         }
-        Ok(())
+        let signers = self
+            .certificate_owners(&extra.parent)
+            .map_err(|e| ValidationError::Provider(Box::new(e)))?;
+        Ok(Some(ParentProof { extra, signers }))
+    }
+
+    /// Checks the consensus rules, executes the block on the head (its rewards call paying
+    /// the certificate's signers) and, on a staking chain's epoch end, compares the set it
+    /// installed with the commitment in its `extraData`.
+    fn execute_checked(
+        &self,
+        sealed: SealedBlock,
+        height: Height,
+        proposer: Option<Address>,
+    ) -> Result<ExecutedBlock, ValidationError> {
+        let proof = self.check_consensus_rules(&sealed, height, proposer)?;
+        let (signers, committed) = match proof {
+            Some(p) => (p.signers, p.extra.next_set),
+            None => (Vec::new(), None),
+        };
+        let executed = self.ctx.chain.import_with_signers(sealed, signers)?;
+        if self.staked.is_some() && committed != executed.next_set.as_ref().map(|s| s.commitment())
+        {
+            return Err(ValidationError::NextSet);
+        }
+        Ok(executed)
     }
 }
 
@@ -139,6 +225,10 @@ pub enum ValidationError {
     ExtraDataOnFirstBlock,
     #[error(transparent)]
     Execution(#[from] ChainError),
+    /// This node could not check the block (its own state failed it): not the proposer's
+    /// fault, but the block is not voted for.
+    #[error("checking the block: {0}")]
+    Provider(#[source] Box<ProviderError>),
 }
 
 /// A fault of this node while building, executing or committing: the engine stops on it.
@@ -155,6 +245,10 @@ pub enum ProviderError {
     /// rather than follow.
     #[error("decided block breaks a block rule: {0}")]
     DecidedBlockInvalid(#[source] ValidationError),
+    #[error(transparent)]
+    Sets(#[from] SetReadError),
+    #[error("no validator set for the parent certificate's height {0}")]
+    NoParentSet(Height),
     #[error("stored certificate of block {height}: {source}")]
     Certificate {
         height: Height,
@@ -181,12 +275,15 @@ impl bttd_engine::Application for NodeApp {
         Ok(())
     }
 
-    /// Builds the proposal for `height` on the head from the pool's best transactions.
+    /// Builds the proposal for `height` on the head from the pool's best transactions, with
+    /// the head's certificate `parent` in `extraData` (none for block 1) and, at an epoch's
+    /// end, the commitment to the next set: from the given sets before executing, or from
+    /// what this block's `endEpoch` installed after.
     fn build(
         &self,
         height: Height,
         beneficiary: Address,
-        extra: Bytes,
+        parent: Option<CommitCertificate>,
         now: u64,
     ) -> Result<(Block, ExecutedBlock), ProviderError> {
         let head = self.ctx.chain.head();
@@ -196,14 +293,33 @@ impl bttd_engine::Application for NodeApp {
                 height,
             });
         }
+        let (mut extra, signers) = match parent {
+            Some(parent) => {
+                let signers = self.certificate_owners(&parent)?;
+                let next_set = match self.staked {
+                    Some(_) => None,
+                    None => next_set_commitment(&self.info, height),
+                };
+                (Some(wire::ExtraData { parent, next_set }), signers)
+            }
+            None => (None, Vec::new()),
+        };
         let block_ctx = self.ctx.chain.next_block_context(now, beneficiary);
         let candidates = self
             .ctx
             .block_candidates(block_ctx.base_fee, block_ctx.gas_limit);
-        let executed =
-            self.ctx
-                .chain
-                .build_with_extra(block_ctx.timestamp, beneficiary, candidates, extra)?;
+        let encoded = extra.as_ref().map(|e| e.encode()).unwrap_or_default();
+        let mut executed = self.ctx.chain.build_with_extra(
+            block_ctx.timestamp,
+            beneficiary,
+            candidates,
+            encoded,
+            signers,
+        )?;
+        if let (Some(extra), Some(next)) = (extra.as_mut(), &executed.next_set) {
+            extra.next_set = Some(next.commitment());
+            executed.set_extra_data(extra.encode());
+        }
         let block = Block {
             id: executed.block.hash(),
             payload: WireBlock::encode(&executed.block).into(),
@@ -222,9 +338,8 @@ impl bttd_engine::Application for NodeApp {
         now: u64,
     ) -> Result<ExecutedBlock, ValidationError> {
         let sealed = WireBlock::decode_for(&block.payload, block.id)?;
-        self.check_consensus_rules(&sealed, height, proposer)?;
         timestamp::check(sealed.header.timestamp, now)?;
-        Ok(self.ctx.chain.import(sealed)?)
+        self.execute_checked(sealed, height, proposer)
     }
 
     fn parent_of(executed: &ExecutedBlock) -> B256 {
@@ -237,9 +352,12 @@ impl bttd_engine::Application for NodeApp {
     /// still follow the chain.
     fn execute_decided(&self, block: &Block) -> Result<ExecutedBlock, ProviderError> {
         let sealed = WireBlock::decode_for(&block.payload, block.id)?;
-        self.check_consensus_rules(&sealed, sealed.number(), None)
-            .map_err(ProviderError::DecidedBlockInvalid)?;
-        Ok(self.ctx.chain.import(sealed)?)
+        let height = sealed.number();
+        self.execute_checked(sealed, height, None)
+            .map_err(|e| match e {
+                ValidationError::Provider(ours) => *ours,
+                invalid => ProviderError::DecidedBlockInvalid(invalid),
+            })
     }
 
     fn commit(
@@ -261,7 +379,13 @@ impl bttd_engine::Application for NodeApp {
             round = certificate.round,
             "committed block"
         );
+        let number = sealed.number();
         self.ctx.on_block_committed(sealed, receipts, &rejected);
+        // The next epoch's set is readable now: load it here, on the blocking pool, rather
+        // than on the engine's loop when the machine enters the next height.
+        if let Some(sets) = &self.staked {
+            sets.preload(number)?;
+        }
         Ok(())
     }
 
@@ -320,195 +444,4 @@ pub fn stored_certificate(ctx: &NodeContext, number: Height) -> Option<CommitCer
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bttd_engine::{Application, GenesisSets};
-    use bttd_genesis::{BttdParams, DevnetOptions, GenesisValidator, devnet_genesis};
-    use bttd_keys::ValidatorKeys;
-    use bttd_runtime::Chain;
-    use bttd_runtime::storage::MemoryStore;
-    use bttd_txpool::{Pool, PoolConfig};
-
-    const NOW: u64 = 1_700_000_000;
-
-    /// A chain whose genesis names four validators, as a voter sees it.
-    fn validator_app() -> (NodeApp, Arc<ConsensusInfo>) {
-        let (app, info, _) = validator_app_with_epochs_of(BttdParams::default().epoch_length);
-        (app, info)
-    }
-
-    /// [`validator_app`] with epochs of `epoch_length` blocks, and the validators' keys.
-    fn validator_app_with_epochs_of(
-        epoch_length: u64,
-    ) -> (NodeApp, Arc<ConsensusInfo>, Vec<ValidatorKeys>) {
-        let keys: Vec<ValidatorKeys> = (0..4).map(|_| ValidatorKeys::generate()).collect();
-        let params = BttdParams {
-            validators: keys
-                .iter()
-                .map(|k| GenesisValidator {
-                    address: k.address(),
-                    bls_public_key: k.bls_public_key(),
-                    proof_of_possession: k.proof_of_possession(),
-                    power: 1,
-                })
-                .collect(),
-            epoch_length,
-            ..BttdParams::default()
-        };
-        let (spec, _) = devnet_genesis(&DevnetOptions {
-            params,
-            ..DevnetOptions::default()
-        })
-        .expect("genesis");
-        let chain = Chain::open(
-            Arc::new(MemoryStore::new()),
-            spec.chain_config(),
-            &spec.genesis,
-        )
-        .unwrap();
-        let sets = Arc::new(GenesisSets::new(
-            spec.validator_set().unwrap(),
-            spec.params.epoch_length,
-        ));
-        let ctx = Arc::new(NodeContext::new(
-            Arc::new(chain),
-            Pool::new(PoolConfig::default()),
-        ));
-        let info = Arc::new(ConsensusInfo::new(sets, 0, 1 << 20, None));
-        let verifier = Arc::new(bttd_consensus::BlsVerifier);
-        (NodeApp::new(ctx, info.clone(), verifier), info, keys)
-    }
-
-    /// A certificate for `block` at `height` signed by every validator of the set.
-    fn certify(
-        app: &NodeApp,
-        info: &ConsensusInfo,
-        keys: &[ValidatorKeys],
-        height: Height,
-        block: B256,
-    ) -> CommitCertificate {
-        let set = info.sets.validator_set(height).unwrap();
-        let mut certificate = CommitCertificate {
-            height,
-            round: 0,
-            block_id: block,
-            signature: Default::default(),
-            signers: bttd_consensus::SignerBitmap::from_indices(set.len(), 0..set.len() as u32),
-        };
-        let msg = certificate.sign_bytes(&app.genesis_hash(), set.epoch());
-        let signatures: Vec<_> = set
-            .validators()
-            .iter()
-            .map(|v| {
-                let key = keys
-                    .iter()
-                    .find(|k| k.bls_public_key() == v.public_key)
-                    .unwrap();
-                key.bls.sign(&msg)
-            })
-            .collect();
-        certificate.signature = bttd_consensus::BlsVerifier
-            .aggregate(&signatures.iter().collect::<Vec<_>>())
-            .unwrap();
-        certificate
-    }
-
-    /// Issue 10 item 4: a syncing node checks a certified block by the same rules as a voter
-    /// (all but the clock). Before, it executed whatever `extraData` a certified block
-    /// carried, so its view of the next epoch's set went unchecked.
-    #[test]
-    fn a_synced_block_is_held_to_the_block_rules() {
-        let (app, info, keys) = validator_app_with_epochs_of(2);
-        let set = info.sets.validator_set(1).unwrap();
-        let proposer = |height| set.validators()[set.proposer(height, 0) as usize].address;
-        let (first, executed) = app.build(1, proposer(1), Bytes::new(), NOW).unwrap();
-        app.commit(executed, &certify(&app, &info, &keys, 1, first.id))
-            .unwrap();
-        let parent = certify(&app, &info, &keys, 1, first.id);
-        let second = |next_set, miner| {
-            let extra = wire::ExtraData {
-                parent: parent.clone(),
-                next_set,
-            };
-            app.build(2, miner, extra.encode(), NOW + 1).unwrap().0
-        };
-        // Block 2 ends epoch 0: it must commit to the set of epoch 1.
-        let expected = next_set_commitment(&info, 2);
-        assert!(expected.is_some());
-        let err = app
-            .execute_decided(&second(Some(B256::repeat_byte(7)), proposer(2)))
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ProviderError::DecidedBlockInvalid(ValidationError::NextSet)
-            ),
-            "{err}"
-        );
-        let err = app.execute_decided(&second(None, proposer(2))).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ProviderError::DecidedBlockInvalid(ValidationError::ExtraData)
-            ),
-            "{err}"
-        );
-        let outsider = Address::repeat_byte(0x55);
-        let err = app
-            .execute_decided(&second(expected, outsider))
-            .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                ProviderError::DecidedBlockInvalid(ValidationError::NotAValidator(_))
-            ),
-            "{err}"
-        );
-        app.execute_decided(&second(expected, proposer(2))).unwrap();
-    }
-
-    fn block_by(app: &NodeApp, miner: Address) -> Block {
-        app.build(1, miner, Bytes::new(), NOW).unwrap().0
-    }
-
-    /// Fault 7: nothing checked `miner`, so a proposer could credit its tips (and its
-    /// `bor_getAuthor`) to any account. Voters refuse a block not mined by the proposer
-    /// that proposed it fresh.
-    #[test]
-    fn voters_refuse_a_block_whose_miner_is_not_the_proposer() {
-        let (app, info) = validator_app();
-        let set = info.sets.validator_set(1).unwrap();
-        let proposer = set.proposer(1, 0) as usize;
-        let own = set.validators()[proposer].address;
-        let other = set.validators()[(proposer + 1) % 4].address;
-        let err = app
-            .verify(1, &block_by(&app, other), Some(own), NOW)
-            .unwrap_err();
-        assert!(
-            matches!(err, ValidationError::NotTheProposer { .. }),
-            "{err}"
-        );
-        assert!(app.verify(1, &block_by(&app, own), Some(own), NOW).is_ok());
-        // A re-proposal carries no fresh proposer: its prevote quorum vouches for it.
-        assert!(app.verify(1, &block_by(&app, other), None, NOW).is_ok());
-    }
-
-    /// Fault 3/4: bytes beside a signed or certified id that are not that block are refused
-    /// before anything executes them.
-    #[test]
-    fn a_payload_that_is_not_the_signed_block_is_refused() {
-        let (app, info) = validator_app();
-        let set = info.sets.validator_set(1).unwrap();
-        let proposer = set.proposer(1, 0) as usize;
-        let own = set.validators()[proposer].address;
-        let real = block_by(&app, own);
-        let swapped = Block {
-            id: real.id,
-            payload: block_by(&app, set.validators()[(proposer + 1) % 4].address).payload,
-        };
-        let err = app.verify(1, &swapped, Some(own), NOW).unwrap_err();
-        assert!(err.to_string().contains("is not the block id"), "{err}");
-        assert!(app.check_payload(&swapped).is_err());
-        assert!(app.execute_decided(&swapped).is_err());
-    }
-}
+mod tests;

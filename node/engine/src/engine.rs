@@ -465,20 +465,13 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
     /// Builds a proposal on the head.
     fn build(&mut self, height: Height, round: Round) {
         let beneficiary = self.beneficiary;
-        let extra = match &self.head_certificate {
-            Some(parent) => wire::ExtraData {
-                parent: parent.clone(),
-                next_set: next_set_commitment(&self.info, height),
-            }
-            .encode(),
-            None => Bytes::new(),
-        };
+        let parent = self.head_certificate.clone();
         let app = self.app.clone();
         let now = self.runtime.unix_seconds();
         self.spawn(move || InternalKind::Built {
             height,
             round,
-            result: app.build(height, beneficiary, extra, now),
+            result: app.build(height, beneficiary, parent, now),
         });
     }
 
@@ -967,6 +960,10 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                 self.accepted_payloads.prune(height + 1);
                 self.fetching.retain(|_, (_, p)| p.proposal.height > height);
                 self.carry_out(Vec::new());
+                // The set of the next height may come from the block just committed (an
+                // epoch's last block installs the next set): a machine that entered that
+                // height without it starts now.
+                self.apply(Input::ValidatorSetAvailable, None);
             }
             // A certificate of more than 2/3 of the stake for a block whose body matches its
             // header (checked on receipt) that this node cannot execute: this node's software
@@ -1077,7 +1074,7 @@ mod tests {
             &self,
             _: Height,
             _: Address,
-            _: Bytes,
+            _: Option<CommitCertificate>,
             _: u64,
         ) -> Result<(Block, B256), NotTheId> {
             Err(NotTheId)

@@ -18,7 +18,7 @@ use std::fmt::{Debug, Display};
 use std::hash::Hash;
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256};
 use bttd_consensus::{Block, BlockId, CommitCertificate, Height, Round, Step};
 
 use crate::sync::ServePermit;
@@ -94,13 +94,14 @@ pub trait Application: Send + Sync + 'static {
     /// Whether `block.payload` decodes to the block that `block.id` names. Runs on the engine's
     /// loop before a proposal or synced block is stored, relayed or executed.
     fn check_payload(&self, block: &Block) -> Result<(), Self::Invalid>;
-    /// Builds a block at `height` on the head: `beneficiary` as miner, `extra` as extraData,
-    /// stamped no earlier than `now` (seconds).
+    /// Builds a block at `height` on the head: `beneficiary` as miner, `parent` (the head's
+    /// certificate; none for block 1) in its extraData, stamped no earlier than `now`
+    /// (seconds).
     fn build(
         &self,
         height: Height,
         beneficiary: Address,
-        extra: Bytes,
+        parent: Option<CommitCertificate>,
         now: u64,
     ) -> Result<(Block, Self::Executed), Self::Fault>;
     /// Checks a proposed block against every block rule and executes it on the head.

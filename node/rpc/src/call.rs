@@ -12,7 +12,7 @@
 //! transfer to an account without code is tried at 21000 first.
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
-use alloy_primitives::{Bytes, TxKind, U64};
+use alloy_primitives::{Address, Bytes, TxKind, U64};
 use alloy_rpc_types_eth::TransactionRequest;
 use bttd_runtime::executor::BlockContext;
 use bttd_runtime::state::StateView;
@@ -102,6 +102,8 @@ pub(crate) fn block_context(header: &alloy_consensus::Header) -> BlockContext {
         gas_limit: header.gas_limit,
         prevrandao: header.mix_hash,
         parent_hash: header.parent_hash,
+        parent_beneficiary: Address::ZERO,
+        parent_signers: Vec::new(),
     }
 }
 

@@ -37,6 +37,7 @@ use super::bounded::{Bounded, Recording, trace_timeout};
 use super::call::block_context;
 use super::error::{RpcResult, header_not_found, internal, invalid_params, server_error};
 use super::evm::{CallTx, Simulator, run_error};
+use bttd_runtime::Chain;
 
 #[rpc(server, namespace = "debug")]
 pub(crate) trait DebugApi {
@@ -158,7 +159,8 @@ impl Rpc {
         let parent_state = chain
             .state_at(number.saturating_sub(1))
             .ok_or_else(header_not_found)?;
-        let ctx = block_context(&block.header);
+        let mut ctx = block_context(&block.header);
+        (ctx.parent_beneficiary, ctx.parent_signers) = reward_inputs(chain, &block.header)?;
         let benv = block_env(&ctx);
         let mut db = CacheDB::new(parent_state);
 
@@ -175,7 +177,7 @@ impl Rpc {
             .with_block(benv.clone())
             .with_cfg(cfg_env(chain_id))
             .build_mainnet_with_inspector(inspector);
-        begin_block(&mut evm, &ctx).map_err(internal)?;
+        begin_block(&mut evm, &ctx, chain.config()).map_err(internal)?;
         for _ in 0..location.index {
             let tx = txs
                 .next()
@@ -232,4 +234,39 @@ impl Rpc {
         let result = run.result.map_err(|e| run_error(e, &tx, next.base_fee))?;
         report(&mut run.inspector.inner, None, &run.tx, &run.block, &result)
     }
+}
+
+/// What block `header`'s rewards call was given, as import derived it: the parent's miner and
+/// the owners whose precommits the certificate in its `extraData` holds (the set of the
+/// parent's epoch, read from the state that installed it).
+fn reward_inputs(
+    chain: &Chain,
+    header: &alloy_consensus::Header,
+) -> RpcResult<(alloy_primitives::Address, Vec<alloy_primitives::Address>)> {
+    let Some(staking) = &chain.config().staking else {
+        return Ok(Default::default());
+    };
+    if header.number <= 1 {
+        return Ok(Default::default());
+    }
+    let parent_number = header.number - 1;
+    let parent = chain
+        .header_by_number(parent_number)
+        .map_err(internal)?
+        .ok_or_else(header_not_found)?;
+    let set =
+        bttd_runtime::staking::set_after(chain, staking.set_block(staking.epoch_of(parent_number)))
+            .map_err(internal)?;
+    let n = set.validators.len();
+    let owners = bttd_engine::wire::ExtraData::decode(
+        &header.extra_data,
+        parent_number,
+        parent.hash(),
+        n,
+        staking.ends_epoch(header.number),
+    )
+    .and_then(|extra| extra.parent.signers.indices(n))
+    .and_then(|indices| set.owners_of(indices.into_iter().map(|i| i as usize)))
+    .ok_or_else(|| internal("a committed block's extraData does not fit its parent's set"))?;
+    Ok((parent.beneficiary, owners))
 }

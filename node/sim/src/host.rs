@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256};
 use bttd_app::{NodeApp, ProviderError, ValidationError};
 use bttd_consensus::{Block, BlockId, CommitCertificate, Height};
 use bttd_engine::wire::CertifiedBlock;
@@ -154,10 +154,10 @@ impl Application for SimApp {
         &self,
         height: Height,
         beneficiary: Address,
-        extra: Bytes,
+        parent: Option<CommitCertificate>,
         now: u64,
     ) -> Result<(Block, ExecutedBlock), ProviderError> {
-        let built = self.inner.build(height, beneficiary, extra, now)?;
+        let built = self.inner.build(height, beneficiary, parent, now)?;
         lock(&self.log).built.push(built.0.id);
         Ok(built)
     }

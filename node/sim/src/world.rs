@@ -740,11 +740,14 @@ impl World {
             .ok()
             .and_then(|block| {
                 let app = &self.nodes[n].app.inner;
+                let parent = (p.height > 1)
+                    .then(|| bttd_engine::Application::certificate(app, p.height - 1))
+                    .flatten();
                 bttd_engine::Application::build(
                     app,
                     p.height,
                     account(self.nodes[n].identity),
-                    block.header.extra_data.clone(),
+                    parent,
                     block.header.timestamp + 1,
                 )
                 .ok()

@@ -77,6 +77,7 @@ pub fn new_engine(
     ctx: Arc<NodeContext>,
     net: NetworkHandle,
     info: Arc<ConsensusInfo>,
+    sets: Arc<bttd_app::ChainSets>,
     settings: EngineSettings,
 ) -> Result<(NodeEngine, mpsc::UnboundedReceiver<NodeEvent>), StartError> {
     let chain_id = ctx.chain.genesis_hash();
@@ -104,7 +105,7 @@ pub fn new_engine(
     let network = P2pNetwork::start(net, events.clone());
     let runtime = TokioRuntime::new(events);
     let verifier = Arc::new(BlsVerifier);
-    let app = Arc::new(NodeApp::new(ctx, info.clone(), verifier.clone()));
+    let app = Arc::new(NodeApp::staking(ctx, info.clone(), verifier.clone(), sets));
     let engine = Engine::new(
         network,
         runtime,

@@ -1,0 +1,357 @@
+//! The block rules and the staking wiring, over an in-memory chain of four validators.
+use super::*;
+use alloy_primitives::Bytes;
+use bttd_engine::Application;
+use bttd_genesis::{BttdParams, DevnetOptions, GenesisValidator, devnet_genesis};
+use bttd_keys::ValidatorKeys;
+use bttd_runtime::Chain;
+use bttd_runtime::storage::MemoryStore;
+use bttd_txpool::{Pool, PoolConfig};
+
+const NOW: u64 = 1_700_000_000;
+
+/// A chain whose genesis names four validators, as a voter sees it.
+fn validator_app() -> (NodeApp, Arc<ConsensusInfo>) {
+    let (app, info, _) = validator_app_with_epochs_of(BttdParams::default().epoch_length);
+    (app, info)
+}
+
+/// [`validator_app`] with epochs of `epoch_length` blocks, and the validators' keys.
+fn validator_app_with_epochs_of(
+    epoch_length: u64,
+) -> (NodeApp, Arc<ConsensusInfo>, Vec<ValidatorKeys>) {
+    let keys: Vec<ValidatorKeys> = (0..4).map(|_| ValidatorKeys::generate()).collect();
+    let params = BttdParams {
+        validators: keys
+            .iter()
+            .map(|k| GenesisValidator {
+                address: k.address(),
+                owner: None,
+                signer: None,
+                stake: alloy_primitives::U256::ZERO,
+                bls_public_key: k.bls_public_key(),
+                proof_of_possession: k.proof_of_possession(),
+                power: 1,
+            })
+            .collect(),
+        epoch_length,
+        staking: bttd_genesis::StakingParams::devnet(),
+        ..BttdParams::default()
+    };
+    let (spec, _) = devnet_genesis(&DevnetOptions {
+        params,
+        ..DevnetOptions::default()
+    })
+    .expect("genesis");
+    let chain = Arc::new(
+        Chain::open(
+            Arc::new(MemoryStore::new()),
+            spec.chain_config(),
+            &spec.genesis,
+        )
+        .unwrap(),
+    );
+    let staking = spec.chain_config().staking.unwrap();
+    let sets = Arc::new(ChainSets::new(chain.clone(), staking));
+    let ctx = Arc::new(NodeContext::new(chain, Pool::new(PoolConfig::default())));
+    let info = Arc::new(ConsensusInfo::new(sets.clone(), 0, 1 << 20, None));
+    let verifier = Arc::new(bttd_consensus::BlsVerifier);
+    (
+        NodeApp::staking(ctx, info.clone(), verifier, sets),
+        info,
+        keys,
+    )
+}
+
+/// A certificate for `block` at `height` signed by every validator of the set.
+fn certify(
+    app: &NodeApp,
+    info: &ConsensusInfo,
+    keys: &[ValidatorKeys],
+    height: Height,
+    block: B256,
+) -> CommitCertificate {
+    let set = info.sets.validator_set(height).unwrap();
+    let mut certificate = CommitCertificate {
+        height,
+        round: 0,
+        block_id: block,
+        signature: Default::default(),
+        signers: bttd_consensus::SignerBitmap::from_indices(set.len(), 0..set.len() as u32),
+    };
+    let msg = certificate.sign_bytes(&app.genesis_hash(), set.epoch());
+    let signatures: Vec<_> = set
+        .validators()
+        .iter()
+        .map(|v| {
+            let key = keys
+                .iter()
+                .find(|k| k.bls_public_key() == v.public_key)
+                .unwrap();
+            key.bls.sign(&msg)
+        })
+        .collect();
+    certificate.signature = bttd_consensus::BlsVerifier
+        .aggregate(&signatures.iter().collect::<Vec<_>>())
+        .unwrap();
+    certificate
+}
+
+/// Issue 10 item 4: a syncing node checks a certified block by the same rules as a voter
+/// (all but the clock). Before, it executed whatever `extraData` a certified block
+/// carried, so its view of the next epoch's set went unchecked.
+#[test]
+fn a_synced_block_is_held_to_the_block_rules() {
+    let (app, info, keys) = validator_app_with_epochs_of(2);
+    let set = info.sets.validator_set(1).unwrap();
+    let proposer = |height| set.validators()[set.proposer(height, 0) as usize].address;
+    let (first, executed) = app.build(1, proposer(1), None, NOW).unwrap();
+    app.commit(executed, &certify(&app, &info, &keys, 1, first.id))
+        .unwrap();
+    let parent = certify(&app, &info, &keys, 1, first.id);
+    // Block 2 as `miner` builds it, its extraData then replaced (not an input of
+    // execution, so only the commitment differs).
+    let second = |next_set, miner| {
+        let (_, mut executed) = app.build(2, miner, Some(parent.clone()), NOW + 1).unwrap();
+        let extra = wire::ExtraData {
+            parent: parent.clone(),
+            next_set,
+        };
+        executed.set_extra_data(extra.encode());
+        Block {
+            id: executed.block.hash(),
+            payload: WireBlock::encode(&executed.block).into(),
+        }
+    };
+    // Block 2 ends epoch 0: it must commit to the set of epoch 1, which its own
+    // execution installs.
+    let (_, honest) = app
+        .build(2, proposer(2), Some(parent.clone()), NOW + 1)
+        .unwrap();
+    let expected = honest.next_set.as_ref().map(|s| s.commitment());
+    assert!(expected.is_some());
+    let err = app
+        .execute_decided(&second(Some(B256::repeat_byte(7)), proposer(2)))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::DecidedBlockInvalid(ValidationError::NextSet)
+        ),
+        "{err}"
+    );
+    let err = app.execute_decided(&second(None, proposer(2))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::DecidedBlockInvalid(ValidationError::ExtraData)
+        ),
+        "{err}"
+    );
+    let outsider = Address::repeat_byte(0x55);
+    let err = app
+        .execute_decided(&second(expected, outsider))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProviderError::DecidedBlockInvalid(ValidationError::NotAValidator(_))
+        ),
+        "{err}"
+    );
+    app.execute_decided(&second(expected, proposer(2))).unwrap();
+}
+
+fn block_by(app: &NodeApp, miner: Address) -> Block {
+    app.build(1, miner, None, NOW).unwrap().0
+}
+
+/// Fault 7: nothing checked `miner`, so a proposer could credit its tips (and its
+/// `bor_getAuthor`) to any account. Voters refuse a block not mined by the proposer
+/// that proposed it fresh.
+#[test]
+fn voters_refuse_a_block_whose_miner_is_not_the_proposer() {
+    let (app, info) = validator_app();
+    let set = info.sets.validator_set(1).unwrap();
+    let proposer = set.proposer(1, 0) as usize;
+    let own = set.validators()[proposer].address;
+    let other = set.validators()[(proposer + 1) % 4].address;
+    let err = app
+        .verify(1, &block_by(&app, other), Some(own), NOW)
+        .unwrap_err();
+    assert!(
+        matches!(err, ValidationError::NotTheProposer { .. }),
+        "{err}"
+    );
+    assert!(app.verify(1, &block_by(&app, own), Some(own), NOW).is_ok());
+    // A re-proposal carries no fresh proposer: its prevote quorum vouches for it.
+    assert!(app.verify(1, &block_by(&app, other), None, NOW).is_ok());
+}
+
+/// Fault 3/4: bytes beside a signed or certified id that are not that block are refused
+/// before anything executes them.
+#[test]
+fn a_payload_that_is_not_the_signed_block_is_refused() {
+    let (app, info) = validator_app();
+    let set = info.sets.validator_set(1).unwrap();
+    let proposer = set.proposer(1, 0) as usize;
+    let own = set.validators()[proposer].address;
+    let real = block_by(&app, own);
+    let swapped = Block {
+        id: real.id,
+        payload: block_by(&app, set.validators()[(proposer + 1) % 4].address).payload,
+    };
+    let err = app.verify(1, &swapped, Some(own), NOW).unwrap_err();
+    assert!(err.to_string().contains("is not the block id"), "{err}");
+    assert!(app.check_payload(&swapped).is_err());
+    assert!(app.execute_decided(&swapped).is_err());
+}
+
+/// A signed call to StakeManager from dev account `index` of the test mnemonic.
+fn stake_manager_call(
+    chain_id: u64,
+    index: u32,
+    nonce: u64,
+    input: Bytes,
+    value: alloy_primitives::U256,
+) -> Vec<u8> {
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_signer::SignerSync;
+    let account = &bttd_genesis::dev_accounts(index + 1).unwrap()[index as usize];
+    let key = alloy_signer_local::PrivateKeySigner::from_bytes(&account.private_key).unwrap();
+    let tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit: 500_000,
+        max_fee_per_gas: 10_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: alloy_primitives::TxKind::Call(bttd_contracts::STAKE_MANAGER_ADDRESS),
+        value,
+        access_list: Default::default(),
+        input,
+    };
+    let signature = key.sign_hash_sync(&tx.signature_hash()).unwrap();
+    let envelope: TxEnvelope = tx.into_signed(signature).into();
+    envelope.encoded_2718()
+}
+
+/// `delegationOf(delegator, validator)` after block `number`: (stake, pending rewards).
+fn delegation_of(
+    app: &NodeApp,
+    number: u64,
+    delegator: Address,
+    validator: Address,
+) -> (alloy_primitives::U256, alloy_primitives::U256) {
+    use alloy_sol_types::SolCall;
+    use bttd_contracts::StakeManager::delegationOfCall;
+    let out = bttd_runtime::staking::view_after(
+        &app.context().chain,
+        number,
+        delegationOfCall {
+            delegator,
+            validator,
+        }
+        .abi_encode()
+        .into(),
+    )
+    .unwrap();
+    let r = delegationOfCall::abi_decode_returns(&out).unwrap();
+    (r.stake, r.pendingRewards)
+}
+
+/// Builds the next block as its round-0 proposer and commits it with every validator's
+/// precommit; returns it.
+fn build_and_commit(
+    app: &NodeApp,
+    info: &ConsensusInfo,
+    keys: &[ValidatorKeys],
+    height: Height,
+) -> SealedBlock {
+    let set = info.sets.validator_set(height).unwrap();
+    let proposer = set.validators()[set.proposer(height, 0) as usize].address;
+    let parent = app.certificate(height - 1);
+    let (block, executed) = app.build(height, proposer, parent, NOW + height).unwrap();
+    let sealed = executed.block.clone();
+    app.commit(executed, &certify(app, info, keys, height, block.id))
+        .unwrap();
+    sealed
+}
+
+/// Issue 12: the sets come from StakeManager. A delegation changes the next epoch's power;
+/// block 2's rewards call pays block 1's pool to the four signers of its certificate by the
+/// formula of docs/staking.md, to the wei; the epoch's last block commits to the set its
+/// `endEpoch` installed, and the next epoch is decided by that set.
+#[test]
+fn sets_and_rewards_follow_stake_manager() {
+    use alloy_primitives::U256;
+    use alloy_sol_types::SolCall;
+    let (app, info, keys) = validator_app_with_epochs_of(3);
+    let chain = app.context().chain.clone();
+    let chain_id = chain.config().chain_id;
+    let btt = U256::from(bttd_genesis::WEI_PER_BTT);
+    let target = keys[0].address();
+    let delegator = bttd_genesis::dev_accounts(1).unwrap()[0].address;
+    let delegate = bttd_contracts::StakeManager::delegateCall { validator: target }.abi_encode();
+    app.context()
+        .submit_raw(&stake_manager_call(
+            chain_id,
+            0,
+            0,
+            delegate.into(),
+            btt * U256::from(5),
+        ))
+        .unwrap();
+
+    let first = build_and_commit(&app, &info, &keys, 1);
+    assert_eq!(
+        first.body.transactions.len(),
+        1,
+        "the delegation is in block 1"
+    );
+    let receipts = chain.receipts(first.hash()).unwrap().unwrap();
+    assert!(receipts[0].status(), "delegate succeeded");
+    build_and_commit(&app, &info, &keys, 2);
+
+    // Block 1's pool: its base fees plus the devnet's issuance of 1 BTT; 10% to its miner,
+    // the rest to the four signers by their epoch-0 power (1 each), commission 0.
+    let base_fee = U256::from(first.header.base_fee_per_gas.unwrap());
+    let pool = base_fee * U256::from(first.header.gas_used) + btt;
+    let rest = pool - pool * U256::from(1_000) / U256::from(10_000);
+    let share = rest / U256::from(4);
+    let scale = U256::from(10).pow(U256::from(30));
+    let paid = |stake: U256, total: U256| stake * (share * scale / total) / scale;
+    for k in &keys[1..] {
+        let (stake, pending) = delegation_of(&app, 2, k.address(), k.address());
+        assert_eq!(stake, btt);
+        assert_eq!(pending, paid(btt, btt), "validator {}", k.address());
+    }
+    let six = btt * U256::from(6);
+    assert_eq!(
+        delegation_of(&app, 2, delegator, target),
+        (btt * U256::from(5), paid(btt * U256::from(5), six))
+    );
+    assert_eq!(delegation_of(&app, 2, target, target).1, paid(btt, six));
+
+    // Block 3 ends epoch 0: it commits to the set with the delegation counted.
+    let third = build_and_commit(&app, &info, &keys, 3);
+    let sets = app.staked.clone().unwrap();
+    let next = sets.epoch(1).unwrap().unwrap();
+    assert_eq!(next.staked.validators[0].owner, target);
+    assert_eq!(next.staked.validators[0].power, 6);
+    assert!(next.staked.validators[1..].iter().all(|v| v.power == 1));
+    assert!(
+        third
+            .header
+            .extra_data
+            .ends_with(next.staked.commitment().as_slice()),
+        "block 3's extraData ends with the commitment to epoch 1's set"
+    );
+    let set = info.sets.validator_set(4).unwrap();
+    assert_eq!(set.epoch(), 1);
+    assert_eq!(set.total_power(), 9);
+    // Epoch 1 is decided by the new set; its blocks' certificates check against it.
+    let fourth = build_and_commit(&app, &info, &keys, 4);
+    assert!(app.certificate(4).is_some());
+    assert_eq!(fourth.number(), 4);
+}
