@@ -84,7 +84,17 @@ pub fn new_engine(
     let signing = match &settings.key {
         Some(key) => {
             let head = ctx.chain.head().number;
-            bttd_engine::check_key(&info, head + 1, &key.bls.public_key(), key.address)?;
+            // A key the current set does not name (a validator that just registered) follows
+            // the chain and signs from the epoch whose set names it.
+            match bttd_engine::check_key(&info, head + 1, &key.bls.public_key(), key.address) {
+                Ok(()) => {}
+                Err(EngineError::NotAValidator) => tracing::info!(
+                    target: "bttd::node",
+                    account = %key.address,
+                    "this validator's key is not in the current set: following until a set names it"
+                ),
+                Err(e) => return Err(e.into()),
+            }
             let (store, record) = FileSlashingStore::open(&settings.slashing_db, chain_id)?;
             Some(Signing {
                 signer: Box::new(BlsSigner(key.bls.clone())),
