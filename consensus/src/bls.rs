@@ -16,6 +16,22 @@ use blst::min_pk::{AggregateSignature, PublicKey, SecretKey, Signature};
 pub const SIG_DST: &[u8] = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 /// Ciphersuite DST for proofs of possession.
 pub const POP_DST: &[u8] = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+/// StakeManager's registration DST: a signature over (chain id, owner, signer) that binds a
+/// registration to its owner, so nobody can register a key copied from a pending transaction.
+pub const REGISTRATION_DST: &[u8] = b"BTTD_STAKE_REGISTER_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
+
+/// What `StakeManager.registerValidator` takes besides the signer and commission, in the
+/// uncompressed encodings the EIP-2537 precompiles read (docs/staking.md, "Registration key
+/// checks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// G1 `x ‖ y` (96 bytes).
+    pub public_key: Vec<u8>,
+    /// G2 (192 bytes): the proof of possession.
+    pub proof_of_possession: Vec<u8>,
+    /// G2 (192 bytes): the signature over `chain id (u256) ‖ owner ‖ signer`.
+    pub registration_signature: Vec<u8>,
+}
 
 /// A compressed G1 public key.
 pub type PublicKeyBytes = FixedBytes<48>;
@@ -95,6 +111,37 @@ impl BlsSecretKey {
                 .sign(self.public_key().as_slice(), POP_DST, &[])
                 .to_bytes(),
         )
+    }
+
+    /// The key, its proof of possession and a registration signature binding it to `owner`
+    /// and `signer` on chain `chain_id`, as StakeManager's `registerValidator` takes them.
+    pub fn registration(
+        &self,
+        chain_id: u64,
+        owner: alloy_primitives::Address,
+        signer: alloy_primitives::Address,
+    ) -> Registration {
+        let public_key = self.0.sk_to_pk().serialize().to_vec();
+        let proof_of_possession = self
+            .0
+            .sign(self.public_key().as_slice(), POP_DST, &[])
+            .serialize()
+            .to_vec();
+        let mut message = alloy_primitives::U256::from(chain_id)
+            .to_be_bytes::<32>()
+            .to_vec();
+        message.extend_from_slice(owner.as_slice());
+        message.extend_from_slice(signer.as_slice());
+        let registration_signature = self
+            .0
+            .sign(&message, REGISTRATION_DST, &[])
+            .serialize()
+            .to_vec();
+        Registration {
+            public_key,
+            proof_of_possession,
+            registration_signature,
+        }
     }
 }
 

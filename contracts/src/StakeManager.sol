@@ -515,6 +515,12 @@ contract StakeManager {
         return activeSet;
     }
 
+    /// Owners `endEpoch` considers: validators whose self-stake was at least `minSelfStake` at
+    /// the last epoch end, and those registered or topped up since (see `validatorList`).
+    function candidates() external view returns (address[] memory) {
+        return validatorList;
+    }
+
     /// The current epoch's set as the node needs it: owners, signers (as of the epoch's
     /// start), compressed BLS keys and powers, in the same order.
     function validatorSet()

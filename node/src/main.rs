@@ -45,6 +45,8 @@ enum Command {
     Genesis(GenesisCommand),
     /// Bandwidth payment channels: open, pay with vouchers, settle, close, watch.
     Channel(cli::channel::ChannelArgs),
+    /// Stake as a validator or delegator: register, delegate, undelegate, withdraw, claim.
+    Validator(cli::validator::ValidatorArgs),
     /// Offer a steady rate of signed transfers and measure send-to-finalized latency.
     Loadgen(cli::loadgen::LoadgenArgs),
     /// Create, show and import a validator's keys (account and BLS keystores).
@@ -223,6 +225,7 @@ fn main() -> eyre::Result<()> {
         Command::Testnet(command) => cli::testnet::run(command),
         Command::SlashingProtection(command) => cli::slashing::run(command),
         Command::Channel(args) => cli::channel::run(args),
+        Command::Validator(args) => cli::validator::run(args),
         Command::Loadgen(args) => cli::loadgen::run(args),
         Command::TronSim(args) => {
             init_tracing(&args.log);

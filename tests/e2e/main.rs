@@ -13,6 +13,7 @@ mod keys;
 mod limits;
 mod loadgen;
 mod ops;
+mod staking;
 mod support;
 mod tron;
 mod txpool;

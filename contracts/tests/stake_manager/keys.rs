@@ -2,12 +2,9 @@
 //! `registerValidator` takes: uncompressed G1 key, uncompressed G2 proof of possession and
 //! registration signature.
 
-use alloy_primitives::{Address, Bytes, U256, keccak256};
+use alloy_primitives::{Address, Bytes, keccak256};
 use bttd_consensus::bls::{BlsSecretKey, validate_public_key, verify_proof_of_possession};
 use bttd_contracts::StakeManager;
-
-/// The registration DST, as the contract defines it.
-pub const REGISTRATION_DST: &[u8] = b"BTTD_STAKE_REGISTER_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
 
 pub struct ValidatorKeys {
     pub bls: BlsSecretKey,
@@ -45,13 +42,12 @@ impl ValidatorKeys {
         uncompressed_sig(self.bls.proof_of_possession().as_slice())
     }
 
-    /// The registration signature over (chain id, owner, signer).
+    /// The registration signature over (chain id, owner, signer), as bttd's CLI makes it.
     pub fn registration(&self, chain_id: u64, owner: Address, signer: Address) -> Bytes {
-        let sk = blst::min_pk::SecretKey::from_bytes(&self.bls.to_bytes()).expect("own scalar");
-        let mut msg = U256::from(chain_id).to_be_bytes::<32>().to_vec();
-        msg.extend_from_slice(owner.as_slice());
-        msg.extend_from_slice(signer.as_slice());
-        Bytes::copy_from_slice(&sk.sign(&msg, REGISTRATION_DST, &[]).serialize())
+        self.bls
+            .registration(chain_id, owner, signer)
+            .registration_signature
+            .into()
     }
 
     /// A complete, valid registration by this key's owner.

@@ -5,7 +5,7 @@
 //! the validator set is empty and the proposer is the producer's coinbase of the head block.
 
 use alloy_eips::BlockId;
-use alloy_primitives::{Address, B256, Bytes, FixedBytes, U64};
+use alloy_primitives::{Address, B256, Bytes, FixedBytes, U64, U256};
 use bttd_consensus::{CommitCertificate, Evidence};
 use jsonrpsee::proc_macros::rpc;
 use serde::Serialize;
@@ -41,6 +41,23 @@ pub(crate) struct RpcValidator {
     pub power: U64,
     pub voting_power: U64,
     pub bls_public_key: FixedBytes<48>,
+    /// StakeManager's owner of the validator (holds the stake, receives the rewards).
+    pub owner: Address,
+    /// Total stake (self and delegated) in wei at the head.
+    pub stake: U256,
+    /// StakeManager's status at the head: none, candidate, jailed, tombstoned or active.
+    pub status: &'static str,
+}
+
+/// StakeManager's `validatorInfo` status code as a word (docs/staking.md).
+fn status_name(code: u8) -> &'static str {
+    match code {
+        1 => "candidate",
+        2 => "jailed",
+        3 => "tombstoned",
+        4 => "active",
+        _ => "none",
+    }
 }
 
 #[rpc(server, namespace = "bttd")]
@@ -117,23 +134,31 @@ impl BorApiServer for Rpc {
         let Some(info) = self.consensus.as_deref() else {
             return Ok(Vec::new());
         };
-        let next = self.ctx.chain.head().number + 1;
+        let chain = &self.ctx.chain;
+        let head = chain.head().number;
         let set = info
             .sets
-            .validator_set(next)
+            .validator_set(head + 1)
             .ok_or_else(|| internal("no validator set"))?;
-        Ok(set
-            .validators()
+        let staked = super::staking::set_deciding(chain, head + 1)?;
+        set.validators()
             .iter()
+            .zip(&staked.validators)
             .enumerate()
-            .map(|(i, v)| RpcValidator {
-                id: U64::from(i),
-                signer: v.address,
-                power: U64::from(v.power),
-                voting_power: U64::from(v.power),
-                bls_public_key: v.public_key,
+            .map(|(i, (v, member))| {
+                let (stake, status) = super::staking::stake_and_status(chain, head, member.owner)?;
+                Ok(RpcValidator {
+                    id: U64::from(i),
+                    signer: v.address,
+                    power: U64::from(v.power),
+                    voting_power: U64::from(v.power),
+                    bls_public_key: v.public_key,
+                    owner: member.owner,
+                    stake,
+                    status: status_name(status),
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn current_proposer(&self) -> RpcResult<Address> {

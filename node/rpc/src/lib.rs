@@ -46,6 +46,7 @@ mod net;
 mod proof;
 mod pubsub;
 mod resolve;
+mod staking;
 mod state;
 mod transactions;
 mod txpool;
@@ -352,6 +353,7 @@ fn build_module(rpc: Rpc) -> Result<RpcModule<()>, RpcError> {
     }
     if on(Api::Bttd) {
         module.merge(consensus::BttdConsensusApiServer::into_rpc(rpc.clone()))?;
+        module.merge(staking::StakingApiServer::into_rpc(rpc.clone()))?;
     }
     if on(Api::Bor) {
         module.merge(consensus::BorApiServer::into_rpc(rpc.clone()))?;

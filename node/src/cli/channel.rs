@@ -6,7 +6,7 @@
 //! format `watch` and `settle-batch` read); logs go to stderr. Amounts are wei, or BTT with a
 //! `btt` suffix (`2.5btt`).
 
-mod client;
+pub(crate) mod client;
 mod store;
 mod tower;
 mod watch;
@@ -178,28 +178,39 @@ enum ChannelCommand {
 
 /// Which key signs.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("signer").required(true).args(["dev_account", "keystore"])))]
-struct KeyArgs {
+#[command(group(ArgGroup::new("signer").required(true).args(["dev_account", "keystore", "home"])))]
+pub(crate) struct KeyArgs {
     /// Devnet account N (m/44'/60'/0'/0/N of the test mnemonic; for devnets only).
     #[arg(long)]
     dev_account: Option<u32>,
     /// Web3 Secret Storage (v3) keystore file.
     #[arg(long, requires = "password_file")]
     keystore: Option<PathBuf>,
+    /// A node home: its account keystore (HOME/keystore/account.json, `bttd keys new`).
+    #[arg(long, requires = "password_file", conflicts_with = "keystore")]
+    pub(crate) home: Option<PathBuf>,
     /// File whose first line is the keystore's password.
     #[arg(long)]
-    password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
 }
 
 impl KeyArgs {
-    fn signer(&self) -> eyre::Result<PrivateKeySigner> {
+    pub(crate) fn signer(&self) -> eyre::Result<PrivateKeySigner> {
         if let Some(n) = self.dev_account {
             let accounts = bttd_genesis::dev_accounts(n + 1)?;
             let key = accounts[n as usize].private_key;
             return Ok(PrivateKeySigner::from_bytes(&key)?);
         }
-        let (Some(keystore), Some(password_file)) = (&self.keystore, &self.password_file) else {
-            bail!("give --dev-account N or --keystore FILE --password-file FILE");
+        let home_keystore = self.home.as_ref().map(|home| {
+            bttd_keys::KeystoreDir::new(home.join(bttd_node::testnet::KEYSTORE_DIR)).account_path()
+        });
+        let (Some(keystore), Some(password_file)) = (
+            self.keystore.as_ref().or(home_keystore.as_ref()),
+            &self.password_file,
+        ) else {
+            bail!(
+                "give --dev-account N, --keystore FILE --password-file FILE or --home DIR --password-file FILE"
+            );
         };
         let text = std::fs::read_to_string(password_file)
             .wrap_err_with(|| format!("reading {}", password_file.display()))?;
@@ -210,7 +221,7 @@ impl KeyArgs {
 }
 
 /// Wei (decimal or 0x-hex), or BTT with a `btt` suffix.
-fn parse_amount(s: &str) -> Result<U256, String> {
+pub(crate) fn parse_amount(s: &str) -> Result<U256, String> {
     let s = s.trim();
     if let Some(btt) = s.strip_suffix("btt").or_else(|| s.strip_suffix("BTT")) {
         alloy_primitives::utils::parse_ether(btt.trim()).map_err(|e| e.to_string())
@@ -219,12 +230,12 @@ fn parse_amount(s: &str) -> Result<U256, String> {
     }
 }
 
-fn print(v: &Value) {
+pub(crate) fn print(v: &Value) {
     println!("{v}");
 }
 
 /// The transaction's hash, gas and status as JSON.
-fn receipt_json(r: &TransactionReceipt) -> Value {
+pub(crate) fn receipt_json(r: &TransactionReceipt) -> Value {
     json!({
         "transactionHash": r.transaction_hash,
         "blockNumber": r.block_number,

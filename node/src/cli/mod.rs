@@ -6,3 +6,4 @@ pub mod loadgen;
 pub mod slashing;
 pub mod testnet;
 pub mod tron;
+pub mod validator;

@@ -1,0 +1,189 @@
+//! Staking over JSON-RPC (issue 12): who validates a block and with how much stake
+//! (`bttd_getValidatorSet`), an account's delegations and unbonding entries
+//! (`bttd_getDelegations`), and the stake and status `bor_getCurrentValidators` adds to each
+//! member. Everything is read from StakeManager's views on the archived state
+//! (`bttd_runtime::staking::view_after`), so the answers are the chain's, at the block asked.
+
+use alloy_eips::BlockId;
+use alloy_primitives::{Address, FixedBytes, U64, U256};
+use alloy_sol_types::SolCall;
+use bttd_contracts::StakeManager;
+use bttd_runtime::Chain;
+use bttd_runtime::staking::{self, StakedSet};
+use jsonrpsee::proc_macros::rpc;
+use serde::Serialize;
+
+use super::Rpc;
+use super::error::{RpcResult, internal, server_error};
+use super::resolve::state_number;
+
+/// A member of the set deciding a block.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcSetMember {
+    pub index: U64,
+    pub owner: Address,
+    pub signer: Address,
+    pub bls_public_key: FixedBytes<48>,
+    pub power: U64,
+    /// Total stake (self and delegated) in wei at the block asked.
+    pub stake: U256,
+}
+
+/// The set deciding a block.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcValidatorSet {
+    pub block_number: U64,
+    pub epoch: U64,
+    pub validators: Vec<RpcSetMember>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcDelegation {
+    pub validator: Address,
+    pub stake: U256,
+    pub pending_rewards: U256,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcUnbonding {
+    pub validator: Address,
+    pub amount: U256,
+    pub completes_at_epoch: U64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RpcDelegations {
+    pub delegator: Address,
+    /// Delegations with stake or unclaimed rewards, to current candidates and members.
+    pub delegations: Vec<RpcDelegation>,
+    pub unbonding: Vec<RpcUnbonding>,
+}
+
+#[rpc(server, namespace = "bttd")]
+pub(crate) trait StakingApi {
+    /// The validator set deciding `block` (default the next block): owner, signer, BLS key,
+    /// power and stake of each member, in index order (the order of certificate bitmaps).
+    #[method(name = "getValidatorSet")]
+    fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet>;
+
+    /// `address`'s delegations (stake, pending rewards) and unbonding entries at the head.
+    #[method(name = "getDelegations")]
+    fn delegations(&self, address: Address) -> RpcResult<RpcDelegations>;
+}
+
+/// Calls a StakeManager view on the state after block `number`.
+fn view<C: SolCall>(chain: &Chain, number: u64, call: C) -> RpcResult<C::Return> {
+    let out = staking::view_after(chain, number, call.abi_encode().into()).map_err(internal)?;
+    C::abi_decode_returns(&out).map_err(internal)
+}
+
+/// The set deciding block `number` (which may be the head's child) and the state it is read at.
+pub(crate) fn set_deciding(chain: &Chain, number: u64) -> RpcResult<StakedSet> {
+    let config =
+        chain.config().staking.as_ref().ok_or_else(|| {
+            server_error("this chain has no validators (a single-producer devnet)")
+        })?;
+    let epoch = config.epoch_of(number);
+    staking::set_after(chain, config.set_block(epoch)).map_err(internal)
+}
+
+/// `validatorInfo(owner)` at block `number`: (total stake, status).
+pub(crate) fn stake_and_status(
+    chain: &Chain,
+    number: u64,
+    owner: Address,
+) -> RpcResult<(U256, u8)> {
+    let info = view(chain, number, StakeManager::validatorInfoCall { owner })?;
+    Ok((info.totalStake, info.status))
+}
+
+impl StakingApiServer for Rpc {
+    fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet> {
+        let chain = &self.ctx.chain;
+        let head = chain.head().number;
+        let (number, state) = match block {
+            None => (head + 1, head),
+            Some(id) => {
+                let n = state_number(chain, Some(id))?;
+                (n, n)
+            }
+        };
+        let set = set_deciding(chain, number)?;
+        let validators = set
+            .validators
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let (stake, _) = stake_and_status(chain, state, v.owner)?;
+                Ok(RpcSetMember {
+                    index: U64::from(i),
+                    owner: v.owner,
+                    signer: v.signer,
+                    bls_public_key: v.bls_public_key,
+                    power: U64::from(v.power),
+                    stake,
+                })
+            })
+            .collect::<RpcResult<_>>()?;
+        Ok(RpcValidatorSet {
+            block_number: U64::from(number),
+            epoch: U64::from(set.epoch),
+            validators,
+        })
+    }
+
+    fn delegations(&self, address: Address) -> RpcResult<RpcDelegations> {
+        let chain = &self.ctx.chain;
+        if chain.config().staking.is_none() {
+            return Err(server_error(
+                "this chain has no validators (a single-producer devnet)",
+            ));
+        }
+        let head = chain.head().number;
+        let mut validators = view(chain, head, StakeManager::candidatesCall {})?;
+        validators.extend(view(chain, head, StakeManager::activeValidatorsCall {})?);
+        let unbonding = view(
+            chain,
+            head,
+            StakeManager::unbondingOfCall { delegator: address },
+        )?;
+        validators.extend(unbonding.iter().map(|u| u.validator));
+        validators.sort_unstable();
+        validators.dedup();
+        let mut delegations = Vec::new();
+        for validator in validators {
+            let d = view(
+                chain,
+                head,
+                StakeManager::delegationOfCall {
+                    delegator: address,
+                    validator,
+                },
+            )?;
+            if !d.stake.is_zero() || !d.pendingRewards.is_zero() {
+                delegations.push(RpcDelegation {
+                    validator,
+                    stake: d.stake,
+                    pending_rewards: d.pendingRewards,
+                });
+            }
+        }
+        Ok(RpcDelegations {
+            delegator: address,
+            delegations,
+            unbonding: unbonding
+                .into_iter()
+                .map(|u| RpcUnbonding {
+                    validator: u.validator,
+                    amount: u.amount,
+                    completes_at_epoch: U64::from(u.completesAtEpoch),
+                })
+                .collect(),
+        })
+    }
+}
