@@ -29,8 +29,11 @@ fn shape_rng(seed: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_5ca1_ab1e_0000)
 }
 
-/// `n` validators plus one spare identity; epoch 1 re-weights, epoch 2 swaps a
-/// validator for the spare (which follows as an observer until then).
+/// `n` validators plus one spare identity, a different set in every epoch for six epochs
+/// (the last then stays): stake shifts (epochs 1 and 4: new powers), a join (epoch 2: the
+/// spare joins, `n + 1` members), a leave (epoch 3: a random original leaves) and a rejoin
+/// (epoch 5: it returns with new power, the spare stays). Members outside a set follow as
+/// observers until a set names them.
 fn changing_epochs(rng: &mut ChaCha8Rng, n: usize) -> Vec<Vec<(usize, u64)>> {
     let powers = |rng: &mut ChaCha8Rng, ids: &[usize]| {
         ids.iter()
@@ -38,13 +41,21 @@ fn changing_epochs(rng: &mut ChaCha8Rng, n: usize) -> Vec<Vec<(usize, u64)>> {
             .collect::<Vec<_>>()
     };
     let ids: Vec<usize> = (0..n).collect();
-    let e0 = powers(rng, &ids);
-    let e1 = powers(rng, &ids);
-    let mut swapped = ids.clone();
-    let out = rng.random_range(0..n);
-    swapped[out] = n;
-    let e2 = powers(rng, &swapped);
-    vec![e0, e1, e2]
+    let with_spare: Vec<usize> = (0..=n).collect();
+    let leaver = rng.random_range(0..n);
+    let without_leaver: Vec<usize> = with_spare
+        .iter()
+        .copied()
+        .filter(|&i| i != leaver)
+        .collect();
+    vec![
+        powers(rng, &ids),
+        powers(rng, &ids),
+        powers(rng, &with_spare),
+        powers(rng, &without_leaver),
+        powers(rng, &without_leaver),
+        powers(rng, &with_spare),
+    ]
 }
 
 fn honest_nodes(identities: usize) -> Vec<NodeSpec> {
