@@ -354,4 +354,32 @@ fn sets_and_rewards_follow_stake_manager() {
     let fourth = build_and_commit(&app, &info, &keys, 4);
     assert!(app.certificate(4).is_some());
     assert_eq!(fourth.number(), 4);
+
+    // Supply (docs/architecture.md): every account that exists holds, in sum, genesis plus
+    // the issuance of each block since; nothing is burned or created elsewhere.
+    let accounts: Vec<Address> = chain_accounts(&keys);
+    let supply = |n: u64| -> U256 {
+        let state = chain.state_at(n).unwrap();
+        accounts.iter().map(|a| state.balance(*a).unwrap()).sum()
+    };
+    assert_eq!(supply(4), supply(0) + btt * U256::from(4));
+}
+
+/// Every account the test chain can have touched: the genesis alloc, the validators (miners)
+/// and the fee pool.
+fn chain_accounts(keys: &[ValidatorKeys]) -> Vec<Address> {
+    let mut accounts: Vec<Address> = bttd_genesis::dev_accounts(10)
+        .unwrap()
+        .iter()
+        .map(|a| a.address)
+        .chain(keys.iter().map(|k| k.address()))
+        .chain([
+            bttd_contracts::STAKE_MANAGER_ADDRESS,
+            bttd_contracts::BANDWIDTH_CHANNELS_ADDRESS,
+            bttd_contracts::MULTICALL3_ADDRESS,
+        ])
+        .collect();
+    accounts.sort_unstable();
+    accounts.dedup();
+    accounts
 }
