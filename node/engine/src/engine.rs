@@ -21,8 +21,8 @@ use alloy_primitives::{Address, B256, Bytes};
 use bttd_consensus::bls::PublicKeyBytes;
 use bttd_consensus::{
     Applied, Block, BlockId, CommitCertificate, Config, Height, Input, Machine, Message, Output,
-    Reject, Round, SignedProposal, Signer, SlashingGuard, Step, TimeoutConfig, ValidatorIndex,
-    ValidatorSetProvider, Verdict, Verifier,
+    Reject, Round, SignedProposal, SignedVote, Signer, SignerBitmap, SlashingGuard, Step,
+    TimeoutConfig, ValidatorIndex, ValidatorSetProvider, Verdict, Verifier, VoteType,
 };
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -714,6 +714,14 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
             );
             return;
         }
+        if let Message::Vote(vote) = &message
+            && self.fold_late_precommit(vote)
+        {
+            if let Some(message_id) = message_id {
+                self.net.report(message_id, from, Acceptance::Accept);
+            }
+            return;
+        }
         let height = message.height();
         let ahead = height > self.machine.height();
         let input = match message {
@@ -746,6 +754,63 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
             }
             self.start_sync(Some(from));
         }
+    }
+
+    /// A precommit for the head block, in the round of the head's certificate, by a validator
+    /// the certificate lacks (one slower than the first quorum): checked and folded into the
+    /// certificate the next proposal carries, so the rewards that block pays count it (issue
+    /// 12: every precommit the proposer received by build time). The extended certificate is
+    /// adopted only if it verifies as a whole. Returns whether the vote was folded in; any
+    /// other vote goes to the machine as before.
+    fn fold_late_precommit(&mut self, vote: &SignedVote) -> bool {
+        let Some(certificate) = &self.head_certificate else {
+            return false;
+        };
+        let v = &vote.vote;
+        if v.vote_type != VoteType::Precommit
+            || v.height != certificate.height
+            || v.round != certificate.round
+            || v.block != Some(certificate.block_id)
+        {
+            return false;
+        }
+        let Some(set) = self.info.sets.validator_set(certificate.height) else {
+            return false;
+        };
+        let Some(mut signers) = certificate.signers.indices(set.len()) else {
+            return false;
+        };
+        if signers.contains(&v.validator) || v.validator as usize >= set.len() {
+            return false;
+        }
+        let msg = certificate.sign_bytes(&self.chain_id, set.epoch());
+        if !self
+            .verifier
+            .verify(&set, v.validator, &msg, &vote.signature)
+        {
+            return false;
+        }
+        let Some(signature) = self
+            .verifier
+            .aggregate(&[&certificate.signature, &vote.signature])
+        else {
+            return false;
+        };
+        signers.push(v.validator);
+        let extended = CommitCertificate {
+            signature,
+            signers: SignerBitmap::from_indices(set.len(), signers),
+            ..certificate.clone()
+        };
+        if extended
+            .verify(&self.chain_id, &set, self.verifier.as_ref())
+            .is_err()
+        {
+            return false;
+        }
+        metrics::counter!("bttd_consensus_late_precommits_total").increment(1);
+        self.head_certificate = Some(extended);
+        true
     }
 
     /// Answers a peer's sync request within the serving limits: the block of a proposal from
@@ -1004,7 +1069,7 @@ mod tests {
     use crate::GenesisSets;
     use crate::host::{Asked, RequestTag};
     use bttd_consensus::bls::BlsSecretKey;
-    use bttd_consensus::{SignedVote, SignerBitmap, Validator, ValidatorSet, Vote, VoteType};
+    use bttd_consensus::{Validator, ValidatorSet, Vote};
 
     #[derive(Default)]
     struct RecordingNet {
@@ -1224,6 +1289,83 @@ mod tests {
             None,
             "eth_syncing reports a forged height"
         );
+    }
+
+    /// A precommit for height 1 by validator `index` of the set, for block `id` in round 0.
+    fn precommit(info: &ConsensusInfo, index: u32, id: B256) -> SignedVote {
+        let set = info.sets.validator_set(1).unwrap();
+        let key = (1..=4u8)
+            .map(|i| BlsSecretKey::from_ikm(&[i; 32]).unwrap())
+            .find(|k| k.public_key() == set.validators()[index as usize].public_key)
+            .unwrap();
+        let vote = Vote {
+            vote_type: VoteType::Precommit,
+            height: 1,
+            round: 0,
+            block: Some(id),
+            validator: index,
+        };
+        let signature = key.sign(&vote.sign_bytes(&GenesisOnly.genesis_hash(), 0));
+        SignedVote { vote, signature }
+    }
+
+    fn gossip_vote(engine: &mut TestEngine, vote: SignedVote) {
+        let data = Envelope {
+            nonce: 1,
+            message: Message::Vote(vote),
+        }
+        .encode();
+        engine
+            .handle(Event::Gossip {
+                from: 1,
+                message_id: (),
+                data,
+            })
+            .unwrap();
+    }
+
+    /// Issue 12: the certificate a proposal carries counts every precommit its proposer
+    /// received, not only the first quorum: a later valid precommit for the head block in the
+    /// certificate's round is folded in; a forged one, one for another block and a repeat
+    /// change nothing.
+    #[test]
+    fn late_precommits_extend_the_head_certificate() {
+        let (mut engine, info) = follower();
+        let id = B256::repeat_byte(5);
+        let votes: Vec<SignedVote> = (0..4).map(|i| precommit(&info, i, id)).collect();
+        let first: Vec<_> = votes[..3].iter().map(|v| &v.signature).collect();
+        let set = info.sets.validator_set(1).unwrap();
+        engine.head_certificate = Some(CommitCertificate {
+            height: 1,
+            round: 0,
+            block_id: id,
+            signature: bttd_consensus::BlsVerifier.aggregate(&first).unwrap(),
+            signers: SignerBitmap::from_indices(4, [0, 1, 2]),
+        });
+        let signers = |engine: &TestEngine| {
+            engine
+                .head_certificate
+                .as_ref()
+                .unwrap()
+                .signers
+                .indices(4)
+                .unwrap()
+        };
+        let mut forged = votes[3].clone();
+        forged.signature = votes[2].signature;
+        gossip_vote(&mut engine, forged);
+        gossip_vote(&mut engine, precommit(&info, 3, B256::repeat_byte(6)));
+        gossip_vote(&mut engine, votes[1].clone());
+        assert_eq!(signers(&engine), vec![0, 1, 2]);
+        gossip_vote(&mut engine, votes[3].clone());
+        assert_eq!(signers(&engine), vec![0, 1, 2, 3]);
+        let cert = engine.head_certificate.clone().unwrap();
+        cert.verify(
+            &GenesisOnly.genesis_hash(),
+            &set,
+            &bttd_consensus::BlsVerifier,
+        )
+        .unwrap();
     }
 
     /// The round's proposal for height 1, signed by its proposer, with the block `id` (whose
