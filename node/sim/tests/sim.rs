@@ -179,6 +179,7 @@ fn soak() {
     let n = seeds(100_000);
     let threads = std::thread::available_parallelism().map_or(2, |p| p.get() as u64);
     let t0 = Instant::now();
+    let mut ran = Vec::new();
     for (name, build) in [
         (
             "partition_heal",
@@ -196,10 +197,12 @@ fn soak() {
         }
         // Start above the CI seeds so the soak explores new schedules.
         run_many(name, build, 1_000_000, n, threads);
+        ran.push(name);
     }
     eprintln!(
-        "soak: {} seeds x 5 scenarios, no violation, {:.1?}",
-        n,
+        "soak: {n} seeds x {} scenarios ({}), no violation, {:.1?}",
+        ran.len(),
+        ran.join(", "),
         t0.elapsed()
     );
 }
