@@ -480,6 +480,10 @@ fn mining_mode(args: &DevnetArgs) -> eyre::Result<MiningMode> {
 
 /// `bttd devnet --validators N`: a testnet made by `bttd testnet init` in the datadir (or
 /// resumed from it), every validator launched in this process over real libp2p on loopback.
+/// Blocks per epoch of `bttd devnet --validators N`: short, so staking changes (a new
+/// validator, a stake shift, a leave) take effect within seconds, as a devnet user expects.
+const DEVNET_EPOCH_LENGTH: u64 = 32;
+
 async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
     if args.automine || args.no_mining {
         bail!(
@@ -507,6 +511,7 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
             accounts: args.accounts,
             balance_btt: args.balance,
             block_time: args.block_time.clone(),
+            epoch_length: DEVNET_EPOCH_LENGTH,
             ..Default::default()
         })?;
     } else {
