@@ -1,8 +1,9 @@
 //! Block execution with revm: the system calls, the transactions in order, fees (tip to the
 //! proposer, base fee to the fee pool), receipts, and the resulting state changes. The order
 //! is docs/block-format.md's: EIP-2935, StakeManager's rewards for the parent, the
-//! transactions, the base-fee and issuance credit, and at an epoch's last block `endEpoch`. The same code builds a block from pool transactions and re-executes a block
-//! received from a peer; only the treatment of a failing transaction differs.
+//! transactions, the base-fee and issuance credit, and at an epoch's last block `endEpoch`.
+//! The same code builds a block from pool transactions and re-executes a block received from
+//! a peer; only the treatment of a failing transaction differs.
 
 use alloy_consensus::{Eip658Value, Receipt, ReceiptEnvelope, TxEnvelope, TxType};
 use alloy_eips::eip2935::HISTORY_STORAGE_ADDRESS;

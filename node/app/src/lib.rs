@@ -55,9 +55,9 @@ impl NodeApp {
         info: Arc<ConsensusInfo>,
         verifier: Arc<dyn Verifier>,
     ) -> Self {
-        debug_assert!(
+        assert!(
             ctx.chain.config().staking.is_none(),
-            "a staking chain needs NodeApp::staking"
+            "a staking chain needs NodeApp::staking (its rewards and sets come from chain state)"
         );
         Self {
             ctx,
