@@ -881,20 +881,40 @@ impl Machine {
             }
             out.push(Output::Broadcast(Message::Proposal(p)));
         }
-        // Our votes of this round, and our precommits of recent earlier rounds:
-        // a peer left behind in an earlier round needs them to time out.
-        let Some(me) = self.me else { return };
-        let first = self.round.saturating_sub(16);
-        for (r, rv) in self
-            .votes
-            .rounds()
-            .filter(|(r, _)| *r >= first && *r <= self.round)
-        {
-            if r == self.round
-                && let Some(v) = rv.prevotes.vote_of(me)
-            {
+        // Past round 0, what brought us to this round, relayed whoever signed it: the
+        // precommits of the round before (a precommit timeout) and the votes of this one (a
+        // round skip). Links need not relay, so a byzantine vote may reach us alone; a peer
+        // still in the earlier round may then lack exactly that vote of the quorum we left on,
+        // and our own votes would not make it up if we skipped a step (hostile_peers seed
+        // 1060234). Round 0 needs no justification, so a healthy chain pays nothing for this.
+        if let Some(previous) = self.round.checked_sub(1) {
+            let held = |r| self.votes.round(r);
+            let previous = held(previous)
+                .into_iter()
+                .flat_map(|rv| rv.precommits.first_votes());
+            let current = held(self.round)
+                .into_iter()
+                .flat_map(|rv| rv.prevotes.first_votes().chain(rv.precommits.first_votes()));
+            for v in previous.chain(current) {
                 out.push(Output::Broadcast(Message::Vote(v.clone())));
             }
+        } else if let Some(me) = self.me
+            && let Some(rv) = self.votes.round(0)
+        {
+            let own = [rv.prevotes.vote_of(me), rv.precommits.vote_of(me)];
+            for v in own.into_iter().flatten() {
+                out.push(Output::Broadcast(Message::Vote(v.clone())));
+            }
+        }
+        // Our precommits of the recent rounds before those: a peer left further behind
+        // needs them to time out.
+        let Some(me) = self.me else { return };
+        let first = self.round.saturating_sub(16);
+        for (_, rv) in self
+            .votes
+            .rounds()
+            .filter(|(r, _)| *r >= first && r.saturating_add(1) < self.round)
+        {
             if let Some(v) = rv.precommits.vote_of(me) {
                 out.push(Output::Broadcast(Message::Vote(v.clone())));
             }

@@ -70,6 +70,11 @@ impl Tally {
         self.votes.get(index as usize).and_then(|vs| vs.first())
     }
 
+    /// Each validator's first vote, ascending by validator.
+    pub fn first_votes(&self) -> impl Iterator<Item = &SignedVote> + '_ {
+        self.votes.iter().filter_map(|vs| vs.first())
+    }
+
     /// Whether this exact vote is already held.
     pub fn contains(&self, vote: &SignedVote) -> bool {
         self.votes
