@@ -39,6 +39,14 @@ contract StakeManager {
     uint256 public constant MAX_UNBONDING_ENTRIES = 7;
     /// Scale of the cumulative reward-per-stake accumulators.
     uint256 public constant REWARD_SCALE = 1e30;
+    /// At most this many delegators (self-stake included) per validator: slashing visits each.
+    uint256 public constant MAX_DELEGATORS = 256;
+    /// At most this many stake changes per (delegator, validator) within the evidence window:
+    /// slashing replays them to find the stake bonded at the offence.
+    uint256 public constant MAX_STAKE_CHANGES = 16;
+    /// Offence kinds (consensus/src/messages.rs `Evidence`).
+    uint8 public constant OFFENCE_CONFLICTING_VOTES = 0;
+    uint8 public constant OFFENCE_CONFLICTING_PROPOSALS = 1;
 
     /// DST of proofs of possession: bttd's consensus POP_DST (consensus/src/bls.rs).
     bytes public constant POP_DST = "BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";
@@ -79,6 +87,11 @@ contract StakeManager {
         uint256 issuancePerBlock; // wei, credited to this contract by the protocol
         uint256 proposerBonusBps;
         uint256 epochLength; // blocks
+        uint256 slashDoubleSignBps;
+        uint256 slashDowntimeBps;
+        uint256 downtimeWindow; // blocks
+        uint256 downtimeMinSignedBps;
+        uint256 jailEpochs;
     }
 
     struct Validator {
@@ -89,9 +102,10 @@ contract StakeManager {
         uint64 commissionEpoch;
         // slot 1
         bool registered;
-        bool tombstoned; // set by slashing (next issue)
-        uint64 jailedUntilEpoch; // set by slashing (next issue)
+        bool tombstoned; // double-signed: never in a set again
+        uint64 jailedUntilEpoch; // `unjail()` works from this epoch on
         uint64 listIndex; // position in validatorList + 1; 0 when not listed
+        bool jailed; // out of every set until `unjail()`
         // slot 2..
         uint256 totalStake; // self-stake + delegations, wei
         uint256 rewardPerStake; // cumulative delegators' reward per wei of stake, * REWARD_SCALE
@@ -110,6 +124,22 @@ contract StakeManager {
         address validator;
         uint256 amount;
         uint64 completesAtEpoch;
+        uint64 startBlock; // block of the undelegation (entries of one block are merged)
+    }
+
+    /// One change of a delegation's bonded stake, kept while evidence of an offence before it
+    /// can still arrive: slashing replays them to tell stake bonded at the offence from stake
+    /// added after it, and which unbonding entries hold stake that was bonded at the offence.
+    struct StakeChange {
+        uint64 blockNumber;
+        bool undelegation; // the stake left into the entry of (validator, blockNumber)
+        uint184 stakeAfter;
+    }
+
+    /// Signed blocks of one validator in one downtime window.
+    struct Uptime {
+        uint64 window;
+        uint64 missed;
     }
 
     // ---------------------------------------------------------------------------------------
@@ -148,6 +178,18 @@ contract StakeManager {
     mapping(uint256 epoch => mapping(address owner => uint256)) public powerAt; // slot 20
     mapping(uint256 epoch => mapping(address owner => address)) public signerAt; // slot 21
 
+    uint256 public slashDoubleSignBps; // slot 22
+    uint256 public slashDowntimeBps; // slot 23
+    uint256 public downtimeWindow; // slot 24
+    uint256 public downtimeMinSignedBps; // slot 25
+    uint256 public jailEpochs; // slot 26
+    mapping(address validator => address[]) internal delegatorsOf; // slot 27
+    mapping(address delegator => mapping(address validator => uint256)) internal delegatorSlot; // 28
+    mapping(address delegator => mapping(address validator => StakeChange[])) internal stakeHistory; // 29
+    /// Offences slashed, by `offenceId`: the block whose system call slashed each.
+    mapping(bytes32 offence => uint256 blockNumber) public offenceSlashedAt; // slot 30
+    mapping(address owner => Uptime) public uptime; // slot 31
+
     bool private transient locked;
 
     // ---------------------------------------------------------------------------------------
@@ -170,6 +212,12 @@ contract StakeManager {
     event ProposerBonusPaid(uint256 indexed blockNumber, address indexed proposer, uint256 amount, bool paid);
     event ValidatorRewarded(address indexed owner, uint256 share, uint256 commission);
     event EpochEnded(uint256 indexed newEpoch, uint256 validators, uint256 totalPower);
+    event Slashed(
+        address indexed owner, bytes32 indexed offence, uint256 offenceBlock, uint256 bps, uint256 amount
+    );
+    event DoubleSignIgnored(address indexed owner, bytes32 indexed offence, string reason);
+    event Jailed(address indexed owner, uint256 untilEpoch, bool tombstoned);
+    event Unjailed(address indexed owner);
 
     // ---------------------------------------------------------------------------------------
     // Modifiers
@@ -205,6 +253,12 @@ contract StakeManager {
         require(params.maxValidators > 0, "maxValidators is zero");
         require(params.epochLength > 0, "epochLength is zero");
         require(params.minSelfStake >= BTT, "minSelfStake below 1 BTT");
+        require(
+            params.slashDoubleSignBps <= MAX_BPS && params.slashDowntimeBps <= MAX_BPS
+                && params.downtimeMinSignedBps <= MAX_BPS,
+            "slashing bps over 10000"
+        );
+        require(params.downtimeWindow > 0, "downtimeWindow is zero");
         minSelfStake = params.minSelfStake;
         minDelegation = params.minDelegation;
         maxValidators = params.maxValidators;
@@ -212,6 +266,11 @@ contract StakeManager {
         issuancePerBlock = params.issuancePerBlock;
         proposerBonusBps = params.proposerBonusBps;
         epochLength = params.epochLength;
+        slashDoubleSignBps = params.slashDoubleSignBps;
+        slashDowntimeBps = params.slashDowntimeBps;
+        downtimeWindow = params.downtimeWindow;
+        downtimeMinSignedBps = params.downtimeMinSignedBps;
+        jailEpochs = params.jailEpochs;
 
         uint256 n = owners.length;
         require(signers.length == n && blsKeys.length == n && stakes.length == n, "genesis arrays differ in length");
@@ -344,6 +403,7 @@ contract StakeManager {
         require(amount > 0, "zero amount");
         require(d.stake >= amount, "amount above stake");
         require(unbondingCount[msg.sender][validator] < MAX_UNBONDING_ENTRIES, "too many unbonding entries");
+        require(block.number <= type(uint64).max, "block number overflows");
         Validator storage v = validators[validator];
         _settle(d, v);
         uint256 before = d.stake;
@@ -353,8 +413,17 @@ contract StakeManager {
         totalUnbonding += amount;
         uint256 completes = currentEpoch + unbondingEpochs;
         require(completes <= type(uint64).max, "unbonding epoch overflows");
-        unbondings[msg.sender].push(Unbonding(validator, amount, uint64(completes)));
-        unbondingCount[msg.sender][validator] += 1;
+        Unbonding[] storage list = unbondings[msg.sender];
+        uint256 n = list.length;
+        uint256 i;
+        while (i < n && !(list[i].validator == validator && list[i].startBlock == block.number)) i++;
+        if (i < n) {
+            list[i].amount += amount; // a second undelegation in this block joins its entry
+        } else {
+            list.push(Unbonding(validator, amount, uint64(completes), uint64(block.number)));
+            unbondingCount[msg.sender][validator] += 1;
+        }
+        _recordChange(msg.sender, validator, d.stake, true);
         emit Undelegated(msg.sender, validator, amount, completes);
         if (msg.sender == validator && before >= minSelfStake && d.stake < minSelfStake) {
             emit ValidatorLeft(validator, d.stake);
@@ -365,22 +434,26 @@ contract StakeManager {
     function withdrawUnbonded() external nonReentrant {
         Unbonding[] storage list = unbondings[msg.sender];
         uint256 total;
+        bool any;
         uint256 i;
         while (i < list.length) {
             Unbonding storage u = list[i];
             if (u.completesAtEpoch <= currentEpoch) {
                 total += u.amount;
                 unbondingCount[msg.sender][u.validator] -= 1;
+                address validator = u.validator;
+                any = true;
                 list[i] = list[list.length - 1];
                 list.pop();
+                _forgetIfEmpty(msg.sender, validator);
             } else {
                 i++;
             }
         }
-        require(total > 0, "nothing unbonded to withdraw");
+        require(any, "nothing unbonded to withdraw");
         totalUnbonding -= total;
         emit Withdrawn(msg.sender, total);
-        _send(msg.sender, total);
+        if (total > 0) _send(msg.sender, total); // entries slashed to zero pay nothing
     }
 
     /// Pays msg.sender its rewards from its delegation to `validator` (and, for the owner,
@@ -414,6 +487,7 @@ contract StakeManager {
     function distributeBlockReward(address proposer, address[] calldata signers) external onlySystem {
         if (block.number <= 1) return;
         uint256 h = block.number - 1;
+        _countUptime(h, signers);
         uint256 owed = totalBonded + totalUnbonding + totalRewardsOwed;
         uint256 balance = address(this).balance;
         if (balance <= owed) return;
@@ -454,6 +528,48 @@ contract StakeManager {
         }
     }
 
+    /// Called by the protocol after the rewards call, once for each offence the block carries
+    /// (docs/block-format.md): slashes `slashDoubleSignBps` of the stake bonded with `owner` at
+    /// `offenceBlock` (see `_slash`), then jails and tombstones it. An offence slashed before,
+    /// an owner already tombstoned, or evidence older than the unbonding period changes nothing
+    /// but an event: voters refuse blocks carrying such evidence; this is the contract's guard.
+    function slashDoubleSign(address owner, uint64 offenceBlock, uint32 round, uint8 kind) external onlySystem {
+        bytes32 offence = offenceId(owner, offenceBlock, round, kind);
+        Validator storage v = validators[owner];
+        string memory why;
+        if (!v.registered) why = "not a validator";
+        else if (offenceSlashedAt[offence] != 0) why = "offence already slashed";
+        else if (v.tombstoned) why = "validator already tombstoned";
+        else if (offenceBlock == 0 || offenceBlock >= block.number) why = "offence not before this block";
+        else if (offenceBlock < _oldestSlashableBlock()) why = "evidence older than the unbonding period";
+        if (bytes(why).length != 0) {
+            emit DoubleSignIgnored(owner, offence, why);
+            return;
+        }
+        offenceSlashedAt[offence] = block.number;
+        uint256 bps = slashDoubleSignBps;
+        emit Slashed(owner, offence, offenceBlock, bps, _slash(owner, offenceBlock, bps));
+        v.tombstoned = true;
+        _jail(owner, v, true);
+    }
+
+    /// Lets a validator jailed for downtime back among the candidates once `jailEpochs` epochs
+    /// have ended; it rejoins the set at the next epoch's end if its stake qualifies.
+    function unjail() external {
+        Validator storage v = validators[msg.sender];
+        require(v.registered, "not a validator");
+        require(!v.tombstoned, "validator tombstoned");
+        require(v.jailed, "not jailed");
+        require(currentEpoch >= v.jailedUntilEpoch, "still jailed");
+        v.jailed = false;
+        delete uptime[msg.sender];
+        if (v.listIndex == 0 && delegations[msg.sender][msg.sender].stake >= minSelfStake) {
+            validatorList.push(msg.sender);
+            v.listIndex = uint64(validatorList.length);
+        }
+        emit Unjailed(msg.sender);
+    }
+
     /// Called by the protocol at the last block of the current epoch: installs the set of the
     /// next epoch, the top `maxValidators` candidates by total stake (ties: lower address
     /// first) with self-stake >= minSelfStake and at least 1 BTT of stake; power = floor(stake
@@ -479,10 +595,20 @@ contract StakeManager {
         jailedUntilEpoch = v.jailedUntilEpoch;
         if (!v.registered) status = STATUS_NONE;
         else if (v.tombstoned) status = STATUS_TOMBSTONED;
-        else if (v.jailedUntilEpoch > currentEpoch) status = STATUS_JAILED;
+        else if (v.jailed) status = STATUS_JAILED;
         else if (powerAt[currentEpoch][owner] > 0) status = STATUS_ACTIVE;
         else if (selfStake >= minSelfStake) status = STATUS_CANDIDATE;
         else status = STATUS_NONE;
+    }
+
+    /// The identity of an offence: (validator, height, round, kind). Each slashes once.
+    function offenceId(address owner, uint64 offenceBlock, uint32 round, uint8 kind) public pure returns (bytes32) {
+        return keccak256(abi.encode(owner, offenceBlock, round, kind));
+    }
+
+    /// Delegators with stake or unbonding entries at `validator` (what slashing visits).
+    function delegatorsOfValidator(address validator) external view returns (address[] memory) {
+        return delegatorsOf[validator];
     }
 
     /// A validator's signer, compressed BLS key and unclaimed commission.
@@ -597,13 +723,174 @@ contract StakeManager {
         Delegation storage d = delegations[delegator][validator];
         Validator storage v = validators[validator];
         _settle(d, v);
+        if (delegatorSlot[delegator][validator] == 0) {
+            address[] storage list = delegatorsOf[validator];
+            require(list.length < MAX_DELEGATORS, "validator has MAX_DELEGATORS delegators");
+            list.push(delegator);
+            delegatorSlot[delegator][validator] = list.length;
+        }
         d.stake += amount;
         v.totalStake += amount;
         totalBonded += amount;
+        _recordChange(delegator, validator, d.stake, false);
         if (delegator == validator && v.listIndex == 0 && d.stake >= minSelfStake) {
             validatorList.push(validator); // back among the candidates
             v.listIndex = uint64(validatorList.length);
         }
+    }
+
+    /// Appends a change of (delegator, validator)'s bonded stake to its history, first dropping
+    /// the changes no acceptable evidence can need: before the oldest slashable block only the
+    /// last change matters (it is the stake bonded at any later offence).
+    function _recordChange(address delegator, address validator, uint256 stakeAfter, bool undelegation) private {
+        StakeChange[] storage h = stakeHistory[delegator][validator];
+        uint256 oldest = _oldestSlashableBlock();
+        uint256 n = h.length;
+        uint256 k;
+        while (k + 1 < n && h[k + 1].blockNumber < oldest) k++;
+        if (k > 0) {
+            for (uint256 j = k; j < n; j++) h[j - k] = h[j];
+            for (uint256 j = 0; j < k; j++) h.pop();
+        }
+        require(h.length < MAX_STAKE_CHANGES, "too many stake changes in the unbonding period");
+        require(stakeAfter <= type(uint184).max, "stake overflows");
+        h.push(StakeChange(uint64(block.number), undelegation, uint184(stakeAfter)));
+    }
+
+    /// Offences at or after this block may still be slashed: those of an epoch whose unbonding
+    /// entries cannot have completed yet (epoch + unbondingEpochs > currentEpoch).
+    function _oldestSlashableBlock() private view returns (uint256) {
+        uint256 span = unbondingEpochs;
+        if (currentEpoch + 1 <= span) return 1;
+        return (currentEpoch + 1 - span) * epochLength + 1;
+    }
+
+    /// Drops (delegator, validator) from the validator's delegators once it holds nothing.
+    function _forgetIfEmpty(address delegator, address validator) private {
+        if (delegations[delegator][validator].stake != 0 || unbondingCount[delegator][validator] != 0) return;
+        uint256 slot = delegatorSlot[delegator][validator];
+        if (slot == 0) return;
+        address[] storage list = delegatorsOf[validator];
+        address last = list[list.length - 1];
+        list[slot - 1] = last;
+        delegatorSlot[last][validator] = slot;
+        list.pop();
+        delete delegatorSlot[delegator][validator];
+        delete stakeHistory[delegator][validator];
+    }
+
+    /// Takes `bps` of the stake that was bonded with `owner` when block `offenceBlock` began,
+    /// from every delegator: the part still bonded, and the part that left into unbonding
+    /// entries after the offence. Stake added after the offence is not touched; an
+    /// undelegation takes the newest stake first. The slashed wei stay in the contract, no
+    /// longer owed to anyone: they join the reward pool of the next block.
+    function _slash(address owner, uint256 offenceBlock, uint256 bps) private returns (uint256 total) {
+        address[] storage list = delegatorsOf[owner];
+        uint256 n = list.length;
+        for (uint256 k = 0; k < n; k++) {
+            total += _slashDelegator(list[k], owner, offenceBlock, bps);
+        }
+    }
+
+    /// `_slash` for one delegator: replays its stake changes since the offence. The lowest
+    /// level reached since is what stayed bonded of the offence's stake; each undelegation that
+    /// went below the previous lowest took that much of it into its entry.
+    function _slashDelegator(address delegator, address owner, uint256 offenceBlock, uint256 bps)
+        private
+        returns (uint256 total)
+    {
+        StakeChange[] storage h = stakeHistory[delegator][owner];
+        uint256 m = h.length;
+        uint256 i;
+        uint256 low;
+        while (i < m && h[i].blockNumber < offenceBlock) {
+            low = h[i].stakeAfter;
+            i++;
+        }
+        if (low == 0) return 0;
+        for (; i < m; i++) {
+            StakeChange storage c = h[i];
+            uint256 level = c.stakeAfter;
+            if (level >= low) continue;
+            if (c.undelegation) total += _slashEntry(delegator, owner, c.blockNumber, (low - level) * bps / MAX_BPS);
+            low = level;
+        }
+        Delegation storage d = delegations[delegator][owner];
+        if (low > d.stake) low = d.stake; // an earlier slash took part of it
+        uint256 cut = low * bps / MAX_BPS;
+        if (cut == 0) return total;
+        Validator storage v = validators[owner];
+        _settle(d, v);
+        d.stake -= cut;
+        v.totalStake -= cut;
+        totalBonded -= cut;
+        total += cut;
+    }
+
+    function _slashEntry(address delegator, address validator, uint64 startBlock, uint256 cut)
+        private
+        returns (uint256)
+    {
+        Unbonding[] storage list = unbondings[delegator];
+        for (uint256 i = 0; i < list.length; i++) {
+            Unbonding storage u = list[i];
+            if (u.validator != validator || u.startBlock != startBlock) continue;
+            if (cut > u.amount) cut = u.amount;
+            u.amount -= cut;
+            totalUnbonding -= cut;
+            return cut;
+        }
+        return 0; // withdrawn: only possible for offences the window no longer accepts
+    }
+
+    function _jail(address owner, Validator storage v, bool tombstone) private {
+        uint256 until = tombstone ? type(uint64).max : currentEpoch + jailEpochs;
+        if (until > type(uint64).max) until = type(uint64).max;
+        v.jailed = true;
+        v.jailedUntilEpoch = uint64(until);
+        emit Jailed(owner, until, tombstone);
+    }
+
+    /// Counts the blocks each member of the current set did not sign, in windows of
+    /// `downtimeWindow` blocks, from the certificate of block `h`; a member that missed more
+    /// than the window tolerates is jailed and slashed `slashDowntimeBps` of its bonded stake.
+    /// The block that ends an epoch is not counted (its set is no longer stored as a list).
+    function _countUptime(uint256 h, address[] calldata signers) private {
+        if (h <= setChangedAtBlock) return;
+        uint256 mark = h | (1 << 255); // transient marks of this block's signers; slot 0 is the lock
+        for (uint256 i = 0; i < signers.length; i++) {
+            uint256 key = uint256(uint160(signers[i])) | (1 << 254);
+            assembly {
+                tstore(key, mark)
+            }
+        }
+        uint64 index = uint64((h - 1) / downtimeWindow);
+        uint256 n = activeSet.length;
+        for (uint256 i = 0; i < n; i++) {
+            address o = activeSet[i];
+            uint256 key = uint256(uint160(o)) | (1 << 254);
+            uint256 seen;
+            assembly {
+                seen := tload(key)
+            }
+            if (seen != mark) _countMiss(o, h, index);
+        }
+    }
+
+    /// One more block `owner` did not sign in window `window`; past what the window tolerates,
+    /// it is jailed and slashed `slashDowntimeBps` of the stake bonded with it now.
+    function _countMiss(address owner, uint256 h, uint64 window) private {
+        Validator storage v = validators[owner];
+        if (v.jailed) return;
+        Uptime storage u = uptime[owner];
+        uint64 missed = u.window == window ? u.missed + 1 : 1;
+        u.window = window;
+        u.missed = missed;
+        if (missed <= downtimeWindow * (MAX_BPS - downtimeMinSignedBps) / MAX_BPS) return;
+        _jail(owner, v, false);
+        uint256 bps = slashDowntimeBps;
+        bytes32 offence = keccak256(abi.encode(owner, window, "downtime"));
+        emit Slashed(owner, offence, h, bps, _slash(owner, block.number + 1, bps));
     }
 
     function _creditValidator(address owner, uint256 share) private {
@@ -642,7 +929,7 @@ contract StakeManager {
                 continue;
             }
             i++;
-            if (v.jailedUntilEpoch > epoch || stake < BTT) continue;
+            if (v.jailed || stake < BTT) continue;
             // Insertion into the sorted top-k (stake descending, address ascending).
             if (n == k && !_before(stake, o, stakes[k - 1], chosen[k - 1])) continue;
             uint256 j = n < k ? n : k - 1;

@@ -83,6 +83,16 @@ pub struct StakingParams {
     pub issuance_per_block: U256,
     /// Share of a block's reward paid to its proposer, in basis points.
     pub proposer_bonus_bps: u16,
+    /// Share of the stake bonded at a double-signing offence that is slashed, in basis points.
+    pub slash_double_sign_bps: u16,
+    /// Share of the bonded stake slashed when a validator is jailed for downtime, in bps.
+    pub slash_downtime_bps: u16,
+    /// Blocks per downtime window (windows are counted from block 1, back to back).
+    pub downtime_window: u64,
+    /// A validator that signs fewer than this share of a window's blocks is jailed, in bps.
+    pub downtime_min_signed_bps: u16,
+    /// Epochs a validator jailed for downtime waits before `unjail()` works.
+    pub jail_epochs: u64,
 }
 
 impl Default for StakingParams {
@@ -95,18 +105,27 @@ impl Default for StakingParams {
             unbonding_epochs: 85,
             issuance_per_block: U256::ZERO,
             proposer_bonus_bps: 1_000,
+            slash_double_sign_bps: 500,
+            slash_downtime_bps: 1,
+            downtime_window: 10_000,
+            downtime_min_signed_bps: 500,
+            jail_epochs: 2,
         }
     }
 }
 
 impl StakingParams {
     /// Values for `bttd devnet` and `bttd testnet init`: 1 BTT minimum self-stake, 1 BTT
-    /// issued per block, unbonding of 2 epochs, so a test sees every step in seconds.
+    /// issued per block, unbonding of 2 epochs, downtime windows of 100 blocks of which half
+    /// must be signed, jail of 1 epoch, so a test sees every step in seconds.
     pub fn devnet() -> Self {
         Self {
             min_self_stake: U256::from(WEI_PER_BTT),
             unbonding_epochs: 2,
             issuance_per_block: U256::from(WEI_PER_BTT),
+            downtime_window: 100,
+            downtime_min_signed_bps: 5_000,
+            jail_epochs: 1,
             ..Self::default()
         }
     }

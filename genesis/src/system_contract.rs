@@ -64,6 +64,9 @@ pub fn run_creation_code_with_value(
             cfg.disable_balance_check = true;
             cfg.disable_base_fee = true;
             cfg.disable_block_gas_limit = true;
+            // Genesis places the code it creates: EIP-3860's init-code bound is for
+            // transactions, and StakeManager's constructor carries every genesis validator's key.
+            cfg.limit_contract_initcode_size = Some(usize::MAX);
         })
         .build_mainnet();
     let tx = TxEnv {

@@ -82,6 +82,11 @@ pub fn stake_manager(params: &BttdParams) -> Result<GenesisAccount, GenesisError
             issuancePerBlock: staking.issuance_per_block,
             proposerBonusBps: U256::from(staking.proposer_bonus_bps),
             epochLength: U256::from(params.epoch_length.max(1)),
+            slashDoubleSignBps: U256::from(staking.slash_double_sign_bps),
+            slashDowntimeBps: U256::from(staking.slash_downtime_bps),
+            downtimeWindow: U256::from(staking.downtime_window),
+            downtimeMinSignedBps: U256::from(staking.downtime_min_signed_bps),
+            jailEpochs: U256::from(staking.jail_epochs),
         },
         owners: validators.iter().map(|v| v.owner()).collect(),
         signers: validators.iter().map(|v| v.address).collect(),
@@ -114,6 +119,18 @@ pub(crate) fn check_staking_params(params: &BttdParams) -> Result<(), GenesisErr
     }
     if staking.max_validators == 0 {
         return invalid("maxValidators must be at least 1".into());
+    }
+    for (key, bps) in [
+        ("slashDoubleSignBps", staking.slash_double_sign_bps),
+        ("slashDowntimeBps", staking.slash_downtime_bps),
+        ("downtimeMinSignedBps", staking.downtime_min_signed_bps),
+    ] {
+        if bps > 10_000 {
+            return invalid(format!("{key} {bps} is above 10000"));
+        }
+    }
+    if staking.downtime_window == 0 {
+        return invalid("downtimeWindow must be at least 1 block".into());
     }
     if staking.proposer_bonus_bps > 10_000 {
         return invalid(format!(

@@ -71,6 +71,11 @@ pub fn default_params() -> StakeManager::Params {
         issuancePerBlock: btt(1),
         proposerBonusBps: U256::from(1000),
         epochLength: U256::from(10),
+        slashDoubleSignBps: U256::from(500),
+        slashDowntimeBps: U256::from(1),
+        downtimeWindow: U256::from(20),
+        downtimeMinSignedBps: U256::from(5_000),
+        jailEpochs: U256::from(1),
     }
 }
 
@@ -208,6 +213,7 @@ impl Chain {
                 // Genesis with 100 validators runs one large constructor.
                 cfg.disable_block_gas_limit = true;
                 cfg.tx_gas_limit_cap = Some(u64::MAX);
+                cfg.limit_contract_initcode_size = Some(usize::MAX);
             })
             .modify_block_chained(|b| {
                 b.number = U256::from(number);

@@ -226,6 +226,7 @@ fn stake_manager_lifecycle() {
                 },
             )
             .ok();
+        chain.next_block(); // undelegations of one block share an entry
     }
     chain
         .send(

@@ -8,4 +8,5 @@ mod keys;
 mod lifecycle;
 mod registration;
 mod rewards;
+mod slashing;
 mod supply;
