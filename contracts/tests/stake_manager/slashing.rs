@@ -153,7 +153,11 @@ fn stake_manager_double_sign_slashes_the_stake_bonded_at_the_offence_to_the_wei(
     assert_eq!(entries(&mut chain, a), vec![btt(15) - a_entry_cut]);
     assert_eq!(stake(&mut chain, b, v), btt(14) - b_bonded_cut);
     assert_eq!(entries(&mut chain, b), vec![btt(11), btt(5) - b_entry_cut]);
-    assert_eq!(stake(&mut chain, c, v), btt(50), "stake bonded after the offence");
+    assert_eq!(
+        stake(&mut chain, c, v),
+        btt(50),
+        "stake bonded after the offence"
+    );
     let info = chain.view(&StakeManager::validatorInfoCall { owner: v });
     assert_eq!(info.totalStake, total_before - bonded_cut);
     assert_eq!(info.status, TOMBSTONED);
@@ -281,7 +285,11 @@ fn stake_manager_downtime_jails_slashes_and_unjails_after_jail_epochs() {
     for _ in 0..10 {
         reward(&mut chain, online);
     }
-    assert_eq!(status(&mut chain, offline), ACTIVE, "10 misses a window are tolerated");
+    assert_eq!(
+        status(&mut chain, offline),
+        ACTIVE,
+        "10 misses a window are tolerated"
+    );
     let (missed_window, missed) = {
         let u = chain.view(&StakeManager::uptimeCall { owner: offline });
         (u.window, u.missed)
@@ -314,6 +322,9 @@ fn stake_manager_downtime_jails_slashes_and_unjails_after_jail_epochs() {
     assert_eq!(status(&mut chain, offline), CANDIDATE);
     end_epoch(&mut chain);
     let set = chain.view(&StakeManager::validatorSetCall {});
-    assert!(set.owners.contains(&offline), "back in the set after unjail");
+    assert!(
+        set.owners.contains(&offline),
+        "back in the set after unjail"
+    );
     assert_eq!(status(&mut chain, offline), ACTIVE);
 }
