@@ -268,6 +268,9 @@ pub struct Machine {
     future: FutureBuffer,
     /// Size of the last known set, for the share of messages that cannot be verified yet.
     last_set_len: usize,
+    /// Votes of the current round the rules called for while the machine could not sign
+    /// (an observer): signed if a signer is installed in this round.
+    unsigned: Vec<(VoteType, Option<BlockId>)>,
 }
 
 impl std::fmt::Debug for Machine {
@@ -318,11 +321,56 @@ impl Machine {
             reported: HashSet::new(),
             future: FutureBuffer::default(),
             last_set_len: 0,
+            unsigned: Vec::new(),
         };
         let mut out = Vec::new();
         m.enter_height(height, &mut out);
         m.run_rules(&mut out);
         (m, out)
+    }
+
+    /// Gives a machine started without a signer (an observer: it follows and verifies but
+    /// signs nothing) its signer, so it votes from now on without a restart; the node's
+    /// doppelganger watch starts a validator this way. The guard was the machine's from the
+    /// start, so the lock and round restored from its record are kept. Our index is
+    /// re-evaluated for the current height; if the set names us, we join the current round
+    /// where it stands: the votes the rules called for in this round while we could not sign
+    /// are signed now, in order (the record's votes of this round among them, repeated as
+    /// after a restart; a whole network of observers would otherwise wait in a round whose
+    /// votes nobody sends), the round's proposal is made if it is ours and still due, and the
+    /// rules that have not fired yet sign when they do. A signer already present is kept.
+    /// Returns the outputs.
+    pub fn install_signer(&mut self, signer: Box<dyn Signer>) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.signer.is_some() {
+            return out;
+        }
+        let key = signer.public_key();
+        self.signer = Some(signer);
+        let Some(set) = self.set.clone() else {
+            // Waiting for the set: `enter_height` evaluates `me` when it comes.
+            return out;
+        };
+        self.me = set.index_of(&key);
+        if self.me.is_none() {
+            return out;
+        }
+        // `cast` moves the step to the vote's; the observer's is the later one already.
+        let step = self.step;
+        for (vote_type, block) in std::mem::take(&mut self.unsigned) {
+            self.cast(vote_type, block, &mut out);
+        }
+        self.step = self.step.max(step);
+        if self.step == Step::Propose && !self.flags.building && self.own_proposal.is_none() {
+            self.propose_if_ours(&mut out);
+        }
+        self.run_rules(&mut out);
+        out
+    }
+
+    /// Whether the machine signs: it has a signer and the current set names it.
+    pub fn is_signing(&self) -> bool {
+        self.signer.is_some() && self.me.is_some()
     }
 
     /// Height being decided.
@@ -473,11 +521,12 @@ impl Machine {
 
     /// Paper lines 11-21.
     fn start_round(&mut self, round: Round, out: &mut Vec<Output>) {
-        let set = self.set.clone().expect("set known when starting a round");
+        assert!(self.set.is_some(), "set known when starting a round");
         self.round = round;
         self.step = Step::Propose;
         self.flags = RoundFlags::default();
         self.own_proposal = None;
+        self.unsigned.clear();
         for r in [round, round.saturating_add(1)] {
             let ids: Vec<BlockId> = self
                 .proposals
@@ -494,6 +543,14 @@ impl Machine {
             step: Step::Propose,
             duration: self.config.timeouts.duration(Step::Propose, round),
         });
+        self.propose_if_ours(out);
+    }
+
+    /// Proposes in the current round if we are its proposer: re-proposes `validValue`, or asks
+    /// the node to build a block.
+    fn propose_if_ours(&mut self, out: &mut Vec<Output>) {
+        let Some(set) = self.set.clone() else { return };
+        let round = self.round;
         if self.me.is_some() && self.me == Some(set.proposer(self.height, round)) {
             let reuse = self.valid.and_then(|(vr, id)| {
                 self.blocks
@@ -576,10 +633,9 @@ impl Machine {
 
     fn cast(&mut self, vote_type: VoteType, block: Option<BlockId>, out: &mut Vec<Output>) {
         self.step = vote_type.into();
-        let (Some(me), Some(set)) = (self.me, self.set.clone()) else {
-            return;
-        };
-        let Some(signer) = self.signer.as_ref() else {
+        let (Some(me), Some(set), Some(signer)) = (self.me, self.set.clone(), self.signer.as_ref())
+        else {
+            self.unsigned.push((vote_type, block));
             return;
         };
         // The guard may hand back the value signed before a crash.
@@ -1278,6 +1334,137 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// An observer with a validator's guard (the doppelganger watch) signs nothing, keeps the
+    /// lock and round its record restores, and once given its signer re-sends the votes the
+    /// record holds for the round it is in, then votes with its lock: no restart needed.
+    #[test]
+    fn a_signer_installed_later_keeps_the_records_lock_and_round() {
+        use crate::guard::{LockRecord, RoundRecord};
+        let n = net();
+        let me = n.follower();
+        let a = block(0xa);
+        let record = SignRecord {
+            latest: Some(RoundRecord {
+                height: 1,
+                round: 2,
+                proposal: None,
+                prevote: Some(Some(a.id)),
+                precommit: Some(Some(a.id)),
+            }),
+            lock: Some(LockRecord {
+                height: 1,
+                round: 2,
+                block: a.id,
+            }),
+        };
+        let (mut m, out) = Machine::new(
+            Config::new(chain()),
+            None,
+            SlashingGuard::new(record, Box::new(NoStore)),
+            n.verifier.clone(),
+            n.provider.clone(),
+            1,
+        );
+        assert!(sent_votes(&out).is_empty(), "an observer signed");
+        assert!(!m.is_signing());
+        assert_eq!((m.round(), m.locked()), (2, Some((2, a.id))));
+        let out = m.install_signer(Box::new(TestSigner(n.keys[me])));
+        assert!(m.is_signing());
+        assert_eq!(m.validator_index(), Some(n.index(me)));
+        assert_eq!(
+            sent_votes(&out),
+            vec![
+                (VoteType::Prevote, 2, Some(a.id)),
+                (VoteType::Precommit, 2, Some(a.id))
+            ]
+        );
+        // Round 3: a fresh proposal of another block gets a nil prevote (the lock holds).
+        m.apply(Input::TimeoutFired {
+            height: 1,
+            round: 2,
+            step: Step::Precommit,
+        });
+        assert_eq!(m.round(), 3);
+        let b = block(0xb);
+        let proposer = n.set.proposer(1, 3);
+        let proposal = Proposal {
+            height: 1,
+            round: 3,
+            pol_round: None,
+            block: b.clone(),
+            proposer,
+        };
+        let signature =
+            TestSigner(n.keys[n.key_of(proposer)]).sign(&proposal.sign_bytes(&chain(), 0));
+        m.apply(Input::Proposal(SignedProposal {
+            proposal,
+            signature,
+        }));
+        let out = m
+            .apply(Input::BlockVerified {
+                id: b.id,
+                valid: true,
+            })
+            .outputs;
+        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 3, None)]);
+    }
+
+    /// Observers that all timed out of the propose step (a whole network restarting, every
+    /// validator watching) would wait in the prevote step for ever, each for the others'
+    /// prevotes: given its signer, a validator sends the nil prevote its observer skipped.
+    #[test]
+    fn a_signer_installed_later_sends_the_votes_its_observer_skipped() {
+        let n = net();
+        let me = n.follower();
+        let (mut m, _) = Machine::new(
+            Config::new(chain()),
+            None,
+            SlashingGuard::new(SignRecord::default(), Box::new(NoStore)),
+            n.verifier.clone(),
+            n.provider.clone(),
+            1,
+        );
+        let out = m
+            .apply(Input::TimeoutFired {
+                height: 1,
+                round: 0,
+                step: Step::Propose,
+            })
+            .outputs;
+        assert!(sent_votes(&out).is_empty());
+        assert_eq!(m.step(), Step::Prevote);
+        let out = m.install_signer(Box::new(TestSigner(n.keys[me])));
+        assert_eq!(sent_votes(&out), vec![(VoteType::Prevote, 0, None)]);
+        assert_eq!(m.step(), Step::Prevote);
+    }
+
+    /// A proposer given its signer in the propose step of its round asks for a block at once.
+    #[test]
+    fn a_proposer_given_its_signer_in_its_round_builds() {
+        let n = net();
+        let proposer = n.key_of(n.set.proposer(1, 0));
+        let (mut m, out) = Machine::new(
+            Config::new(chain()),
+            None,
+            SlashingGuard::new(SignRecord::default(), Box::new(NoStore)),
+            n.verifier.clone(),
+            n.provider.clone(),
+            1,
+        );
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, Output::BuildProposal { .. }))
+        );
+        let out = m.install_signer(Box::new(TestSigner(n.keys[proposer])));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::BuildProposal {
+                height: 1,
+                round: 0
+            }
+        )));
     }
 
     /// Four machines exchanging messages instantly decide the first proposal.

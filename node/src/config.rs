@@ -277,6 +277,10 @@ pub struct NodeConfig {
     /// Serve the test mnemonic's accounts through eth_accounts / eth_sendTransaction / eth_sign*
     /// (as `bttd devnet` does). Never on a node whose RPC others can reach.
     pub dev_accounts: bool,
+    /// Sign from the start, without first watching for another instance of this validator's
+    /// key (docs/consensus.md, "Doppelganger protection"). Only for operators sure that no
+    /// other instance runs.
+    pub disable_doppelganger_protection: bool,
     pub rpc: RpcSection,
     pub txpool: TxpoolSection,
     pub storage: StorageSection,

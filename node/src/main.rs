@@ -138,6 +138,13 @@ struct NodeArgs {
     /// Sign for the test mnemonic's accounts (eth_sendTransaction, eth_sign, ...), as the devnet does.
     #[arg(long)]
     dev_accounts: bool,
+    /// Sign from the start instead of first watching the network for another instance of this
+    /// validator's key (doppelganger protection: by default a starting validator signs only
+    /// after 2 heights decided by votes, or 10 s without any, in which it saw no message
+    /// signed with its key above its slashing-protection record; if it sees one it stops with
+    /// an error). Only when sure no other instance runs.
+    #[arg(long)]
+    disable_doppelganger_protection: bool,
     /// Test-only fault injection: the consensus engine panics when about to commit this
     /// height. Refused unless BTTD_FAULT_INJECTION=1 (docs/architecture.md, Decisions).
     #[arg(long, hide = true)]
@@ -275,6 +282,7 @@ fn apply_flags(config: &mut NodeConfig, args: NodeArgs) {
     config.metrics = args.metrics.or(config.metrics);
     config.log = args.log.or(config.log.take());
     config.dev_accounts |= args.dev_accounts;
+    config.disable_doppelganger_protection |= args.disable_doppelganger_protection;
     if let Some(addr) = args.rpc_addr {
         config.rpc.addr = addr;
     }
@@ -390,6 +398,8 @@ fn consensus_settings(
                 .map(|v| v.slashing_db.clone())
                 .unwrap_or_else(|| PathBuf::from("slashing-protection.json")),
             panic_at_height,
+            doppelganger: (!config.disable_doppelganger_protection)
+                .then(bttd_engine::DoppelgangerWatch::default),
         },
     })
 }
@@ -523,6 +533,10 @@ async fn multi_validator_devnet(args: DevnetArgs) -> eyre::Result<()> {
         let mut config = NodeConfig::load(&home.join("config.toml"))?;
         config.resolve_paths(&home);
         config.dev_accounts = true;
+        // All of the devnet's validators start at once, from this process and its own
+        // datadir: there is no other instance to watch for, and the watch would only hold
+        // back the first block of every start by its quiet period.
+        config.disable_doppelganger_protection = true;
         config.metrics = if i == 0 { args.metrics } else { None };
         config.storage.cache_mb = args.cache_mb;
         let mut settings = node_settings(&config, Some(&home), None)?;

@@ -28,6 +28,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 
+use crate::doppelganger::{DoppelgangerWatch, Sighting, Watch};
 use crate::host::{
     Acceptance, Application, Asked, CommitFailure, Event, Internal, InternalKind, JobPanicked,
     Network, RequestTag, Runtime,
@@ -60,6 +61,10 @@ pub struct EngineConfig {
     pub rebroadcast: Duration,
     /// How often the engine asks a random peer for its head ([`STATUS_POLL`]).
     pub status_poll: Duration,
+    /// Doppelganger protection (see [`crate::doppelganger`]): how long a validator watches
+    /// for another instance of its key before it signs. `None` turns it off
+    /// (`--disable-doppelganger-protection`); full nodes never watch.
+    pub doppelganger: Option<DoppelgangerWatch>,
 }
 
 /// What a validator votes with: its consensus key, the account its blocks credit (the
@@ -86,6 +91,14 @@ pub enum EngineFault {
     Commit { height: Height, reason: String },
     #[error(transparent)]
     Panicked(#[from] JobPanicked),
+    #[error(
+        "doppelganger: a {kind} at height {height}, round {round} carries a valid signature by this validator's key, above the latest round this node's slashing-protection record says it signed in: another instance is signing with this key (or this node's record is older than what the key signed). This node signed nothing and stops, since two instances of one key equivocate and get slashed. Stop the other instance (or import its newer record with `bttd slashing-protection import`) before starting this one; only if you are sure no other instance runs, start with --disable-doppelganger-protection"
+    )]
+    Doppelganger {
+        height: Height,
+        round: Round,
+        kind: &'static str,
+    },
 }
 
 /// Why the engine could not start.
@@ -189,6 +202,14 @@ pub struct Engine<N: Network, R: Runtime<Event<N, A>>, A: Application> {
     /// Announced proposals whose blocks are being fetched, by block id: who announced them
     /// (and is asked) and the signed proposal, completed when the block arrives.
     fetching: HashMap<BlockId, (N::Peer, SignedProposal)>,
+    /// The doppelganger watch of a validator that has not signed since it started: the
+    /// machine runs without a signer until it ends (see [`crate::doppelganger`]).
+    watch: Option<Watch>,
+    /// The signer the machine gets when the watch ends (`None` once installed, or after a
+    /// sighting: then it never signs).
+    withheld: Option<Box<dyn Signer>>,
+    /// This validator's consensus key (the watch looks for its signatures).
+    own_key: Option<PublicKeyBytes>,
 }
 
 impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
@@ -208,6 +229,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
     ) -> Result<Self, EngineError> {
         let (head, _) = app.head();
         let chain_id = app.genesis_hash();
+        let mut own_key = None;
         let (signer, guard, beneficiary) = match signing {
             Some(Signing {
                 signer,
@@ -219,6 +241,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                     Ok(()) | Err(EngineError::NotAValidator) => {}
                     Err(e) => return Err(e),
                 }
+                own_key = Some(signer.public_key());
                 (Some(signer), guard, account)
             }
             None => (
@@ -231,6 +254,17 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
         machine_config.timeouts = config.timeouts;
         let provider: Arc<dyn ValidatorSetProvider> = info.sets.clone();
         let head_certificate = app.certificate(head);
+        // Doppelganger protection: the machine gets the guard now (its record restores our
+        // lock and round) but the signer only when the watch ends.
+        let (signer, watch, withheld) = match (signer, config.doppelganger) {
+            (Some(signer), Some(watch)) => {
+                tracing::info!(target: "bttd::consensus", heights = watch.heights, quiet_seconds = watch.quiet.as_secs_f64(), "doppelganger protection: watching for another instance of this validator's key before signing");
+                metrics::gauge!("bttd_consensus_doppelganger_watching").set(1.0);
+                let w = Watch::new(watch, guard.record(), runtime.now());
+                (None, Some(w), Some(signer))
+            }
+            (signer, _) => (signer, None, None),
+        };
         let (machine, first) = Machine::new(
             machine_config,
             signer,
@@ -265,6 +299,9 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
             accepted_payloads: AcceptedPayloads::default(),
             head_certificate,
             fetching: HashMap::new(),
+            watch,
+            withheld,
+            own_key,
         };
         engine.schedule(config.rebroadcast, InternalKind::Rebroadcast);
         engine.schedule(config.status_poll, InternalKind::PollStatus);
@@ -324,6 +361,10 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                     if self.peers.insert(peer) {
                         self.info.peer_connected();
                     }
+                    let now = self.runtime.now();
+                    if let Some(watch) = &mut self.watch {
+                        watch.peer_connected(now);
+                    }
                     self.request(peer, SyncRequest::Status, Asked::Status);
                 }
                 Event::PeerDisconnected(peer) => {
@@ -334,6 +375,7 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
                 }
                 Event::Internal(Internal(internal)) => self.on_internal(internal),
             }
+            self.end_watch_if_over();
         }
         match self.fault.take() {
             Some(fault) => {
@@ -369,13 +411,93 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
     /// Applies one input; a refused input is held against `from`, the peer that sent it, and
     /// against nobody else (effects of replayed buffered messages carry no verdict).
     fn apply(&mut self, input: Input, from: Option<N::Peer>) -> Verdict {
+        let watched = self.watch.as_ref().and_then(|_| Signed::of(&input));
+        let by_votes = !matches!(input, Input::Commit { .. });
         let Applied { verdict, outputs } = self.machine.apply(input);
         if let (Verdict::Rejected(reason), Some(peer)) = (&verdict, from) {
             self.penalise(peer, reason);
         }
         metrics::gauge!("bttd_consensus_buffered_bytes").set(self.machine.buffered_bytes() as f64);
+        // Only what the machine checked counts: a verified signature, at the height it names.
+        if let Some(signed) = watched
+            && matches!(
+                verdict,
+                Verdict::Accepted | Verdict::Buffered { verified: true }
+            )
+            && self.watch_saw(signed)
+        {
+            return verdict;
+        }
+        if let Some(watch) = &mut self.watch {
+            let now = self.runtime.now();
+            for _ in outputs
+                .iter()
+                .filter(|o| matches!(o, Output::Decided { .. }))
+            {
+                watch.decided(by_votes, now);
+            }
+        }
         self.carry_out(outputs);
+        self.end_watch_if_over();
         verdict
+    }
+
+    /// During the doppelganger watch, a message whose signature the machine checked: if our
+    /// own key signed it above our record, another instance holds the key. Then nothing is
+    /// ever signed here and the engine stops with [`EngineFault::Doppelganger`]. Returns
+    /// whether it was such a sighting.
+    fn watch_saw(&mut self, signed: Signed) -> bool {
+        let (Some(watch), Some(key)) = (&self.watch, &self.own_key) else {
+            return false;
+        };
+        let Some(set) = self.info.sets.validator_set(signed.height) else {
+            return false;
+        };
+        let Some(ours) = set.index_of(key) else {
+            return false;
+        };
+        let by_us = match &signed.by {
+            By::One(index) => *index == ours,
+            By::Certificate(signers) => signers
+                .indices(set.len())
+                .is_some_and(|signers| signers.contains(&ours)),
+        };
+        let Some(Sighting {
+            height,
+            round,
+            kind,
+        }) = by_us
+            .then(|| watch.check(signed.height, signed.round, signed.kind))
+            .flatten()
+        else {
+            return false;
+        };
+        tracing::error!(target: "bttd::consensus", height, round, kind, record = ?self.machine.sign_record().latest, "DOPPELGANGER: a message signed with this validator's key, above this node's slashing-protection record, was seen; another instance is signing with this key. Not signing, stopping (--disable-doppelganger-protection turns this check off)");
+        metrics::counter!("bttd_consensus_doppelganger_detected_total").increment(1);
+        self.withheld = None;
+        self.fault = Some(EngineFault::Doppelganger {
+            height,
+            round,
+            kind,
+        });
+        true
+    }
+
+    /// Ends the doppelganger watch when it is over: the machine gets its signer and signs
+    /// from now on.
+    fn end_watch_if_over(&mut self) {
+        let now = self.runtime.now();
+        if self.fault.is_some() || !self.watch.as_ref().is_some_and(|w| w.over(now)) {
+            return;
+        }
+        self.watch = None;
+        metrics::gauge!("bttd_consensus_doppelganger_watching").set(0.0);
+        let Some(signer) = self.withheld.take() else {
+            return;
+        };
+        tracing::info!(target: "bttd::consensus", height = self.machine.height(), round = self.machine.round(), "doppelganger protection: no other instance of this validator's key seen; signing from now on");
+        let outputs = self.machine.install_signer(signer);
+        self.carry_out(outputs);
     }
 
     /// Carries out outputs in order; those after a decision wait until its commit is done.
@@ -717,6 +839,14 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
         if let Message::Vote(vote) = &message
             && self.fold_late_precommit(vote)
         {
+            if let Some(signed) = self
+                .watch
+                .as_ref()
+                .and_then(|_| Signed::of(&Input::Vote(vote.clone())))
+                && self.watch_saw(signed)
+            {
+                return;
+            }
             if let Some(message_id) = message_id {
                 self.net.report(message_id, from, Acceptance::Accept);
             }
@@ -1051,6 +1181,48 @@ impl<N: Network, R: Runtime<Event<N, A>>, A: Application> Engine<N, R, A> {
     }
 }
 
+/// Who signed an input, for the doppelganger watch.
+struct Signed {
+    height: Height,
+    round: Round,
+    kind: &'static str,
+    by: By,
+}
+
+enum By {
+    One(ValidatorIndex),
+    Certificate(SignerBitmap),
+}
+
+impl Signed {
+    fn of(input: &Input) -> Option<Self> {
+        Some(match input {
+            Input::Proposal(p) => Signed {
+                height: p.proposal.height,
+                round: p.proposal.round,
+                kind: "proposal",
+                by: By::One(p.proposal.proposer),
+            },
+            Input::Vote(v) => Signed {
+                height: v.vote.height,
+                round: v.vote.round,
+                kind: match v.vote.vote_type {
+                    VoteType::Prevote => "prevote",
+                    VoteType::Precommit => "precommit",
+                },
+                by: By::One(v.vote.validator),
+            },
+            Input::Commit { certificate, .. } => Signed {
+                height: certificate.height,
+                round: certificate.round,
+                kind: "commit certificate",
+                by: By::Certificate(certificate.signers.clone()),
+            },
+            _ => return None,
+        })
+    }
+}
+
 /// The next epoch's set hash if `height` is the last block of its epoch.
 pub fn next_set_commitment(info: &ConsensusInfo, height: Height) -> Option<B256> {
     if info.sets.epoch_of(height) == info.sets.epoch_of(height + 1) {
@@ -1199,6 +1371,7 @@ mod tests {
             panic_at_height: None,
             rebroadcast: REBROADCAST,
             status_poll: STATUS_POLL,
+            doppelganger: None,
         };
         let mut engine = Engine::new(
             RecordingNet::default(),
@@ -1491,5 +1664,438 @@ mod tests {
             })
             .unwrap();
         assert_eq!(third.network().banned.len(), 1);
+    }
+
+    // ----- doppelganger protection -----
+
+    /// A runtime whose clock the test sets and whose blocking jobs run at once, their events
+    /// queued for the test to deliver; timers are dropped.
+    struct QueueRuntime<E> {
+        now: Duration,
+        ready: VecDeque<E>,
+    }
+
+    impl<E: Send + 'static> Runtime<E> for QueueRuntime<E> {
+        fn now(&self) -> Duration {
+            self.now
+        }
+        fn unix_seconds(&self) -> u64 {
+            1_700_000_000
+        }
+        fn schedule(&mut self, _: Duration, _: E) {}
+        fn spawn_blocking(&mut self, job: Box<dyn FnOnce() -> E + Send>) {
+            self.ready.push_back(job());
+        }
+    }
+
+    /// A chain whose blocks are their own ids and always valid: executed = (parent, height, id).
+    #[derive(Default)]
+    struct Chain {
+        head: std::sync::Mutex<(Height, B256)>,
+    }
+
+    impl Chain {
+        fn head_now(&self) -> (Height, B256) {
+            let head = *self.head.lock().unwrap();
+            if head.0 == 0 {
+                (0, GenesisOnly.genesis_hash())
+            } else {
+                head
+            }
+        }
+    }
+
+    impl Application for Chain {
+        type Executed = (B256, Height, B256);
+        type Invalid = NotTheId;
+        type Fault = NotTheId;
+        fn genesis_hash(&self) -> B256 {
+            GenesisOnly.genesis_hash()
+        }
+        fn head(&self) -> (Height, B256) {
+            self.head_now()
+        }
+        fn check_payload(&self, block: &Block) -> Result<(), NotTheId> {
+            GenesisOnly.check_payload(block)
+        }
+        fn build(
+            &self,
+            height: Height,
+            _: Address,
+            _: Option<CommitCertificate>,
+            _: u64,
+        ) -> Result<(Block, Self::Executed), NotTheId> {
+            let block = block_at(height);
+            let id = block.id;
+            Ok((block, (self.head_now().1, height, id)))
+        }
+        fn verify(
+            &self,
+            height: Height,
+            block: &Block,
+            _: Option<Address>,
+            _: u64,
+        ) -> Result<Self::Executed, NotTheId> {
+            Ok((self.head_now().1, height, block.id))
+        }
+        fn parent_of(executed: &Self::Executed) -> B256 {
+            executed.0
+        }
+        fn execute_decided(&self, block: &Block) -> Result<Self::Executed, NotTheId> {
+            let (height, parent) = self.head_now();
+            Ok((parent, height + 1, block.id))
+        }
+        fn commit(&self, executed: Self::Executed, _: &CommitCertificate) -> Result<(), NotTheId> {
+            *self.head.lock().unwrap() = (executed.1, executed.2);
+            Ok(())
+        }
+        fn certificate(&self, _: Height) -> Option<CommitCertificate> {
+            None
+        }
+        fn certified_blocks(
+            &self,
+            _: Height,
+            _: u32,
+            _: usize,
+        ) -> Result<Vec<CertifiedBlock>, NotTheId> {
+            Ok(Vec::new())
+        }
+    }
+
+    type Validator4 = Engine<RecordingNet, QueueRuntime<Event<RecordingNet, Chain>>, Chain>;
+
+    /// The block proposed at `height`: its id names the height, its payload is the id.
+    fn block_at(height: Height) -> Block {
+        let id = B256::repeat_byte(0x40 + height as u8);
+        Block {
+            id,
+            payload: Bytes::copy_from_slice(id.as_slice()),
+        }
+    }
+
+    fn secret(i: u8) -> BlsSecretKey {
+        BlsSecretKey::from_ikm(&[i; 32]).unwrap()
+    }
+
+    fn sets() -> Arc<ConsensusInfo> {
+        let validators = (1..=4u8)
+            .map(|i| Validator {
+                address: Address::with_last_byte(i),
+                public_key: secret(i).public_key(),
+                power: 1,
+            })
+            .collect();
+        let set = ValidatorSet::new(validators, 0, 1).unwrap();
+        Arc::new(ConsensusInfo::new(
+            Arc::new(GenesisSets::new(set, 100)),
+            0,
+            1 << 20,
+            None,
+        ))
+    }
+
+    /// The key (ikm byte) of validator `index`.
+    fn key_byte(info: &ConsensusInfo, index: u32) -> u8 {
+        let set = info.sets.validator_set(1).unwrap();
+        (1..=4u8)
+            .find(|&i| secret(i).public_key() == set.validators()[index as usize].public_key)
+            .unwrap()
+    }
+
+    /// Our validator: one that proposes none of the rounds 0 of heights 1 to 3.
+    fn our_index(info: &ConsensusInfo) -> u32 {
+        let set = info.sets.validator_set(1).unwrap();
+        (0..4)
+            .find(|&i| (1..=3).all(|h| set.proposer(h, 0) != i))
+            .unwrap()
+    }
+
+    /// The engine of validator [`our_index`] with slashing-protection record `record` and the
+    /// watch `watch`, at 100 s with peers 1 and 2 connected.
+    fn validator(
+        watch: Option<DoppelgangerWatch>,
+        record: bttd_consensus::SignRecord,
+    ) -> (Validator4, Arc<ConsensusInfo>) {
+        let info = sets();
+        let me = key_byte(&info, our_index(&info));
+        let config = EngineConfig {
+            block_time: Duration::ZERO,
+            timeouts: Default::default(),
+            panic_at_height: None,
+            rebroadcast: REBROADCAST,
+            status_poll: STATUS_POLL,
+            doppelganger: watch,
+        };
+        let signing = Signing {
+            signer: Box::new(bttd_consensus::BlsSigner(secret(me))),
+            account: Address::with_last_byte(me),
+            guard: SlashingGuard::new(record, Box::new(bttd_consensus::guard::NoStore)),
+        };
+        let mut engine = Engine::new(
+            RecordingNet::default(),
+            QueueRuntime {
+                now: Duration::from_secs(100),
+                ready: VecDeque::new(),
+            },
+            Arc::new(Chain::default()),
+            info.clone(),
+            Arc::new(bttd_consensus::BlsVerifier),
+            config,
+            Some(signing),
+            7,
+        )
+        .unwrap();
+        for peer in [1, 2] {
+            engine.handle(Event::PeerConnected(peer)).unwrap();
+        }
+        (engine, info)
+    }
+
+    const WATCH: DoppelgangerWatch = DoppelgangerWatch {
+        heights: 2,
+        quiet: Duration::from_secs(10),
+    };
+
+    fn vote_by(
+        info: &ConsensusInfo,
+        index: u32,
+        vote_type: VoteType,
+        height: Height,
+        round: Round,
+        block: Option<B256>,
+    ) -> SignedVote {
+        let vote = Vote {
+            vote_type,
+            height,
+            round,
+            block,
+            validator: index,
+        };
+        let signature =
+            secret(key_byte(info, index)).sign(&vote.sign_bytes(&GenesisOnly.genesis_hash(), 0));
+        SignedVote { vote, signature }
+    }
+
+    /// The proposal of `block_at(height)` by the proposer of round 0.
+    fn proposal_at(info: &ConsensusInfo, height: Height) -> SignedProposal {
+        let set = info.sets.validator_set(height).unwrap();
+        let proposer = set.proposer(height, 0);
+        let proposal = bttd_consensus::Proposal {
+            height,
+            round: 0,
+            pol_round: None,
+            block: block_at(height),
+            proposer,
+        };
+        let signature = secret(key_byte(info, proposer))
+            .sign(&proposal.sign_bytes(&GenesisOnly.genesis_hash(), 0));
+        SignedProposal {
+            proposal,
+            signature,
+        }
+    }
+
+    /// Gossips `message` from peer 1, then delivers the jobs it caused until none is left.
+    fn deliver(engine: &mut Validator4, message: Message) -> Result<(), EngineFault> {
+        let data = Envelope { nonce: 1, message }.encode();
+        engine.handle(Event::Gossip {
+            from: 1,
+            message_id: (),
+            data,
+        })?;
+        while let Some(event) = engine.runtime.ready.pop_front() {
+            engine.handle(event)?;
+        }
+        Ok(())
+    }
+
+    /// Height `height` is proposed and precommitted by the three other validators.
+    fn decide_by_others(engine: &mut Validator4, info: &ConsensusInfo, height: Height) {
+        deliver(engine, Message::Proposal(proposal_at(info, height))).unwrap();
+        let me = our_index(info);
+        for index in (0..4).filter(|&i| i != me) {
+            let id = Some(block_at(height).id);
+            let vote = vote_by(info, index, VoteType::Precommit, height, 0, id);
+            deliver(engine, Message::Vote(vote)).unwrap();
+        }
+        assert_eq!(engine.height(), height + 1, "height {height} not decided");
+    }
+
+    /// The votes our validator published: (type, height, round).
+    fn our_votes(engine: &Validator4, info: &ConsensusInfo) -> Vec<(VoteType, Height, Round)> {
+        let me = our_index(info);
+        engine
+            .network()
+            .published
+            .iter()
+            .filter_map(|data| match Gossip::decode(data) {
+                Ok(Gossip::Message(Envelope {
+                    message: Message::Vote(v),
+                    ..
+                })) if v.vote.validator == me => {
+                    Some((v.vote.vote_type, v.vote.height, v.vote.round))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn tick(engine: &mut Validator4, at_secs: u64) -> Result<(), EngineFault> {
+        engine.runtime.now = Duration::from_secs(at_secs);
+        engine.handle(Event::Internal(Internal(InternalKind::Rebroadcast)))
+    }
+
+    fn signed_in(
+        height: Height,
+        round: Round,
+        prevote: Option<B256>,
+    ) -> bttd_consensus::SignRecord {
+        bttd_consensus::SignRecord {
+            latest: Some(bttd_consensus::guard::RoundRecord {
+                height,
+                round,
+                proposal: None,
+                prevote: Some(prevote),
+                precommit: None,
+            }),
+            lock: None,
+        }
+    }
+
+    /// Issue 13, item 4: a vote signed with our key above our record (another instance of the
+    /// key) stops the watching validator with `EngineFault::Doppelganger`, unsigned, for good;
+    /// at the current height, in a later round than the record, or buffered for the next
+    /// height.
+    #[test]
+    fn a_twins_vote_during_the_watch_stops_the_validator_unsigned() {
+        let id = Some(block_at(1).id);
+        for (record, height, round) in [
+            (bttd_consensus::SignRecord::default(), 1, 0),
+            (signed_in(1, 0, id), 1, 1),
+            (signed_in(1, 0, id), 2, 0),
+        ] {
+            let (mut engine, info) = validator(Some(WATCH), record);
+            let me = our_index(&info);
+            let twin = vote_by(&info, me, VoteType::Prevote, height, round, id);
+            let fault = deliver(&mut engine, Message::Vote(twin)).unwrap_err();
+            assert!(
+                matches!(fault, EngineFault::Doppelganger { height: h, round: r, kind: "prevote" } if (h, r) == (height, round)),
+                "{fault:?}"
+            );
+            assert!(
+                fault
+                    .to_string()
+                    .contains("--disable-doppelganger-protection"),
+                "{fault}"
+            );
+            // Whatever happens next, it never signs.
+            tick(&mut engine, 200).unwrap();
+            deliver(&mut engine, Message::Proposal(proposal_at(&info, 1))).unwrap();
+            assert!(our_votes(&engine, &info).is_empty());
+            assert_eq!(*engine.machine.sign_record(), record);
+            assert!(!engine.machine.is_signing());
+        }
+    }
+
+    /// Our own earlier vote (at or below our record), relayed back by a peer after a restart,
+    /// is not a twin: no fault, and once the watch is over the validator signs, starting by
+    /// re-sending that vote.
+    #[test]
+    fn our_own_earlier_vote_relayed_back_is_not_a_twin() {
+        let id = Some(block_at(1).id);
+        let (mut engine, info) = validator(Some(WATCH), signed_in(1, 0, id));
+        let me = our_index(&info);
+        let ours = vote_by(&info, me, VoteType::Prevote, 1, 0, id);
+        deliver(&mut engine, Message::Vote(ours.clone())).unwrap();
+        deliver(&mut engine, Message::Vote(ours)).unwrap();
+        tick(&mut engine, 109).unwrap();
+        assert!(
+            our_votes(&engine, &info).is_empty(),
+            "signed while watching"
+        );
+        tick(&mut engine, 110).unwrap();
+        assert_eq!(our_votes(&engine, &info), vec![(VoteType::Prevote, 1, 0)]);
+    }
+
+    /// With no twin around, the validator watches two heights decided by others' votes, then
+    /// signs (without a restart).
+    #[test]
+    fn without_a_twin_the_validator_signs_after_two_decided_heights() {
+        let (mut engine, info) = validator(Some(WATCH), Default::default());
+        decide_by_others(&mut engine, &info, 1);
+        decide_by_others(&mut engine, &info, 2);
+        assert!(
+            our_votes(&engine, &info).is_empty(),
+            "signed while watching"
+        );
+        deliver(&mut engine, Message::Proposal(proposal_at(&info, 3))).unwrap();
+        assert_eq!(our_votes(&engine, &info), vec![(VoteType::Prevote, 3, 0)]);
+    }
+
+    /// On a chain that decides nothing (a whole network restarting), the watch ends after its
+    /// quiet period.
+    #[test]
+    fn on_a_quiet_chain_the_validator_signs_after_the_quiet_period() {
+        let (mut engine, info) = validator(Some(WATCH), Default::default());
+        tick(&mut engine, 109).unwrap();
+        assert!(!engine.machine.is_signing());
+        tick(&mut engine, 110).unwrap();
+        assert!(engine.machine.is_signing());
+        deliver(&mut engine, Message::Proposal(proposal_at(&info, 1))).unwrap();
+        assert_eq!(our_votes(&engine, &info), vec![(VoteType::Prevote, 1, 0)]);
+    }
+
+    /// `--disable-doppelganger-protection`: the validator signs at once.
+    #[test]
+    fn without_the_watch_the_validator_signs_at_once() {
+        let (mut engine, info) = validator(None, Default::default());
+        assert!(engine.machine.is_signing());
+        deliver(&mut engine, Message::Proposal(proposal_at(&info, 1))).unwrap();
+        assert_eq!(our_votes(&engine, &info), vec![(VoteType::Prevote, 1, 0)]);
+    }
+
+    /// A synced block whose commit certificate our key signed, above our record, is a twin
+    /// too (a node catching up sees the certificates, not the votes).
+    #[test]
+    fn a_synced_certificate_signed_by_our_key_is_a_twin() {
+        let (mut engine, info) = validator(Some(WATCH), Default::default());
+        let me = our_index(&info);
+        let id = block_at(1).id;
+        let signers: Vec<u32> = (0..3).map(|i| (me + i) % 4).collect();
+        let votes: Vec<SignedVote> = signers
+            .iter()
+            .map(|&i| vote_by(&info, i, VoteType::Precommit, 1, 0, Some(id)))
+            .collect();
+        let sigs: Vec<_> = votes.iter().map(|v| &v.signature).collect();
+        let certificate = CommitCertificate {
+            height: 1,
+            round: 0,
+            block_id: id,
+            signature: bttd_consensus::BlsVerifier.aggregate(&sigs).unwrap(),
+            signers: SignerBitmap::from_indices(4, signers),
+        };
+        let blocks = vec![CertifiedBlock {
+            block: block_at(1).payload,
+            certificate,
+        }];
+        engine.syncing_with = Some(1);
+        let fault = engine
+            .handle(Event::Answer {
+                peer: 1,
+                tag: RequestTag(Asked::Blocks { from: 1 }),
+                result: Ok(SyncResponse::Blocks(blocks).encode()),
+            })
+            .unwrap_err();
+        assert!(
+            matches!(
+                fault,
+                EngineFault::Doppelganger {
+                    height: 1,
+                    kind: "commit certificate",
+                    ..
+                }
+            ),
+            "{fault:?}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! libp2p, tokio and RocksDB, the simulator over a deterministic clock and network. The
 //! protocol itself is in `consensus/` and docs/consensus.md.
 
+pub mod doppelganger;
 pub mod engine;
 pub mod host;
 pub mod info;
@@ -12,6 +13,7 @@ pub mod sync;
 pub mod timestamp;
 pub mod wire;
 
+pub use doppelganger::DoppelgangerWatch;
 pub use engine::{
     Engine, EngineConfig, EngineError, EngineFault, Signing, check_key, next_set_commitment,
 };

@@ -346,6 +346,8 @@ impl World {
             panic_at_height: None,
             rebroadcast: self.cfg.rebroadcast,
             status_poll: STATUS_POLL,
+            // The twins scenarios need both instances to sign; restarts stay immediate.
+            doppelganger: None,
         };
         let signing = Signing {
             signer: self.keys[node.identity].signer(),

@@ -11,8 +11,8 @@ use alloy_primitives::Address;
 use bttd_consensus::bls::BlsSecretKey;
 use bttd_consensus::{BlsSigner, BlsVerifier, Height, SlashingGuard, TimeoutConfig};
 use bttd_engine::{
-    Acceptance, ConsensusInfo, Engine, EngineConfig, EngineError, EngineFault, Event, JobPanicked,
-    Network, RequestTag, Runtime, Signing,
+    Acceptance, ConsensusInfo, DoppelgangerWatch, Engine, EngineConfig, EngineError, EngineFault,
+    Event, JobPanicked, Network, RequestTag, Runtime, Signing,
 };
 use bttd_keys::slashing_db::FileSlashingStore;
 use bttd_network::{NetworkEvent, NetworkHandle, Topic};
@@ -60,6 +60,8 @@ pub struct EngineSettings {
     pub slashing_db: std::path::PathBuf,
     /// Test-only fault injection (`--fault-panic-at-height`): panic when about to commit it.
     pub panic_at_height: Option<Height>,
+    /// Doppelganger protection of a validator (`None`: `--disable-doppelganger-protection`).
+    pub doppelganger: Option<DoppelgangerWatch>,
 }
 
 /// Why the node's engine did not start.
@@ -110,6 +112,7 @@ pub fn new_engine(
         panic_at_height: settings.panic_at_height,
         rebroadcast: bttd_engine::engine::REBROADCAST,
         status_poll: bttd_engine::engine::STATUS_POLL,
+        doppelganger: settings.doppelganger,
     };
     let (events, inputs) = mpsc::unbounded_channel();
     let network = P2pNetwork::start(net, events.clone());
