@@ -208,11 +208,15 @@ fn soak() {
 }
 
 /// Seeds the soak found failing, kept as regression tests after their fix.
-/// - `hostile_peers` 1060234: one honest node left round 0 on a quorum of precommits that
-///   held the forger's, which no other node received; the others stayed one vote short.
+const SOAK_FINDINGS: &[(&str, u64)] = &[
+    // One honest node left round 0 on a quorum of precommits that held the forger's, which
+    // no other node received; the others stayed one vote short.
+    ("hostile_peers", 1_060_234),
+];
+
 #[test]
 fn soak_findings_stay_fixed() {
-    for (name, seed) in [("hostile_peers", 1_060_234)] {
+    for &(name, seed) in SOAK_FINDINGS {
         let r = sim::run(&scenario(name, seed));
         assert!(
             r.violations.is_empty(),
