@@ -44,9 +44,11 @@ contract StakeManager {
     /// At most this many stake changes per (delegator, validator) within the evidence window:
     /// slashing replays them to find the stake bonded at the offence.
     uint256 public constant MAX_STAKE_CHANGES = 16;
-    /// Offence kinds (consensus/src/messages.rs `Evidence`).
-    uint8 public constant OFFENCE_CONFLICTING_VOTES = 0;
-    uint8 public constant OFFENCE_CONFLICTING_PROPOSALS = 1;
+    /// Offence kinds (consensus/src/messages.rs `Evidence::offence`): two prevotes, two
+    /// precommits or two proposals of one validator at one height and round.
+    uint8 public constant OFFENCE_PREVOTES = 0;
+    uint8 public constant OFFENCE_PRECOMMITS = 1;
+    uint8 public constant OFFENCE_PROPOSALS = 2;
 
     /// DST of proofs of possession: bttd's consensus POP_DST (consensus/src/bls.rs).
     bytes public constant POP_DST = "BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_";

@@ -340,6 +340,7 @@ impl ChainSpec {
             block_gas_limit: self.genesis.gas_limit,
             staking: (!self.params.validators.is_empty()).then_some(StakingConfig {
                 epoch_length: self.params.epoch_length,
+                unbonding_epochs: self.params.staking.unbonding_epochs,
                 issuance_per_block: self.params.staking.issuance_per_block,
             }),
         }

@@ -20,7 +20,7 @@ use crate::block::{
     BlockReceipts, Body, SealedBlock, SealedHeader, next_base_fee, next_mix_hash, seal,
 };
 use crate::config::ChainConfig;
-use crate::executor::{BlockContext, ExecutionError, Mode, execute_block};
+use crate::executor::{BlockContext, ConsensusInputs, ExecutionError, Mode, execute_block};
 use crate::state::{self, StateError, StateView};
 use crate::storage::{Column, KvStore, StorageError, WriteBatch};
 use crate::tx::RecoveredTx;
@@ -61,6 +61,8 @@ pub struct ExecutedBlock {
     /// At an epoch's last block on a staking chain: the next epoch's set, which the block's
     /// `extraData` must commit to.
     pub next_set: Option<crate::staking::StakedSet>,
+    /// What the block's slashing calls did (docs/block-format.md, "System calls").
+    pub slashes: Vec<crate::staking::SlashOutcome>,
     batch: WriteBatch,
 }
 
@@ -296,7 +298,7 @@ impl Chain {
             prevrandao: next_mix_hash(&parent),
             parent_hash: parent.hash(),
             parent_beneficiary: parent.beneficiary,
-            parent_signers: Vec::new(),
+            consensus: ConsensusInputs::default(),
         }
     }
 
@@ -307,22 +309,29 @@ impl Chain {
         beneficiary: Address,
         txs: impl IntoIterator<Item = RecoveredTx>,
     ) -> Result<ExecutedBlock, ChainError> {
-        self.build_with_extra(timestamp, beneficiary, txs, Bytes::new(), Vec::new())
+        self.build_with_extra(
+            timestamp,
+            beneficiary,
+            txs,
+            Bytes::new(),
+            ConsensusInputs::default(),
+        )
     }
 
     /// [`Chain::build`] with the header's `extraData` (consensus puts the parent's commit
-    /// certificate there) and the owners whose precommits that certificate holds, ascending
-    /// (the rewards call pays them; ignored on a chain without staking).
+    /// certificate and evidence there) and what it tells the system calls: the owners whose
+    /// precommits that certificate holds and the offences the evidence proves (ignored on a
+    /// chain without staking).
     pub fn build_with_extra(
         &self,
         timestamp: u64,
         beneficiary: Address,
         txs: impl IntoIterator<Item = RecoveredTx>,
         extra_data: Bytes,
-        parent_signers: Vec<Address>,
+        consensus: ConsensusInputs,
     ) -> Result<ExecutedBlock, ChainError> {
         let ctx = BlockContext {
-            parent_signers,
+            consensus,
             ..self.next_block_context(timestamp, beneficiary)
         };
         self.execute(&ctx, txs, Mode::Build, extra_data, &[])
@@ -351,15 +360,16 @@ impl Chain {
     /// Re-executes a block received from elsewhere and checks every header field against the
     /// result. Senders are recovered from the signatures here; the body's `senders` are ignored.
     pub fn import(&self, block: SealedBlock) -> Result<ExecutedBlock, ChainError> {
-        self.import_with_signers(block, Vec::new())
+        self.import_with_consensus(block, ConsensusInputs::default())
     }
 
-    /// [`Chain::import`] of a block whose `extraData` certifies the parent with the
-    /// precommits of `parent_signers` (owners, ascending): its rewards call pays them.
-    pub fn import_with_signers(
+    /// [`Chain::import`] of a block whose `extraData` tells its system calls `consensus`: the
+    /// owners whose precommits certify the parent (the rewards call pays them) and the
+    /// offences its evidence proves (slashed).
+    pub fn import_with_consensus(
         &self,
         block: SealedBlock,
-        parent_signers: Vec<Address>,
+        consensus: ConsensusInputs,
     ) -> Result<ExecutedBlock, ChainError> {
         let head = self.head();
         let header = &block.header;
@@ -379,7 +389,7 @@ impl Chain {
         }
         let ctx = BlockContext {
             timestamp: header.timestamp,
-            parent_signers,
+            consensus,
             ..self.next_block_context(header.timestamp, header.beneficiary)
         };
         let txs = block
@@ -472,6 +482,7 @@ impl Chain {
             receipts: executed.receipts,
             rejected: executed.rejected,
             next_set: executed.next_set,
+            slashes: executed.slashes,
             batch,
         })
     }

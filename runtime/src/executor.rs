@@ -49,9 +49,18 @@ pub struct BlockContext {
     pub parent_hash: B256,
     /// The parent's miner: its proposer bonus (staking chains).
     pub parent_beneficiary: Address,
-    /// Owners whose precommits for the parent are in the certificate this block carries,
-    /// ascending: the validators its rewards call pays (staking chains).
+    /// What the block's `extraData` tells its system calls (staking chains).
+    pub consensus: ConsensusInputs,
+}
+
+/// What consensus puts in a block for its system calls, from its `extraData`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsensusInputs {
+    /// Owners whose precommits for the parent are in the certificate the block carries,
+    /// ascending: the validators its rewards call pays.
     pub parent_signers: Vec<Address>,
+    /// The offences its evidence proves, in order: each is slashed after the rewards call.
+    pub offences: Vec<staking::Offence>,
 }
 
 /// What executing a block's transactions produced.
@@ -66,6 +75,8 @@ pub struct Executed {
     pub changes: StateChangeset,
     /// At an epoch's last block on a staking chain: the set `endEpoch` installed.
     pub next_set: Option<StakedSet>,
+    /// What `slashDoubleSign` did with each offence the block carries.
+    pub slashes: Vec<staking::SlashOutcome>,
 }
 
 /// Whether a failing transaction is skipped (building) or fails the block (verifying).
@@ -147,7 +158,7 @@ pub fn begin_block<E>(
     evm: &mut E,
     ctx: &BlockContext,
     config: &ChainConfig,
-) -> Result<(), ExecutionError>
+) -> Result<Vec<staking::SlashOutcome>, ExecutionError>
 where
     E: SystemCallCommitEvm<ExecutionResult = ExecutionResult>,
     E::Error: std::fmt::Display,
@@ -161,10 +172,19 @@ where
         .map_err(|e| ExecutionError::Evm(format!("EIP-2935 system call: {e}")))?;
     }
     // Rewards for the parent (block 1's parent is genesis, which nobody certified).
-    if config.staking.is_some() && ctx.number > 1 {
-        staking::distribute_block_reward(evm, ctx.parent_beneficiary, &ctx.parent_signers)?;
+    if config.staking.is_none() {
+        return Ok(Vec::new());
     }
-    Ok(())
+    if ctx.number > 1 {
+        let signers = &ctx.consensus.parent_signers;
+        staking::distribute_block_reward(evm, ctx.parent_beneficiary, signers)?;
+    }
+    // Double-signing, after the rewards (the offender was paid for what it signed honestly).
+    ctx.consensus
+        .offences
+        .iter()
+        .map(|offence| staking::slash_double_sign(evm, offence))
+        .collect()
 }
 
 /// Executes `txs` on top of `view` in the block described by `ctx`.
@@ -184,13 +204,14 @@ pub fn execute_block(
     let mut rejected = Vec::new();
     let mut gas_used = 0u64;
     let mut base_fees: u128 = 0;
+    let slashes;
     {
         let mut evm = Context::mainnet()
             .with_db(&mut state)
             .with_block(block_env(ctx))
             .with_cfg(cfg_env(config.chain_id))
             .build_mainnet();
-        begin_block(&mut evm, ctx, config)?;
+        slashes = begin_block(&mut evm, ctx, config)?;
 
         for tx in txs {
             let hash = tx.hash();
@@ -271,6 +292,7 @@ pub fn execute_block(
         rejected,
         changes,
         next_set,
+        slashes,
     })
 }
 

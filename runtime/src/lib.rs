@@ -25,5 +25,6 @@ mod tests;
 pub use block::{Body, BodyMismatch, SealedBlock, SealedHeader, WireBlock};
 pub use chain::{Chain, ChainError, ExecutedBlock, TxLocation};
 pub use config::ChainConfig;
-pub use staking::{StakedSet, StakedValidator, StakingConfig};
+pub use executor::ConsensusInputs;
+pub use staking::{Offence, SlashOutcome, StakedSet, StakedValidator, StakingConfig};
 pub use tx::{RecoveredTx, TxError};

@@ -26,6 +26,9 @@ use crate::executor::{ExecutionError, cfg_env};
 pub struct StakingConfig {
     /// Blocks per epoch: block `n` ends an epoch when `n % epoch_length == 0`.
     pub epoch_length: u64,
+    /// Epochs an undelegated stake stays slashable: evidence of an offence in epoch `e` is
+    /// taken while the block's epoch is below `e + unbonding_epochs` (StakeManager's rule).
+    pub unbonding_epochs: u64,
     /// Wei credited to StakeManager with each block's base fees (new supply).
     pub issuance_per_block: U256,
 }
@@ -39,6 +42,18 @@ impl StakingConfig {
     /// The epoch block `number` belongs to: epoch `e` is `e * len + 1 ..= (e + 1) * len`.
     pub fn epoch_of(&self, number: u64) -> u64 {
         number.saturating_sub(1) / self.epoch_length.max(1)
+    }
+
+    /// Whether a block at `number` may carry evidence of an offence at `offence_height`: the
+    /// offence is before it and young enough that every entry that began unbonding after it
+    /// is still unbonding (StakeManager's `slashDoubleSign` ignores anything else).
+    pub fn evidence_admissible(&self, offence_height: u64, number: u64) -> bool {
+        offence_height > 0
+            && offence_height < number
+            && self
+                .epoch_of(offence_height)
+                .saturating_add(self.unbonding_epochs)
+                > self.epoch_of(number)
     }
 
     /// The block whose state holds epoch `epoch`'s set (0: genesis).
@@ -94,6 +109,60 @@ impl StakedSet {
         owners.dedup();
         Some(owners)
     }
+}
+
+/// A double-signing offence a block carries evidence of, as StakeManager names it: the owner
+/// of the offender in the set of `height`, and the kind of `Evidence::offence` (0 prevotes,
+/// 1 precommits, 2 proposals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Offence {
+    pub owner: Address,
+    pub height: u64,
+    pub round: u32,
+    pub kind: u8,
+}
+
+/// What `slashDoubleSign` did with one offence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlashOutcome {
+    pub offence: Offence,
+    /// Wei slashed; `None` when the contract ignored it (slashed before, or the validator
+    /// was tombstoned already).
+    pub slashed: Option<U256>,
+}
+
+/// `slashDoubleSign(owner, height, round, kind)`: runs after the rewards call, once per
+/// offence a block carries.
+pub(crate) fn slash_double_sign<E>(
+    evm: &mut E,
+    offence: &Offence,
+) -> Result<SlashOutcome, ExecutionError>
+where
+    E: SystemCallCommitEvm<ExecutionResult = ExecutionResult>,
+    E::Error: std::fmt::Display,
+{
+    use alloy_sol_types::SolEvent;
+    let call = StakeManager::slashDoubleSignCall {
+        owner: offence.owner,
+        offenceBlock: offence.height,
+        round: offence.round,
+        kind: offence.kind,
+    };
+    let result = evm
+        .system_call_commit(STAKE_MANAGER_ADDRESS, call.abi_encode().into())
+        .map_err(|e| ExecutionError::Evm(format!("StakeManager.slashDoubleSign: {e}")))?;
+    if !result.is_success() {
+        return Err(call_failed("slashDoubleSign", &result));
+    }
+    let slashed = result
+        .logs()
+        .iter()
+        .find_map(|l| StakeManager::Slashed::decode_log_data(&l.data).ok())
+        .map(|e| e.amount);
+    Ok(SlashOutcome {
+        offence: *offence,
+        slashed,
+    })
 }
 
 /// Why a set could not be read from the chain: always a fault of this node or its contract.
@@ -281,6 +350,7 @@ mod tests {
     fn epochs_end_every_epoch_length_blocks() {
         let config = StakingConfig {
             epoch_length: 10,
+            unbonding_epochs: 2,
             issuance_per_block: U256::ZERO,
         };
         assert!(!config.ends_epoch(0));

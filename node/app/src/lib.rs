@@ -8,18 +8,24 @@
 //! which only its execution tells, so builders append the commitment after executing and
 //! voters compare it after re-executing.
 
+mod evidence;
 mod sets;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256};
-use bttd_consensus::{Block, CertificateError, CommitCertificate, Height, Verifier};
+use bttd_consensus::{Block, CertificateError, CommitCertificate, Evidence, Height, Verifier};
 use bttd_engine::timestamp::{self, TooFarAhead};
 use bttd_engine::wire::{self, CertifiedBlock};
 use bttd_engine::{Application, ConsensusInfo, next_set_commitment};
-use bttd_runtime::{BodyMismatch, ChainError, ExecutedBlock, SealedBlock, WireBlock};
+use bttd_runtime::{
+    BodyMismatch, ChainError, ConsensusInputs, ExecutedBlock, SealedBlock, WireBlock,
+};
 use bttd_txpool::context::NodeContext;
+use parking_lot::Mutex;
 
+pub use evidence::EvidenceError;
 pub use sets::{ChainSets, EpochSet, SetReadError};
 
 /// The node's chain and pool, for the engine.
@@ -32,13 +38,21 @@ pub struct NodeApp {
     /// The sets from chain state, on a staking chain; `None` when the sets are given
     /// (the simulator's fixed sets over a chain without StakeManager calls).
     staked: Option<Arc<ChainSets>>,
+    /// The evidence each executed, uncommitted block carries (by hash, with its height), so
+    /// its commit records where the evidence went.
+    carried: Arc<Mutex<HashMap<B256, Carried>>>,
 }
+
+/// The height of an executed block and the evidence it carries.
+type Carried = (Height, Vec<Evidence>);
 
 /// What a block's `extraData` says, checked against the parent's set.
 struct ParentProof {
     extra: wire::ExtraData,
-    /// Owners whose precommits the certificate holds, ascending (empty without staking).
-    signers: Vec<Address>,
+    /// What the block's system calls take from it: the owners whose precommits the
+    /// certificate holds, ascending, and the offences its evidence proves (both empty
+    /// without staking).
+    inputs: ConsensusInputs,
 }
 
 impl std::fmt::Debug for NodeApp {
@@ -64,6 +78,7 @@ impl NodeApp {
             info,
             verifier,
             staked: None,
+            carried: Default::default(),
         }
     }
 
@@ -79,6 +94,7 @@ impl NodeApp {
             info,
             verifier,
             staked: Some(sets),
+            carried: Default::default(),
         }
     }
 
@@ -95,6 +111,15 @@ impl NodeApp {
         match &self.staked {
             Some(sets) => sets.staking().ends_epoch(height),
             None => self.info.sets.epoch_of(height) != self.info.sets.epoch_of(height + 1),
+        }
+    }
+
+    fn evidence_rules(&self) -> evidence::EvidenceRules<'_> {
+        evidence::EvidenceRules {
+            chain: self.ctx.chain.genesis_hash(),
+            info: &self.info,
+            staked: self.staked.as_deref(),
+            verifier: self.verifier.as_ref(),
         }
     }
 
@@ -171,10 +196,19 @@ impl NodeApp {
         if self.staked.is_none() && extra.next_set != next_set_commitment(&self.info, height) {
             return Err(ValidationError::NextSet);
         }
-        let signers = self
-            .certificate_owners(&extra.parent)
-            .map_err(|e| ValidationError::Provider(Box::new(e)))?;
-        Ok(Some(ParentProof { extra, signers }))
+        let provider = |e| ValidationError::Provider(Box::new(e));
+        let parent_signers = self.certificate_owners(&extra.parent).map_err(provider)?;
+        let offences = self
+            .evidence_rules()
+            .check_block(&extra.evidence, height)
+            .map_err(provider)??;
+        Ok(Some(ParentProof {
+            extra,
+            inputs: ConsensusInputs {
+                parent_signers,
+                offences,
+            },
+        }))
     }
 
     /// Checks the consensus rules, executes the block on the head (its rewards call paying
@@ -187,16 +221,40 @@ impl NodeApp {
         proposer: Option<Address>,
     ) -> Result<ExecutedBlock, ValidationError> {
         let proof = self.check_consensus_rules(&sealed, height, proposer)?;
-        let (signers, committed) = match proof {
-            Some(p) => (p.signers, p.extra.next_set),
-            None => (Vec::new(), None),
+        let (inputs, committed, evidence) = match proof {
+            Some(p) => (p.inputs, p.extra.next_set, p.extra.evidence),
+            None => (ConsensusInputs::default(), None, Vec::new()),
         };
-        let executed = self.ctx.chain.import_with_signers(sealed, signers)?;
+        let executed = self.ctx.chain.import_with_consensus(sealed, inputs)?;
         if self.staked.is_some() && committed != executed.next_set.as_ref().map(|s| s.commitment())
         {
             return Err(ValidationError::NextSet);
         }
+        self.carry(&executed, evidence);
         Ok(executed)
+    }
+
+    /// Remembers the evidence an executed block carries until it commits.
+    fn carry(&self, executed: &ExecutedBlock, evidence: Vec<Evidence>) {
+        if !evidence.is_empty() {
+            let block = &executed.block;
+            self.carried
+                .lock()
+                .insert(block.hash(), (block.number(), evidence));
+        }
+    }
+
+    /// At the commit of `executed`: records where its evidence went and what each slashing
+    /// call took, and forgets what other blocks of its height carried.
+    fn record_carried(&self, number: Height, hash: B256, slashes: &[bttd_runtime::SlashOutcome]) {
+        let mut carried = self.carried.lock();
+        if let Some((_, evidence)) = carried.remove(&hash) {
+            for (i, e) in evidence.iter().enumerate() {
+                let slashed = slashes.get(i).and_then(|s| s.slashed);
+                self.info.record_inclusion(e, number, slashed);
+            }
+        }
+        carried.retain(|_, (height, _)| *height > number);
     }
 }
 
@@ -224,6 +282,8 @@ pub enum ValidationError {
     #[error("block 1 must have empty extraData")]
     ExtraDataOnFirstBlock,
     #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error(transparent)]
     Execution(#[from] ChainError),
     /// This node could not check the block (its own state failed it): not the proposer's
     /// fault, but the block is not voted for.
@@ -249,6 +309,8 @@ pub enum ProviderError {
     Sets(#[from] SetReadError),
     #[error("no validator set for the parent certificate's height {0}")]
     NoParentSet(Height),
+    #[error("no validator set for height {0}, below the head")]
+    NoSet(Height),
     #[error("stored certificate of block {height}: {source}")]
     Certificate {
         height: Height,
@@ -293,16 +355,26 @@ impl bttd_engine::Application for NodeApp {
                 height,
             });
         }
-        let (mut extra, signers) = match parent {
+        let (mut extra, inputs) = match parent {
             Some(parent) => {
-                let signers = self.certificate_owners(&parent)?;
+                let parent_signers = self.certificate_owners(&parent)?;
                 let next_set = match self.staked {
                     Some(_) => None,
                     None => next_set_commitment(&self.info, height),
                 };
-                (Some(wire::ExtraData { parent, next_set }), signers)
+                let (evidence, offences) = self.evidence_rules().select(height)?;
+                let extra = wire::ExtraData {
+                    parent,
+                    next_set,
+                    evidence,
+                };
+                let inputs = ConsensusInputs {
+                    parent_signers,
+                    offences,
+                };
+                (Some(extra), inputs)
             }
-            None => (None, Vec::new()),
+            None => (None, ConsensusInputs::default()),
         };
         let block_ctx = self.ctx.chain.next_block_context(now, beneficiary);
         let candidates = self
@@ -314,12 +386,13 @@ impl bttd_engine::Application for NodeApp {
             beneficiary,
             candidates,
             encoded,
-            signers,
+            inputs,
         )?;
         if let (Some(extra), Some(next)) = (extra.as_mut(), &executed.next_set) {
             extra.next_set = Some(next.commitment());
             executed.set_extra_data(extra.encode());
         }
+        self.carry(&executed, extra.map(|e| e.evidence).unwrap_or_default());
         let block = Block {
             id: executed.block.hash(),
             payload: WireBlock::encode(&executed.block).into(),
@@ -367,6 +440,7 @@ impl bttd_engine::Application for NodeApp {
     ) -> Result<(), ProviderError> {
         let rejected = executed.rejected.clone();
         let receipts = executed.receipts.clone();
+        let slashes = executed.slashes.clone();
         let sealed = self
             .ctx
             .chain
@@ -380,6 +454,7 @@ impl bttd_engine::Application for NodeApp {
             "committed block"
         );
         let number = sealed.number();
+        self.record_carried(number, sealed.hash(), &slashes);
         self.ctx.on_block_committed(sealed, receipts, &rejected);
         // The next epoch's set is readable now: load it here, on the blocking pool, rather
         // than on the engine's loop when the machine enters the next height.

@@ -116,6 +116,7 @@ fn a_synced_block_is_held_to_the_block_rules() {
         let extra = wire::ExtraData {
             parent: parent.clone(),
             next_set,
+            evidence: Vec::new(),
         };
         executed.set_extra_data(extra.encode());
         Block {
@@ -382,4 +383,173 @@ fn chain_accounts(keys: &[ValidatorKeys]) -> Vec<Address> {
     accounts.sort_unstable();
     accounts.dedup();
     accounts
+}
+
+/// Issue 13: evidence of double-signing travels in a block's `extraData`. The proposer
+/// includes what its node holds, a voter checks it against the set of the offence's height,
+/// and the block's slashing call takes `slashDoubleSignBps` (5 %) of the stake bonded at the
+/// offence, to the wei, and tombstones the offender, whom the next set leaves out. Forged
+/// evidence, evidence against another height's set, evidence that does not conflict, the
+/// same offence twice and stale evidence are refused by voters.
+#[test]
+fn evidence_in_a_block_slashes_the_double_signer_and_voters_refuse_bad_evidence() {
+    use alloy_primitives::U256;
+    use alloy_sol_types::SolCall;
+    use bttd_consensus::{SignedVote, Vote, VoteType};
+    let (app, info, keys) = validator_app_with_epochs_of(3);
+    build_and_commit(&app, &info, &keys, 1);
+    build_and_commit(&app, &info, &keys, 2);
+    let chain = app.genesis_hash();
+    let set = info.sets.validator_set(2).unwrap();
+    let key_of = |index: usize| {
+        keys.iter()
+            .find(|k| k.bls_public_key() == set.validators()[index].public_key)
+            .unwrap()
+    };
+    // Validator 1 precommitted two blocks at height 2, round 0.
+    let vote = |signer: &ValidatorKeys, block: u8, epoch: u64| {
+        let vote = Vote {
+            vote_type: VoteType::Precommit,
+            height: 2,
+            round: 0,
+            block: Some(B256::repeat_byte(block)),
+            validator: 1,
+        };
+        let signature = signer.bls.sign(&vote.sign_bytes(&chain, epoch));
+        Box::new(SignedVote { vote, signature })
+    };
+    let evidence_by =
+        |second_signer: &ValidatorKeys, second_block: u8, epoch: u64| Evidence::DuplicateVote {
+            epoch,
+            first: vote(key_of(1), 1, epoch),
+            second: vote(second_signer, second_block, epoch),
+        };
+    let double_sign = evidence_by(key_of(1), 2, 0);
+    let offender = set.validators()[1].address; // owner = signer at genesis
+
+    // Voters: block 3 as its proposer builds it, its evidence then replaced.
+    let proposer = set.validators()[set.proposer(3, 0) as usize].address;
+    let parent = app.certificate(2).unwrap();
+    let carrying = |evidence: Vec<Evidence>| {
+        let (_, mut executed) = app
+            .build(3, proposer, Some(parent.clone()), NOW + 3)
+            .unwrap();
+        let extra = wire::ExtraData::decode(
+            &executed.block.header.extra_data,
+            2,
+            parent.block_id,
+            4,
+            true,
+        )
+        .unwrap();
+        executed.set_extra_data(wire::ExtraData { evidence, ..extra }.encode());
+        Block {
+            id: executed.block.hash(),
+            payload: WireBlock::encode(&executed.block).into(),
+        }
+    };
+    let refused =
+        |evidence: Vec<Evidence>| match app.verify(3, &carrying(evidence), Some(proposer), NOW + 3)
+        {
+            Err(ValidationError::Evidence(e)) => e,
+            other => panic!("expected an evidence error, got {other:?}"),
+        };
+    assert_eq!(
+        refused(vec![evidence_by(key_of(2), 2, 0)]),
+        EvidenceError::BadSignature,
+        "the second vote is signed by another validator"
+    );
+    assert!(matches!(
+        refused(vec![evidence_by(key_of(1), 2, 1)]),
+        EvidenceError::WrongEpoch {
+            named: 1,
+            actual: 0,
+            ..
+        }
+    ));
+    assert_eq!(
+        refused(vec![evidence_by(key_of(1), 1, 0)]),
+        EvidenceError::NoConflict
+    );
+    assert_eq!(
+        refused(vec![double_sign.clone(), double_sign.clone()]),
+        EvidenceError::Repeated
+    );
+    // devnet: unbondingEpochs 2, so an offence of epoch 0 is admissible up to epoch 1's
+    // last block (6), and stale from block 7.
+    let rules = app.evidence_rules();
+    assert!(rules.check(&double_sign, 6).unwrap().is_ok());
+    assert_eq!(
+        rules.check(&double_sign, 7).unwrap(),
+        Err(EvidenceError::NotAdmissible {
+            offence: 2,
+            block: 7
+        })
+    );
+    assert!(matches!(
+        rules.check(&double_sign, 2).unwrap(),
+        Err(EvidenceError::NotAdmissible { .. })
+    ));
+
+    // The proposer includes the evidence its node holds; a voter accepts the block.
+    info.add_evidence(double_sign.clone());
+    let (block, executed) = app
+        .build(3, proposer, Some(parent.clone()), NOW + 3)
+        .unwrap();
+    let extra = wire::ExtraData::decode(
+        &executed.block.header.extra_data,
+        2,
+        parent.block_id,
+        4,
+        true,
+    )
+    .unwrap();
+    assert_eq!(extra.evidence, vec![double_sign.clone()]);
+    let stake = U256::from(bttd_genesis::WEI_PER_BTT); // power 1
+    let cut = stake * U256::from(500) / U256::from(10_000);
+    assert_eq!(executed.slashes.len(), 1);
+    assert_eq!(executed.slashes[0].slashed, Some(cut));
+    let voted = app.verify(3, &block, Some(proposer), NOW + 3).unwrap();
+    assert_eq!(voted.slashes, executed.slashes);
+    app.commit(voted, &certify(&app, &info, &keys, 3, block.id))
+        .unwrap();
+
+    // 5 % of the stake bonded at the offence, tombstoned, out of epoch 1's set.
+    assert_eq!(delegation_of(&app, 3, offender, offender).0, stake - cut);
+    let status = bttd_runtime::staking::view_after(
+        &app.context().chain,
+        3,
+        bttd_contracts::StakeManager::validatorInfoCall { owner: offender }
+            .abi_encode()
+            .into(),
+    )
+    .unwrap();
+    let status = bttd_contracts::StakeManager::validatorInfoCall::abi_decode_returns(&status)
+        .unwrap()
+        .status;
+    assert_eq!(status, 3, "tombstoned");
+    let next = info.sets.validator_set(4).unwrap();
+    assert_eq!(next.len(), 3);
+    assert!(next.validators().iter().all(|v| v.address != offender));
+    // bttd_getEvidence: where it went and what it took; the proposer does not repeat it.
+    let reports = info.evidence_reports();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        reports[0].included,
+        Some(bttd_engine::Inclusion {
+            block: 3,
+            slashed: Some(cut)
+        })
+    );
+    let (block4, _) = app
+        .build(
+            4,
+            next.validators()[next.proposer(4, 0) as usize].address,
+            app.certificate(3),
+            NOW + 4,
+        )
+        .unwrap();
+    let sealed = WireBlock::decode_for(&block4.payload, block4.id).unwrap();
+    let extra4 = wire::ExtraData::decode(&sealed.header.extra_data, 3, block.id, 4, false).unwrap();
+    assert!(extra4.evidence.is_empty());
 }

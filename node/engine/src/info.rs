@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use alloy_primitives::Address;
-use bttd_consensus::{Evidence, Height, Round, Step};
+use std::collections::HashMap;
+
+use alloy_primitives::{Address, U256};
+use bttd_consensus::{Evidence, Height, Round, Step, ValidatorIndex};
 use parking_lot::{Mutex, RwLock};
 
 use bttd_consensus::ValidatorSetProvider;
@@ -16,6 +18,29 @@ use bttd_consensus::ValidatorSetProvider;
 /// Offences kept (memory and `evidence.jsonl`): each is two signed messages without block
 /// payloads, well under 1 KiB, so the store stays under ~10 MiB.
 pub const MAX_EVIDENCE: usize = 10_000;
+
+/// An offence's identity: (offender, height, round, kind), as `Evidence::offence` gives it.
+pub type OffenceKey = (ValidatorIndex, Height, Round, u8);
+
+/// Where a piece of evidence went on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inclusion {
+    /// The block that carries it.
+    pub block: Height,
+    /// Wei its slashing call took; `None` when the contract slashed nothing (the offence was
+    /// slashed before, the validator was tombstoned already, or the chain has no staking).
+    pub slashed: Option<U256>,
+}
+
+/// One offence as `bttd_getEvidence` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EvidenceReport {
+    pub evidence: Evidence,
+    /// The first block that carried it, if any committed block did.
+    pub included: Option<Inclusion>,
+}
 
 /// The machine's position, for `bor_getCurrentProposer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +65,8 @@ pub struct ConsensusInfo {
     peers: AtomicU64,
     evidence: Mutex<Vec<Evidence>>,
     evidence_file: Option<PathBuf>,
+    /// Offences carried by committed blocks (since this node started).
+    included: Mutex<HashMap<OffenceKey, Inclusion>>,
 }
 
 impl ConsensusInfo {
@@ -73,6 +100,7 @@ impl ConsensusInfo {
             peers: AtomicU64::new(0),
             evidence: Mutex::new(evidence),
             evidence_file,
+            included: Mutex::new(HashMap::new()),
         }
     }
 
@@ -160,5 +188,33 @@ impl ConsensusInfo {
 
     pub fn evidence(&self) -> Vec<Evidence> {
         self.evidence.lock().clone()
+    }
+
+    /// Records that committed block `block` carried `evidence` (also recording the evidence
+    /// itself, learned from the block if this node had not seen it).
+    pub fn record_inclusion(&self, evidence: &Evidence, block: Height, slashed: Option<U256>) {
+        self.add_evidence(evidence.clone());
+        self.included
+            .lock()
+            .entry(evidence.offence())
+            .or_insert(Inclusion { block, slashed });
+    }
+
+    /// Whether a committed block carried this offence.
+    pub fn is_included(&self, offence: &OffenceKey) -> bool {
+        self.included.lock().contains_key(offence)
+    }
+
+    /// Every offence seen, with where it went on chain.
+    pub fn evidence_reports(&self) -> Vec<EvidenceReport> {
+        let included = self.included.lock();
+        self.evidence
+            .lock()
+            .iter()
+            .map(|e| EvidenceReport {
+                evidence: e.clone(),
+                included: included.get(&e.offence()).copied(),
+            })
+            .collect()
     }
 }

@@ -18,5 +18,5 @@ pub use engine::{
     Engine, EngineConfig, EngineError, EngineFault, Signing, check_key, next_set_commitment,
 };
 pub use host::{Acceptance, Application, Event, JobPanicked, Network, RequestTag, Runtime};
-pub use info::{ConsensusInfo, RoundStatus};
+pub use info::{ConsensusInfo, EvidenceReport, Inclusion, OffenceKey, RoundStatus};
 pub use provider::GenesisSets;

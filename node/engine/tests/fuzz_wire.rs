@@ -30,7 +30,7 @@ use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use bttd_consensus::bls::SignatureBytes;
 use bttd_consensus::messages::{Message, Proposal, SignedProposal, SignedVote, Vote};
-use bttd_consensus::{Block, CommitCertificate, SignerBitmap, VoteType};
+use bttd_consensus::{Block, CommitCertificate, Evidence, SignerBitmap, VoteType};
 use bttd_engine::wire::{
     self, Announcement, CertifiedBlock, Envelope, ExtraData, Gossip, SyncRequest, SyncResponse,
 };
@@ -556,6 +556,63 @@ fn wire_block() -> impl Strategy<Value = WireBlock> + Clone {
         )
 }
 
+/// Evidence as a block carries it: two votes or two proposals of one validator at one height
+/// and round (proposals by block id only).
+fn evidence() -> impl Strategy<Value = Evidence> + Clone {
+    (
+        (any::<u64>(), height(), any::<u32>(), any::<u32>(), 0u8..3),
+        (prop::option::of(b256()), signature(), any::<Option<u32>>()),
+        (prop::option::of(b256()), signature(), any::<Option<u32>>()),
+    )
+        .prop_map(|((epoch, height, round, who, kind), a, b)| {
+            let vote = |(block, signature, _): (Option<B256>, SignatureBytes, Option<u32>)| {
+                Box::new(SignedVote {
+                    vote: Vote {
+                        vote_type: if kind == 0 {
+                            VoteType::Prevote
+                        } else {
+                            VoteType::Precommit
+                        },
+                        height,
+                        round,
+                        block,
+                        validator: who,
+                    },
+                    signature,
+                })
+            };
+            let proposal =
+                |(id, signature, pol_round): (Option<B256>, SignatureBytes, Option<u32>)| {
+                    Box::new(SignedProposal {
+                        proposal: Proposal {
+                            height,
+                            round,
+                            pol_round,
+                            block: Block {
+                                id: id.unwrap_or_default(),
+                                payload: Default::default(),
+                            },
+                            proposer: who,
+                        },
+                        signature,
+                    })
+                };
+            if kind == 2 {
+                Evidence::DuplicateProposal {
+                    epoch,
+                    first: proposal(a),
+                    second: proposal(b),
+                }
+            } else {
+                Evidence::DuplicateVote {
+                    epoch,
+                    first: vote(a),
+                    second: vote(b),
+                }
+            }
+        })
+}
+
 fn extra_data() -> impl Strategy<Value = (ExtraData, usize)> + Clone {
     (
         0usize..300,
@@ -563,8 +620,9 @@ fn extra_data() -> impl Strategy<Value = (ExtraData, usize)> + Clone {
         signature(),
         any::<[u8; 38]>(),
         prop::option::of(b256()),
+        prop::collection::vec(evidence(), 0..=bttd_engine::wire::MAX_BLOCK_EVIDENCE),
     )
-        .prop_map(|(n, round, signature, bits, next_set)| {
+        .prop_map(|(n, round, signature, bits, next_set, evidence)| {
             let signers = SignerBitmap::from_indices(
                 n,
                 (0..n as u32).filter(|i| bits[*i as usize % 38] & (1 << (i % 8)) != 0),
@@ -578,6 +636,7 @@ fn extra_data() -> impl Strategy<Value = (ExtraData, usize)> + Clone {
                     signers,
                 },
                 next_set,
+                evidence,
             };
             (extra, n)
         })

@@ -103,7 +103,7 @@ pub(crate) fn block_context(header: &alloy_consensus::Header) -> BlockContext {
         prevrandao: header.mix_hash,
         parent_hash: header.parent_hash,
         parent_beneficiary: Address::ZERO,
-        parent_signers: Vec::new(),
+        consensus: Default::default(),
     }
 }
 

@@ -6,7 +6,8 @@
 
 use alloy_eips::BlockId;
 use alloy_primitives::{Address, B256, Bytes, FixedBytes, U64, U256};
-use bttd_consensus::{CommitCertificate, Evidence};
+use bttd_consensus::CommitCertificate;
+use bttd_engine::EvidenceReport;
 use jsonrpsee::proc_macros::rpc;
 use serde::Serialize;
 
@@ -68,9 +69,10 @@ pub(crate) trait BttdConsensusApi {
     fn commit_certificate(&self, block: BlockId) -> RpcResult<Option<RpcCertificate>>;
 
     /// Every piece of equivocation evidence this node has seen (two conflicting signed
-    /// messages by one validator), ready for slashing.
+    /// messages by one validator), each with the block that carried it and what its
+    /// slashing took, once a committed block did.
     #[method(name = "getEvidence")]
-    fn evidence(&self) -> RpcResult<Vec<Evidence>>;
+    fn evidence(&self) -> RpcResult<Vec<EvidenceReport>>;
 }
 
 #[rpc(server, namespace = "bor")]
@@ -114,11 +116,11 @@ impl BttdConsensusApiServer for Rpc {
         }))
     }
 
-    fn evidence(&self) -> RpcResult<Vec<Evidence>> {
+    fn evidence(&self) -> RpcResult<Vec<EvidenceReport>> {
         Ok(self
             .consensus
             .as_deref()
-            .map(|i| i.evidence())
+            .map(|i| i.evidence_reports())
             .unwrap_or_default())
     }
 }

@@ -160,7 +160,7 @@ impl Rpc {
             .state_at(number.saturating_sub(1))
             .ok_or_else(header_not_found)?;
         let mut ctx = block_context(&block.header);
-        (ctx.parent_beneficiary, ctx.parent_signers) = reward_inputs(chain, &block.header)?;
+        (ctx.parent_beneficiary, ctx.consensus) = consensus_inputs(chain, &block.header)?;
         let benv = block_env(&ctx);
         let mut db = CacheDB::new(parent_state);
 
@@ -236,13 +236,13 @@ impl Rpc {
     }
 }
 
-/// What block `header`'s rewards call was given, as import derived it: the parent's miner and
-/// the owners whose precommits the certificate in its `extraData` holds (the set of the
-/// parent's epoch, read from the state that installed it).
-fn reward_inputs(
+/// What a committed block's `extraData` told its system calls, read back as import read it:
+/// the parent's miner, the owners whose precommits certify the parent (ascending), and the
+/// offences its evidence proves (owners from the set of each offence's height).
+fn consensus_inputs(
     chain: &Chain,
     header: &alloy_consensus::Header,
-) -> RpcResult<(alloy_primitives::Address, Vec<alloy_primitives::Address>)> {
+) -> RpcResult<(alloy_primitives::Address, bttd_runtime::ConsensusInputs)> {
     let Some(staking) = &chain.config().staking else {
         return Ok(Default::default());
     };
@@ -254,19 +254,47 @@ fn reward_inputs(
         .header_by_number(parent_number)
         .map_err(internal)?
         .ok_or_else(header_not_found)?;
-    let set =
-        bttd_runtime::staking::set_after(chain, staking.set_block(staking.epoch_of(parent_number)))
-            .map_err(internal)?;
+    let set_of = |height: u64| {
+        bttd_runtime::staking::set_after(chain, staking.set_block(staking.epoch_of(height)))
+            .map_err(internal)
+    };
+    let set = set_of(parent_number)?;
     let n = set.validators.len();
-    let owners = bttd_engine::wire::ExtraData::decode(
+    let unfit = || internal("a committed block's extraData does not fit its parent's set");
+    let extra = bttd_engine::wire::ExtraData::decode(
         &header.extra_data,
         parent_number,
         parent.hash(),
         n,
         staking.ends_epoch(header.number),
     )
-    .and_then(|extra| extra.parent.signers.indices(n))
-    .and_then(|indices| set.owners_of(indices.into_iter().map(|i| i as usize)))
-    .ok_or_else(|| internal("a committed block's extraData does not fit its parent's set"))?;
-    Ok((parent.beneficiary, owners))
+    .ok_or_else(unfit)?;
+    let parent_signers = extra
+        .parent
+        .signers
+        .indices(n)
+        .and_then(|indices| set.owners_of(indices.into_iter().map(|i| i as usize)))
+        .ok_or_else(unfit)?;
+    let mut offences = Vec::with_capacity(extra.evidence.len());
+    for evidence in &extra.evidence {
+        let (index, height, round, kind) = evidence.offence();
+        let owner = set_of(height)?
+            .validators
+            .get(index as usize)
+            .map(|v| v.owner)
+            .ok_or_else(unfit)?;
+        offences.push(bttd_runtime::Offence {
+            owner,
+            height,
+            round,
+            kind,
+        });
+    }
+    Ok((
+        parent.beneficiary,
+        bttd_runtime::ConsensusInputs {
+            parent_signers,
+            offences,
+        },
+    ))
 }

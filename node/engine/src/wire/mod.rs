@@ -23,7 +23,7 @@ pub mod store;
 pub mod sync;
 
 pub use consensus::{Announcement, Envelope, Gossip};
-pub use extra::{ExtraData, validator_set_hash};
+pub use extra::{ExtraData, MAX_BLOCK_EVIDENCE, evidence_item_len, validator_set_hash};
 pub use sync::{CertifiedBlock, SyncRequest, SyncResponse};
 
 /// The wire version this node speaks: the first byte of every gossip and sync message, and
