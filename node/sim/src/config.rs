@@ -134,6 +134,9 @@ pub struct SimConfig {
     pub stop_at: Duration,
     /// Print every event and output to stderr (for diagnosing one seed).
     pub verbose: bool,
+    /// Model StakeManager's tombstoning: an identity whose double-signing evidence a
+    /// committed block carries leaves the sets of the following epochs.
+    pub tombstone_equivocators: bool,
 }
 
 /// What a run observed.
@@ -157,4 +160,8 @@ pub struct SimReport {
     pub end_time: Duration,
     /// Final state of each node's machine, for diagnosing a failed seed.
     pub states: Vec<String>,
+    /// Identities tombstoned, with the first block that carried their evidence.
+    pub slashed: Vec<(usize, u64)>,
+    /// Identities in the set of the last epoch some honest node reached.
+    pub final_set: Vec<usize>,
 }

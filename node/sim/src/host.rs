@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256};
 use bttd_app::{NodeApp, ProviderError, ValidationError};
-use bttd_consensus::{Block, BlockId, CommitCertificate, Height};
+use bttd_consensus::{Block, BlockId, CommitCertificate, Height, ValidatorSetProvider};
 use bttd_engine::wire::CertifiedBlock;
 use bttd_engine::{
     Acceptance, Application, Engine, Event, JobPanicked, Network, RequestTag, Runtime,
@@ -16,6 +16,7 @@ use bttd_engine::{
 use bttd_runtime::ExecutedBlock;
 
 use crate::network::{Event as WorldEvent, Queue};
+use crate::slashing::SimSets;
 
 /// What a simulated engine handles.
 pub type SimEvent = Event<SimNet, SimApp>;
@@ -131,6 +132,41 @@ pub struct SimApp {
     pub(crate) inner: NodeApp,
     pub(crate) node: usize,
     pub(crate) log: Arc<Mutex<AppLog>>,
+    /// The sets, told of each commit and the offenders its evidence names.
+    pub(crate) sets: Arc<SimSets>,
+}
+
+impl SimApp {
+    /// The identities a block's evidence accuses (the block passed the voters' checks, so its
+    /// `extraData` decodes and every offender is in the set of its offence's height).
+    fn offenders(&self, block: &bttd_runtime::SealedBlock) -> Vec<usize> {
+        let height = block.number();
+        if height <= 1 {
+            return Vec::new();
+        }
+        let Some(parent_set) = self.sets.validator_set(height - 1) else {
+            return Vec::new();
+        };
+        let epoch_end = self.sets.epoch_of(height) != self.sets.epoch_of(height + 1);
+        let Some(extra) = bttd_engine::wire::ExtraData::decode(
+            &block.header.extra_data,
+            height - 1,
+            block.header.parent_hash,
+            parent_set.len(),
+            epoch_end,
+        ) else {
+            return Vec::new();
+        };
+        extra
+            .evidence
+            .iter()
+            .filter_map(|e| {
+                let set = self.sets.validator_set(e.height())?;
+                let key = set.validators().get(e.offender() as usize)?.public_key;
+                self.sets.identity_of(&key)
+            })
+            .collect()
+    }
 }
 
 impl Application for SimApp {
@@ -187,7 +223,9 @@ impl Application for SimApp {
     ) -> Result<(), ProviderError> {
         let height = executed.block.number();
         let id = executed.block.hash();
+        let offenders = self.offenders(&executed.block);
         self.inner.commit(executed, certificate)?;
+        self.sets.on_commit(height, &offenders);
         lock(&self.log)
             .decided
             .push((self.node, height, id, certificate.clone()));

@@ -20,6 +20,7 @@ pub mod config;
 pub mod host;
 mod network;
 pub mod scenarios;
+mod slashing;
 mod world;
 
 pub use checker::Violation;

@@ -89,6 +89,7 @@ fn base(
         liveness: None,
         stop_at: ms(600_000),
         verbose: false,
+        tombstone_equivocators: false,
     }
 }
 
@@ -255,6 +256,19 @@ pub fn equivocators(seed: u64) -> SimConfig {
         from = ms(heal);
     }
     cfg.liveness = live(from, 4, ms(60_000));
+    cfg
+}
+
+/// Issue 13: [`equivocators`] with StakeManager's tombstoning modelled and epochs of 3 to 6
+/// blocks: the evidence an honest proposer includes takes the offender out of the sets from the
+/// next epoch on, while the others keep deciding through several epochs.
+pub fn slashed_equivocators(seed: u64) -> SimConfig {
+    let mut cfg = equivocators(seed);
+    let mut rng = shape_rng(seed ^ 0x5_1a5e);
+    cfg.epoch_length = rng.random_range(3..=6);
+    cfg.tombstone_equivocators = true;
+    let from = cfg.liveness.as_ref().map_or(Duration::ZERO, |l| l.from);
+    cfg.liveness = live(from, 4 * cfg.epoch_length, ms(120_000));
     cfg
 }
 

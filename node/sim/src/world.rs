@@ -18,8 +18,8 @@ use bttd_consensus::bls::{BlsSecretKey, PublicKeyBytes, SignatureBytes};
 use bttd_consensus::test_scheme::{TestKey, TestSigner, TestVerifier};
 use bttd_consensus::{
     BlsSigner, BlsVerifier, Height, Message, Proposal, SignRecord, SignedProposal, SignedVote,
-    Signer, SlashingGuard, SlashingStore, StaticProvider, Validator, ValidatorSet,
-    ValidatorSetProvider, Verifier, Vote, VoteType,
+    Signer, SlashingGuard, SlashingStore, Validator, ValidatorSet, ValidatorSetProvider, Verifier,
+    Vote, VoteType,
 };
 use bttd_engine::wire::{Envelope, Gossip, SyncResponse};
 use bttd_engine::{ConsensusInfo, Engine, EngineConfig, Event as EngineEvent, RequestTag, Signing};
@@ -36,6 +36,7 @@ use crate::checker::{Checker, Violation};
 use crate::config::{Behaviour, Fault, Scheme, SimConfig, SimReport};
 use crate::host::{AppLog, Out, SimApp, SimEngine, SimEvent, SimNet, SimRuntime, lock};
 use crate::network::{Event, Links, Queue, Wire};
+use crate::slashing::{MakeSet, SimSets};
 
 /// How long a sync request waits for its answer (the node's request-response timeout).
 const REQUEST_TIMEOUT_US: u64 = 1_000_000;
@@ -118,7 +119,7 @@ struct World {
     keys: Vec<Key>,
     pubkeys: Vec<PublicKeyBytes>,
     verifier: Arc<dyn Verifier>,
-    provider: Arc<StaticProvider>,
+    provider: Arc<SimSets>,
     chain_id: B256,
     log: Arc<Mutex<AppLog>>,
     pending: BTreeMap<u64, Pending>,
@@ -162,41 +163,46 @@ impl World {
             Scheme::Bls => Arc::new(BlsVerifier),
         };
         let pubkeys: Vec<PublicKeyBytes> = keys.iter().map(|k| k.signer().public_key()).collect();
-        let sets = cfg
-            .epochs
-            .iter()
-            .enumerate()
-            .map(|(e, members)| {
-                let first = e as u64 * cfg.epoch_length + 1;
-                let validators = members
-                    .iter()
-                    .map(|&(id, power)| Validator {
-                        address: account(id),
-                        public_key: pubkeys[id],
-                        power,
-                    })
-                    .collect();
-                let set = match &cfg.scheme {
-                    Scheme::Test => ValidatorSet::new(validators, e as u64, first),
+        let make: MakeSet = {
+            let scheme = cfg.scheme;
+            let epoch_length = cfg.epoch_length;
+            let pubkeys = pubkeys.clone();
+            let proofs: Vec<Option<SignatureBytes>> = keys
+                .iter()
+                .map(|k| match k {
+                    Key::Bls(k) => Some(k.proof_of_possession()),
+                    Key::Test(_) => None,
+                })
+                .collect();
+            Box::new(move |e: u64, members: &[(usize, u64)]| {
+                let first = e * epoch_length + 1;
+                let validators = members.iter().map(|&(id, power)| Validator {
+                    address: account(id),
+                    public_key: pubkeys[id],
+                    power,
+                });
+                let set = match &scheme {
+                    Scheme::Test => ValidatorSet::new(validators.collect(), e, first),
                     Scheme::Bls => ValidatorSet::new_with_proofs(
                         members
                             .iter()
                             .zip(validators)
-                            .map(|(m, v)| {
-                                let Key::Bls(k) = &keys[m.0] else {
-                                    unreachable!("one scheme per run")
-                                };
-                                (v, k.proof_of_possession())
-                            })
+                            .map(|(m, v)| (v, proofs[m.0].expect("a BLS run has BLS keys")))
                             .collect(),
-                        e as u64,
+                        e,
                         first,
                     ),
                 };
                 Arc::new(set.expect("valid simulated set"))
             })
-            .collect();
-        let provider = Arc::new(StaticProvider::new(cfg.epoch_length, sets));
+        };
+        let provider = Arc::new(SimSets::new(
+            cfg.epoch_length,
+            cfg.epochs.clone(),
+            pubkeys.clone(),
+            cfg.tombstone_equivocators,
+            make,
+        ));
         let log = Arc::new(Mutex::new(AppLog::default()));
         let spec = genesis();
         let nodes = cfg
@@ -220,6 +226,7 @@ impl World {
                     inner: NodeApp::new(ctx, info.clone(), verifier.clone()),
                     node: n,
                     log: log.clone(),
+                    sets: provider.clone(),
                 });
                 Node {
                     identity: spec_node.identity,
@@ -933,6 +940,19 @@ impl World {
             rejected: self.rejected,
             events: self.events,
             end_time,
+            slashed: self.provider.slashed().into_iter().collect(),
+            final_set: {
+                let top = self.checker.highest().max(1);
+                self.provider
+                    .validator_set(top)
+                    .map(|set| {
+                        set.validators()
+                            .iter()
+                            .filter_map(|v| self.provider.identity_of(&v.public_key))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            },
             states: self
                 .nodes
                 .iter()

@@ -23,6 +23,8 @@ struct Totals {
     evidence: u64,
     rejected: u64,
     max_height: u64,
+    /// Runs in which some identity was tombstoned.
+    slashed_runs: u64,
 }
 
 /// Runs `count` seeds on `threads` threads; panics on the first violation
@@ -42,13 +44,16 @@ fn run_many(
                     let mut tot = Totals::default();
                     let mut seed = start + t;
                     while seed < start + count {
-                        let r = sim::run(&build(seed));
+                        let cfg = build(seed);
+                        let r = sim::run(&cfg);
                         assert!(
                             r.violations.is_empty(),
                             "{name} seed {seed}: {:?}\n{:#?}",
                             r.violations,
                             r.states
                         );
+                        check_slashing(name, seed, &cfg, &r);
+                        tot.slashed_runs += u64::from(!r.slashed.is_empty());
                         tot.runs += 1;
                         tot.events += r.events;
                         tot.evidence += r.evidence;
@@ -69,6 +74,7 @@ fn run_many(
                 evidence: a.evidence + b.evidence,
                 rejected: a.rejected + b.rejected,
                 max_height: a.max_height.max(b.max_height),
+                slashed_runs: a.slashed_runs + b.slashed_runs,
             })
     });
     eprintln!("{name}: {totals:?} in {:.2?}", t0.elapsed());
@@ -123,6 +129,44 @@ fn hostile_peers_under_one_third() {
         1,
     );
     assert!(t.rejected > 0, "the forgeries must be refused");
+}
+
+/// Only byzantine identities are slashed, and a slashed identity is out of the set of every
+/// epoch fixed after the block that carried its evidence.
+fn check_slashing(name: &str, seed: u64, cfg: &SimConfig, r: &SimReport) {
+    let top = r.decided.max(1);
+    let epoch_of = |h: u64| h.saturating_sub(1) / cfg.epoch_length;
+    for &(id, block) in &r.slashed {
+        assert!(
+            cfg.nodes
+                .iter()
+                .any(|n| n.identity == id && n.behaviour.is_byzantine()),
+            "{name} seed {seed}: honest identity {id} slashed at block {block}"
+        );
+        // Block `e·len − 1` fixes the set of epoch `e`.
+        let out_from = (block + 1).div_ceil(cfg.epoch_length);
+        if epoch_of(top) >= out_from {
+            assert!(
+                !r.final_set.contains(&id),
+                "{name} seed {seed}: identity {id}, slashed at block {block}, still in the set at height {top}"
+            );
+        }
+    }
+}
+
+/// Issue 13: double-signers under 1/3 of the stake are slashed (an honest proposer includes
+/// the evidence, voters check it) and leave the set from the next epoch on; the others keep
+/// deciding through the change (the liveness bound spans four epochs).
+#[test]
+fn equivocators_are_slashed_and_leave_the_set() {
+    let t = run_many(
+        "slashed_equivocators",
+        scenarios::slashed_equivocators,
+        0,
+        seeds(1000),
+        1,
+    );
+    assert!(t.evidence > 0 && t.slashed_runs > 0, "{t:?}");
 }
 
 /// The same with 10,000 forged votes per precommit, at 100 seeds.
@@ -191,6 +235,7 @@ fn soak() {
         ("hostile_peers", |seed| {
             scenarios::hostile_peers(seed, 1_000)
         }),
+        ("slashed_equivocators", scenarios::slashed_equivocators),
     ] {
         if std::env::var("BTTD_SIM_ONLY").is_ok_and(|only| !only.split(',').any(|o| o == name)) {
             continue;
@@ -235,6 +280,7 @@ fn scenario(name: &str, seed: u64) -> SimConfig {
         "split_brain" => scenarios::split_brain(seed),
         "hostile_peers" => scenarios::hostile_peers(seed, 1_000),
         "real_bls" => scenarios::real_bls(seed),
+        "slashed_equivocators" => scenarios::slashed_equivocators(seed),
         other => panic!("unknown scenario {other}"),
     }
 }
