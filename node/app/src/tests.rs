@@ -430,18 +430,16 @@ fn evidence_in_a_block_slashes_the_double_signer_and_voters_refuse_bad_evidence(
     // Voters: block 3 as its proposer builds it, its evidence then replaced.
     let proposer = set.validators()[set.proposer(3, 0) as usize].address;
     let parent = app.certificate(2).unwrap();
+    // Block 3 ends epoch 0 (of 3 blocks) and follows a set of 4.
+    let extra_of = |executed: &ExecutedBlock| {
+        let bytes = &executed.block.header.extra_data;
+        wire::ExtraData::decode(bytes, 2, parent.block_id, 4, true).unwrap()
+    };
     let carrying = |evidence: Vec<Evidence>| {
         let (_, mut executed) = app
             .build(3, proposer, Some(parent.clone()), NOW + 3)
             .unwrap();
-        let extra = wire::ExtraData::decode(
-            &executed.block.header.extra_data,
-            2,
-            parent.block_id,
-            4,
-            true,
-        )
-        .unwrap();
+        let extra = extra_of(&executed);
         executed.set_extra_data(wire::ExtraData { evidence, ..extra }.encode());
         Block {
             id: executed.block.hash(),
@@ -496,15 +494,7 @@ fn evidence_in_a_block_slashes_the_double_signer_and_voters_refuse_bad_evidence(
     let (block, executed) = app
         .build(3, proposer, Some(parent.clone()), NOW + 3)
         .unwrap();
-    let extra = wire::ExtraData::decode(
-        &executed.block.header.extra_data,
-        2,
-        parent.block_id,
-        4,
-        true,
-    )
-    .unwrap();
-    assert_eq!(extra.evidence, vec![double_sign.clone()]);
+    assert_eq!(extra_of(&executed).evidence, vec![double_sign.clone()]);
     let stake = U256::from(bttd_genesis::WEI_PER_BTT); // power 1
     let cut = stake * U256::from(500) / U256::from(10_000);
     assert_eq!(executed.slashes.len(), 1);
