@@ -48,6 +48,11 @@ pub(crate) struct RpcValidator {
     pub stake: U256,
     /// StakeManager's status at the head: none, candidate, jailed, tombstoned or active.
     pub status: &'static str,
+    /// Blocks this validator did not sign in the downtime window of the head (windows of
+    /// `downtimeWindow` blocks from block 1); 0 when it has no miss counted in that window.
+    pub missed_blocks: U64,
+    /// The first epoch `unjail()` is allowed in once jailed (0 if never jailed).
+    pub jailed_until_epoch: U64,
 }
 
 /// StakeManager's `validatorInfo` status code as a word (docs/staking.md).
@@ -148,7 +153,7 @@ impl BorApiServer for Rpc {
             .zip(&staked.validators)
             .enumerate()
             .map(|(i, (v, member))| {
-                let (stake, status) = super::staking::stake_and_status(chain, head, member.owner)?;
+                let standing = super::staking::standing(chain, head, member.owner)?;
                 Ok(RpcValidator {
                     id: U64::from(i),
                     signer: v.address,
@@ -156,8 +161,10 @@ impl BorApiServer for Rpc {
                     voting_power: U64::from(v.power),
                     bls_public_key: v.public_key,
                     owner: member.owner,
-                    stake,
-                    status: status_name(status),
+                    stake: standing.stake,
+                    status: status_name(standing.status),
+                    missed_blocks: U64::from(standing.missed_blocks),
+                    jailed_until_epoch: U64::from(standing.jailed_until_epoch),
                 })
             })
             .collect()

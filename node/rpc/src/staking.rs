@@ -102,6 +102,34 @@ pub(crate) fn stake_and_status(
     Ok((info.totalStake, info.status))
 }
 
+/// What `bor_getCurrentValidators` shows of a validator, read after block `number`.
+pub(crate) struct StandingAfter {
+    /// Total stake (self and delegated) in wei.
+    pub stake: U256,
+    /// `validatorInfo` status code (docs/staking.md).
+    pub status: u8,
+    /// The first epoch `unjail()` is allowed in (0 if never jailed).
+    pub jailed_until_epoch: u64,
+    /// Blocks missed in the downtime window of block `number` (`uptime(owner)` when its
+    /// window is that one, else 0).
+    pub missed_blocks: u64,
+}
+
+/// `validatorInfo(owner)` and `uptime(owner)` after block `number`.
+pub(crate) fn standing(chain: &Chain, number: u64, owner: Address) -> RpcResult<StandingAfter> {
+    let info = view(chain, number, StakeManager::validatorInfoCall { owner })?;
+    let uptime = view(chain, number, StakeManager::uptimeCall { owner })?;
+    let window = view(chain, number, StakeManager::downtimeWindowCall {})?;
+    let window = u64::try_from(window).unwrap_or(u64::MAX).max(1);
+    let current = number > 0 && uptime.window == (number - 1) / window;
+    Ok(StandingAfter {
+        stake: info.totalStake,
+        status: info.status,
+        jailed_until_epoch: info.jailedUntilEpoch,
+        missed_blocks: if current { uptime.missed } else { 0 },
+    })
+}
+
 impl StakingApiServer for Rpc {
     fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet> {
         let chain = &self.ctx.chain;

@@ -99,7 +99,15 @@ enum ValidatorCommand {
         #[command(flatten)]
         key: KeyArgs,
     },
-    /// A validator's stake, commission, status and keys.
+    /// Put the validator the key owns back among the candidates after a downtime jail
+    /// (`unjail()`; allowed from `jailedUntilEpoch`, never for a tombstoned validator). It
+    /// rejoins the set at the end of the epoch if its stake qualifies.
+    Unjail {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// A validator's stake, commission, status (jailed, tombstoned, ...), `jailedUntilEpoch`,
+    /// keys and downtime count (`uptime`: window and blocks missed in it).
     Info {
         /// The validator's owner.
         owner: Address,
@@ -124,6 +132,7 @@ pub fn run(args: ValidatorArgs) -> eyre::Result<()> {
 
 async fn dispatch(args: ValidatorArgs) -> eyre::Result<()> {
     let node = Node::connect(&args.rpc_url)?;
+    let what = command_name(&args.command);
     let (key, value, input) = match args.command {
         ValidatorCommand::Register {
             home,
@@ -170,13 +179,32 @@ async fn dispatch(args: ValidatorArgs) -> eyre::Result<()> {
             U256::ZERO,
             calldata(StakeManager::setSignerCall { signer }),
         ),
+        ValidatorCommand::Unjail { key } => {
+            (key, U256::ZERO, calldata(StakeManager::unjailCall {}))
+        }
     };
     let signer = key.signer()?;
     let receipt = node
         .send(&signer, STAKE_MANAGER_ADDRESS, value, input)
-        .await?;
+        .await
+        .wrap_err_with(|| format!("{what} from {} refused", signer.address()))?;
     print(&receipt_json(&receipt));
     Ok(())
+}
+
+/// The StakeManager function a command calls (for its error messages).
+fn command_name(command: &ValidatorCommand) -> &'static str {
+    match command {
+        ValidatorCommand::Register { .. } => "registerValidator",
+        ValidatorCommand::Delegate { .. } => "delegate",
+        ValidatorCommand::Undelegate { .. } => "undelegate",
+        ValidatorCommand::Withdraw { .. } => "withdrawUnbonded",
+        ValidatorCommand::Claim { .. } => "claimRewards",
+        ValidatorCommand::SetCommission { .. } => "setCommission",
+        ValidatorCommand::SetSigner { .. } => "setSigner",
+        ValidatorCommand::Unjail { .. } => "unjail",
+        ValidatorCommand::Info { .. } => "validatorInfo",
+    }
 }
 
 /// Registers the home's keys: owner and signer are its account, the BLS key its own.
@@ -242,17 +270,25 @@ fn write_validator_section(home: &Path, password_file: &Path) -> eyre::Result<bo
     Ok(true)
 }
 
-/// `validatorInfo` and `validatorKeys` of `owner`.
+/// `validatorInfo`, `validatorKeys` and `uptime` of `owner`.
 async fn info(node: &Node, owner: Address, as_json: bool) -> eyre::Result<()> {
     let call = |input: Bytes| node.call(STAKE_MANAGER_ADDRESS, input, None);
-    let (info, keys) = tokio::try_join!(
+    let (info, keys, uptime, window, head) = tokio::try_join!(
         call(calldata(StakeManager::validatorInfoCall { owner })),
         call(calldata(StakeManager::validatorKeysCall { owner })),
+        call(calldata(StakeManager::uptimeCall { owner })),
+        call(calldata(StakeManager::downtimeWindowCall {})),
+        node.raw("eth_blockNumber", Vec::new()),
     )?;
     let info = StakeManager::validatorInfoCall::abi_decode_returns(&info)
         .map_err(|e| eyre!("validatorInfo: {e}"))?;
     let keys = StakeManager::validatorKeysCall::abi_decode_returns(&keys)
         .map_err(|e| eyre!("validatorKeys: {e}"))?;
+    let uptime =
+        StakeManager::uptimeCall::abi_decode_returns(&uptime).map_err(|e| eyre!("uptime: {e}"))?;
+    let window = StakeManager::downtimeWindowCall::abi_decode_returns(&window)
+        .map_err(|e| eyre!("downtimeWindow: {e}"))?;
+    let head: alloy_primitives::U64 = serde_json::from_value(head)?;
     if info.status == 0 && keys.signer == Address::ZERO {
         bail!("{owner} is not a registered validator");
     }
@@ -263,6 +299,7 @@ async fn info(node: &Node, owner: Address, as_json: bool) -> eyre::Result<()> {
         4 => "active",
         _ => "none",
     };
+    let missed = missed_in_head_window(head.to(), window, uptime.window, uptime.missed);
     let out: Value = json!({
         "owner": owner,
         "signer": keys.signer,
@@ -274,6 +311,9 @@ async fn info(node: &Node, owner: Address, as_json: bool) -> eyre::Result<()> {
         "statusCode": info.status,
         "jailedUntilEpoch": info.jailedUntilEpoch,
         "commissionOwed": keys.commissionOwed.to_string(),
+        "uptime": { "window": uptime.window, "missed": uptime.missed },
+        "missedBlocks": missed,
+        "blockNumber": head.to::<u64>(),
     });
     if as_json {
         print(&out);
@@ -286,4 +326,15 @@ async fn info(node: &Node, owner: Address, as_json: bool) -> eyre::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Blocks missed in the downtime window of block `head` (windows of `window` blocks from
+/// block 1): `uptime`'s count when it is of that window, else 0 (docs/staking.md).
+fn missed_in_head_window(head: u64, window: U256, uptime_window: u64, missed: u64) -> u64 {
+    let window = u64::try_from(window).unwrap_or(u64::MAX).max(1);
+    if head > 0 && uptime_window == (head - 1) / window {
+        missed
+    } else {
+        0
+    }
 }

@@ -238,14 +238,17 @@ impl Node {
     }
 }
 
-/// An RPC error, with `BandwidthChannels` custom errors in revert data decoded.
+/// An RPC error, with `BandwidthChannels` custom errors in revert data decoded; a node's
+/// error answer is its message (for a `require` that is "execution reverted: REASON").
 fn describe_revert(e: &jsonrpsee::core::ClientError) -> String {
-    if let jsonrpsee::core::ClientError::Call(obj) = e
-        && let Some(data) = obj.data()
-        && let Ok(bytes) = serde_json::from_str::<Bytes>(data.get())
-        && let Ok(err) = IBandwidthChannels::IBandwidthChannelsErrors::abi_decode(&bytes)
-    {
-        return format!("{}: {err:?}", obj.message());
+    if let jsonrpsee::core::ClientError::Call(obj) = e {
+        if let Some(data) = obj.data()
+            && let Ok(bytes) = serde_json::from_str::<Bytes>(data.get())
+            && let Ok(err) = IBandwidthChannels::IBandwidthChannelsErrors::abi_decode(&bytes)
+        {
+            return format!("{}: {err:?}", obj.message());
+        }
+        return obj.message().to_string();
     }
     e.to_string()
 }
