@@ -275,6 +275,9 @@ impl ChainSpec {
         params.complete_validators()?;
         let spec = Self { genesis, params };
         spec.validate()?;
+        if !spec.params.validators.is_empty() {
+            spec.check_stake_manager()?;
+        }
         Ok(spec)
     }
 
@@ -327,6 +330,35 @@ impl ChainSpec {
             }
             crate::validators::build_set(&self.params.validators)?;
             crate::system_contracts::check_staking_params(&self.params)?;
+        }
+        Ok(())
+    }
+
+    /// StakeManager's code and storage in the alloc are what its constructor leaves with
+    /// `config.bttd` (staking keys, epoch length, validators): the contract reads its own
+    /// storage, not the config, so a key edited in the config alone would silently not apply.
+    fn check_stake_manager(&self) -> Result<(), GenesisError> {
+        let Some(found) = self
+            .genesis
+            .alloc
+            .get(&bttd_contracts::STAKE_MANAGER_ADDRESS)
+        else {
+            return Ok(());
+        };
+        let built = crate::system_contracts::stake_manager(&self.params)?;
+        let nonzero = |a: &alloy_genesis::GenesisAccount| {
+            a.storage
+                .iter()
+                .flatten()
+                .filter(|(_, v)| !v.is_zero())
+                .map(|(k, v)| (*k, *v))
+                .collect::<std::collections::BTreeMap<B256, B256>>()
+        };
+        if found.code != built.code || nonzero(found) != nonzero(&built) {
+            return Err(GenesisError::Invalid(format!(
+                "the StakeManager account at {} in alloc is not the one config.bttd (staking keys, epochLength, validators) builds: the contract keeps its parameters in its own storage, so an edit of the config alone would not apply; rebuild the genesis with the new values (e.g. `bttd testnet init --downtime-window ...`)",
+                bttd_contracts::STAKE_MANAGER_ADDRESS
+            )));
         }
         Ok(())
     }

@@ -102,7 +102,14 @@ mod tests {
             validators,
             ..spec.params.clone()
         };
-        ChainSpec::new(spec.genesis, params)
+        let mut spec = ChainSpec::new(spec.genesis, params)?;
+        // StakeManager as these validators make it (a loaded genesis must match its config).
+        let stake_manager = crate::system_contracts::stake_manager(&spec.params)?;
+        spec.genesis.alloc.insert(
+            crate::system_contracts::STAKE_MANAGER_ADDRESS,
+            stake_manager,
+        );
+        Ok(spec)
     }
 
     #[test]
@@ -245,6 +252,19 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// StakeManager keeps its parameters in its storage: a staking key edited in the config
+    /// alone would not apply, so such a file is refused.
+    #[test]
+    fn a_staking_key_edited_in_the_config_alone_is_refused_at_load() {
+        let spec = spec_with((1..=4).map(validator).collect()).unwrap();
+        let json = spec.to_json();
+        ChainSpec::from_json(&json).unwrap();
+        let mut edited: serde_json::Value = serde_json::from_str(&json).unwrap();
+        edited["config"]["bttd"]["staking"]["downtimeWindow"] = 16.into();
+        let err = ChainSpec::from_json(&edited.to_string()).unwrap_err();
+        assert!(err.to_string().contains("StakeManager account"), "{err}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct TestnetOptions {
     /// Voting power of each validator.
     pub power: u64,
     pub epoch_length: u64,
+    /// `config.bttd.staking` of the genesis (StakeManager's constructor arguments).
+    pub staking: StakingParams,
     pub kdf: Kdf,
 }
 
@@ -88,6 +90,7 @@ impl Default for TestnetOptions {
             block_time: "1s".into(),
             power: 100,
             epoch_length: BttdParams::default().epoch_length,
+            staking: StakingParams::devnet(),
             kdf: Kdf::LIGHT,
         }
     }
@@ -332,7 +335,7 @@ fn genesis(options: &TestnetOptions, keys: &[ValidatorKeys]) -> Result<ChainSpec
             })
             .collect(),
         epoch_length: options.epoch_length,
-        staking: StakingParams::devnet(),
+        staking: options.staking.clone(),
         ..BttdParams::default()
     };
     let (spec, _) = devnet_genesis(&DevnetOptions {

@@ -13,6 +13,7 @@ mod keys;
 mod limits;
 mod loadgen;
 mod ops;
+mod slashing;
 mod staking;
 mod support;
 mod tron;

@@ -23,7 +23,7 @@ const BTT: u128 = 1_000_000_000_000_000_000;
 
 /// Runs `bttd <args>`; its stdout as JSON (or its last line, or `null`), failing on a
 /// non-zero exit.
-fn bttd(args: &[&str]) -> Result<Value> {
+pub(crate) fn bttd(args: &[&str]) -> Result<Value> {
     let out = Command::new(crate::support::bttd_bin())
         .args(args)
         .output()?;
@@ -47,7 +47,7 @@ fn bttd(args: &[&str]) -> Result<Value> {
 }
 
 /// Like [`bttd`], expecting a failure; returns stderr.
-fn bttd_fails(args: &[&str]) -> Result<String> {
+pub(crate) fn bttd_fails(args: &[&str]) -> Result<String> {
     let out = Command::new(crate::support::bttd_bin())
         .args(args)
         .output()?;
@@ -55,7 +55,7 @@ fn bttd_fails(args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
-fn wei(v: &Value) -> Result<U256> {
+pub(crate) fn wei(v: &Value) -> Result<U256> {
     let s = v.as_str().ok_or_else(|| eyre!("not an amount: {v}"))?;
     Ok(s.parse()?)
 }

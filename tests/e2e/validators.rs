@@ -74,7 +74,7 @@ pub(crate) fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-fn block_hash(node: &Devnet, n: u64) -> Result<String> {
+pub(crate) fn block_hash(node: &Devnet, n: u64) -> Result<String> {
     let block = node.call("eth_getBlockByNumber", json!([format!("0x{n:x}"), false]))?;
     Ok(block["hash"]
         .as_str()
@@ -83,7 +83,7 @@ fn block_hash(node: &Devnet, n: u64) -> Result<String> {
 }
 
 /// Every running node has the same hash at every height up to the lowest head.
-fn same_chain(nodes: &[&Devnet]) -> Result<u64> {
+pub(crate) fn same_chain(nodes: &[&Devnet]) -> Result<u64> {
     let lowest = nodes
         .iter()
         .map(|n| n.block_number())

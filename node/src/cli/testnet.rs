@@ -52,6 +52,25 @@ pub struct InitArgs {
     /// Blocks per validator-set epoch.
     #[arg(long, default_value_t = bttd_genesis::BttdParams::default().epoch_length)]
     epoch_length: u64,
+    /// Epochs an undelegated stake stays slashable (genesis `unbondingEpochs`; devnet value
+    /// when absent, as for the other staking keys below).
+    #[arg(long)]
+    unbonding_epochs: Option<u64>,
+    /// Share of the stake bonded at a double-sign offence that is slashed (bps).
+    #[arg(long)]
+    slash_double_sign_bps: Option<u16>,
+    /// Share of the bonded stake slashed on a downtime jail (bps).
+    #[arg(long)]
+    slash_downtime_bps: Option<u16>,
+    /// Blocks per downtime window.
+    #[arg(long)]
+    downtime_window: Option<u64>,
+    /// Jail a validator that signs fewer than this share of a window's blocks (bps).
+    #[arg(long)]
+    downtime_min_signed_bps: Option<u16>,
+    /// Epochs a validator jailed for downtime waits before `unjail()` works.
+    #[arg(long)]
+    jail_epochs: Option<u64>,
     /// Print the layout as JSON.
     #[arg(long)]
     json: bool,
@@ -59,6 +78,20 @@ pub struct InitArgs {
 
 pub fn run(command: TestnetCommand) -> eyre::Result<()> {
     let TestnetCommand::Init(args) = command;
+    let devnet = bttd_genesis::StakingParams::devnet();
+    let staking = bttd_genesis::StakingParams {
+        unbonding_epochs: args.unbonding_epochs.unwrap_or(devnet.unbonding_epochs),
+        slash_double_sign_bps: args
+            .slash_double_sign_bps
+            .unwrap_or(devnet.slash_double_sign_bps),
+        slash_downtime_bps: args.slash_downtime_bps.unwrap_or(devnet.slash_downtime_bps),
+        downtime_window: args.downtime_window.unwrap_or(devnet.downtime_window),
+        downtime_min_signed_bps: args
+            .downtime_min_signed_bps
+            .unwrap_or(devnet.downtime_min_signed_bps),
+        jail_epochs: args.jail_epochs.unwrap_or(devnet.jail_epochs),
+        ..devnet
+    };
     let options = TestnetOptions {
         out: args.out,
         validators: args.validators,
@@ -72,6 +105,7 @@ pub fn run(command: TestnetCommand) -> eyre::Result<()> {
         block_time: args.block_time,
         power: args.power,
         epoch_length: args.epoch_length,
+        staking,
         ..TestnetOptions::default()
     };
     let layout = init(&options)?;
