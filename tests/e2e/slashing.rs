@@ -35,7 +35,7 @@ use alloy_primitives::{Address, U256};
 use eyre::{Result, WrapErr, ensure, eyre};
 use serde_json::{Value, json};
 
-use crate::staking::{bttd, bttd_fails, wei};
+use crate::staking::{bttd, bttd_fails, set_owners, wei};
 use crate::support::{Devnet, free_port, quantity, transfer_1559};
 use crate::validators::{dev_signer, same_chain, tail, testnet_init, wait_height};
 
@@ -106,17 +106,6 @@ fn copy_home(dir: &Path, from: &str, to: &str, rpc_port: u16) -> Result<PathBuf>
     config.insert("p2p".into(), toml::Value::Table(p2p));
     std::fs::write(&config_path, toml::to_string(&config)?)?;
     Ok(copy)
-}
-
-/// The set deciding `block`: owners in index order.
-fn set_owners(node: &Devnet, block: u64) -> Result<Vec<Address>> {
-    let set = node.call("bttd_getValidatorSet", json!([format!("0x{block:x}")]))?;
-    set["validators"]
-        .as_array()
-        .ok_or_else(|| eyre!("{set}"))?
-        .iter()
-        .map(|v| Ok(v["owner"].as_str().unwrap_or_default().parse()?))
-        .collect()
 }
 
 /// `bor_getCurrentValidators`' entry of `owner`, if it is in the set.

@@ -61,7 +61,7 @@ pub(crate) fn wei(v: &Value) -> Result<U256> {
 }
 
 /// Owners of the set deciding `block`, in index order.
-fn set_owners(node: &Devnet, block: u64) -> Result<Vec<Address>> {
+pub(crate) fn set_owners(node: &Devnet, block: u64) -> Result<Vec<Address>> {
     let set = node.call("bttd_getValidatorSet", json!([format!("0x{block:x}")]))?;
     set["validators"]
         .as_array()
