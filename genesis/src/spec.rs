@@ -159,6 +159,24 @@ pub struct GenesisValidator {
 }
 
 impl GenesisValidator {
+    /// A validator that owns itself, with a self-stake of `power` BTT.
+    pub fn new(
+        address: Address,
+        bls_public_key: alloy_primitives::FixedBytes<48>,
+        proof_of_possession: alloy_primitives::FixedBytes<96>,
+        power: u64,
+    ) -> Self {
+        Self {
+            address,
+            owner: None,
+            signer: None,
+            bls_public_key,
+            proof_of_possession,
+            stake: U256::ZERO,
+            power,
+        }
+    }
+
     /// The owner StakeManager records.
     pub fn owner(&self) -> Address {
         self.owner.unwrap_or(self.address)

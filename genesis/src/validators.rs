@@ -81,15 +81,12 @@ mod tests {
 
     fn validator(i: u8) -> GenesisValidator {
         let key = BlsSecretKey::from_ikm(&[i; 32]).unwrap();
-        GenesisValidator {
-            address: Address::repeat_byte(i),
-            owner: None,
-            signer: None,
-            stake: alloy_primitives::U256::ZERO,
-            bls_public_key: key.public_key(),
-            proof_of_possession: key.proof_of_possession(),
-            power: 100,
-        }
+        GenesisValidator::new(
+            Address::repeat_byte(i),
+            key.public_key(),
+            key.proof_of_possession(),
+            100,
+        )
     }
 
     fn spec_with(validators: Vec<GenesisValidator>) -> Result<ChainSpec, GenesisError> {

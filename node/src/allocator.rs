@@ -1,5 +1,5 @@
-//! Caps glibc's malloc arenas at one per core (at least two) unless `MALLOC_ARENA_MAX` says
-//! otherwise, and hands the memory malloc holds free back to the kernel every few seconds.
+//! Caps glibc's malloc arenas at one per core (at least two), fixes its mmap threshold, and
+//! hands the memory malloc holds free back to the kernel every few seconds.
 //!
 //! Why: glibc gives every thread that contends for the heap an arena of its own, up to eight per
 //! core, and memory freed in one arena is reused only by that arena. RocksDB's background
@@ -14,6 +14,13 @@
 //! kernel for 52 MB in use (`malloc_stats`), and its RSS kept rising with it while every owner
 //! of memory stayed within its bound. `malloc_trim(0)` releases the free pages inside the heaps
 //! (madvise), in a few milliseconds for a heap of that size.
+//!
+//! Why a fixed mmap threshold: glibc serves a request of 128 KiB or more with its own mapping,
+//! returned to the kernel on free, but raises that threshold to the size of every such block
+//! freed, up to 32 MiB. After RocksDB's first compaction has freed its 2 MiB read-ahead and
+//! 1 MiB write buffers, those buffers come from the arenas instead, where they are freed in the
+//! middle of a heap and stay resident until the next trim. Fixing the threshold turns the
+//! adjustment off, so a compaction's transient buffers leave the process when it ends.
 
 use std::sync::Once;
 use std::time::Duration;
@@ -21,18 +28,29 @@ use std::time::Duration;
 /// How often free heap pages go back to the kernel.
 const TRIM_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Sets the cap; call first thing in `main`. With [`release_free_memory`], the crate's only
+/// Requests at least this large get a mapping of their own (glibc's initial threshold, fixed).
+const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
+
+/// Caps the arenas and fixes the mmap threshold, each unless its `MALLOC_*` variable says
+/// otherwise; call first thing in `main`. With [`release_free_memory`], the crate's only
 /// `unsafe`: glibc's tunables have no safe wrapper.
 #[allow(unsafe_code)]
-pub fn cap_malloc_arenas() {
+pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let arenas = cores.clamp(2, 8) as libc::c_int;
-        // SAFETY: mallopt only changes a tunable of the allocator; no thread allocates
-        // concurrently this early, and glibc documents M_ARENA_MAX as settable at any time.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, arenas);
+    {
+        // SAFETY (both calls): mallopt only changes a tunable of the allocator; no thread
+        // allocates concurrently this early, and glibc documents both as settable at any time.
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            let cores = std::thread::available_parallelism().map_or(2, usize::from);
+            let arenas = cores.clamp(2, 8) as libc::c_int;
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, arenas);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            }
         }
     }
 }

@@ -185,14 +185,6 @@ enum GenesisCommand {
     },
 }
 
-fn init_tracing(filter: &str) {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// The devnet's block producer address (its priority fees go here). Not a dev account, so
 /// fee accounting in tests stays unambiguous.
 fn devnet_coinbase() -> Address {
@@ -202,7 +194,7 @@ fn devnet_coinbase() -> Address {
 }
 
 fn main() -> eyre::Result<()> {
-    bttd_node::allocator::cap_malloc_arenas();
+    bttd_node::allocator::tune_malloc();
     let cli = Cli::parse();
     match cli.command {
         Command::Genesis(GenesisCommand::Devnet {
@@ -225,8 +217,8 @@ fn main() -> eyre::Result<()> {
             Ok(())
         }
         Command::Devnet(args) => {
-            init_tracing(&args.log);
-            runtime()?.block_on(devnet(args))
+            cli::init_tracing(&args.log);
+            cli::runtime()?.block_on(devnet(args))
         }
         Command::Keys(command) => cli::keys::run(command),
         Command::Testnet(command) => cli::testnet::run(command),
@@ -235,7 +227,7 @@ fn main() -> eyre::Result<()> {
         Command::Validator(args) => cli::validator::run(args),
         Command::Loadgen(args) => cli::loadgen::run(args),
         Command::TronSim(args) => {
-            init_tracing(&args.log);
+            cli::init_tracing(&args.log);
             cli::tron::run_sim(args)
         }
         Command::Address(args) => cli::tron::run_address(args),
@@ -255,18 +247,11 @@ fn main() -> eyre::Result<()> {
             }
             let fault = args.fault_panic_at_height;
             apply_flags(&mut config, args);
-            init_tracing(config.log.as_deref().unwrap_or("info"));
+            cli::init_tracing(config.log.as_deref().unwrap_or("info"));
             let panic_at_height = fault_injection(fault)?;
-            runtime()?.block_on(node(config, home, panic_at_height))
+            cli::runtime()?.block_on(node(config, home, panic_at_height))
         }
     }
-}
-
-fn runtime() -> eyre::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .wrap_err("starting the async runtime")
 }
 
 fn cache_bytes(cache_mb: usize) -> eyre::Result<usize> {

@@ -324,14 +324,13 @@ fn genesis(options: &TestnetOptions, keys: &[ValidatorKeys]) -> Result<ChainSpec
     let params = BttdParams {
         validators: keys
             .iter()
-            .map(|k| GenesisValidator {
-                address: k.address(),
-                owner: None,
-                signer: None,
-                stake: alloy_primitives::U256::ZERO,
-                bls_public_key: k.bls_public_key(),
-                proof_of_possession: k.proof_of_possession(),
-                power: options.power,
+            .map(|k| {
+                GenesisValidator::new(
+                    k.address(),
+                    k.bls_public_key(),
+                    k.proof_of_possession(),
+                    options.power,
+                )
             })
             .collect(),
         epoch_length: options.epoch_length,

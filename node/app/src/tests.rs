@@ -24,14 +24,8 @@ fn validator_app_with_epochs_of(
     let params = BttdParams {
         validators: keys
             .iter()
-            .map(|k| GenesisValidator {
-                address: k.address(),
-                owner: None,
-                signer: None,
-                stake: alloy_primitives::U256::ZERO,
-                bls_public_key: k.bls_public_key(),
-                proof_of_possession: k.proof_of_possession(),
-                power: 1,
+            .map(|k| {
+                GenesisValidator::new(k.address(), k.bls_public_key(), k.proof_of_possession(), 1)
             })
             .collect(),
         epoch_length,

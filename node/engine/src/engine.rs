@@ -1445,18 +1445,7 @@ mod tests {
             },
             signature: Default::default(),
         };
-        let data = Envelope {
-            nonce: 1,
-            message: Message::Vote(vote),
-        }
-        .encode();
-        engine
-            .handle(Event::Gossip {
-                from: 1,
-                message_id: (),
-                data,
-            })
-            .unwrap();
+        gossip_vote(&mut engine, vote);
         assert_eq!(
             info.sync_progress(0),
             None,

@@ -88,7 +88,7 @@ pub(crate) trait BorApi {
 
     /// The validator set deciding the next block.
     #[method(name = "getCurrentValidators")]
-    fn current_validators(&self) -> RpcResult<Vec<RpcValidator>>;
+    async fn current_validators(&self) -> RpcResult<Vec<RpcValidator>>;
 
     /// The proposer of the round being decided now.
     #[method(name = "getCurrentProposer")]
@@ -130,6 +130,7 @@ impl BttdConsensusApiServer for Rpc {
     }
 }
 
+#[jsonrpsee::core::async_trait]
 impl BorApiServer for Rpc {
     fn author(&self, block: Option<BlockId>) -> RpcResult<Address> {
         let id = block.unwrap_or_else(BlockId::latest);
@@ -137,7 +138,25 @@ impl BorApiServer for Rpc {
         Ok(header.beneficiary)
     }
 
-    fn current_validators(&self) -> RpcResult<Vec<RpcValidator>> {
+    /// Three StakeManager views per member: on the heavy-request pool, like eth_call.
+    async fn current_validators(&self) -> RpcResult<Vec<RpcValidator>> {
+        self.heavy(|rpc| rpc.current_validators_now()).await
+    }
+
+    fn current_proposer(&self) -> RpcResult<Address> {
+        match self.consensus.as_deref() {
+            Some(info) => info
+                .round_status()
+                .proposer
+                .ok_or_else(|| internal("no validator set for the current height")),
+            None => Ok(self.ctx.chain.head().beneficiary),
+        }
+    }
+}
+
+impl Rpc {
+    /// `bor_getCurrentValidators`, on the calling thread.
+    fn current_validators_now(&self) -> RpcResult<Vec<RpcValidator>> {
         let Some(info) = self.consensus.as_deref() else {
             return Ok(Vec::new());
         };
@@ -168,15 +187,5 @@ impl BorApiServer for Rpc {
                 })
             })
             .collect()
-    }
-
-    fn current_proposer(&self) -> RpcResult<Address> {
-        match self.consensus.as_deref() {
-            Some(info) => info
-                .round_status()
-                .proposer
-                .ok_or_else(|| internal("no validator set for the current height")),
-            None => Ok(self.ctx.chain.head().beneficiary),
-        }
     }
 }

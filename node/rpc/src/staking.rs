@@ -69,11 +69,11 @@ pub(crate) trait StakingApi {
     /// The validator set deciding `block` (default the next block): owner, signer, BLS key,
     /// power and stake of each member, in index order (the order of certificate bitmaps).
     #[method(name = "getValidatorSet")]
-    fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet>;
+    async fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet>;
 
     /// `address`'s delegations (stake, pending rewards) and unbonding entries at the head.
     #[method(name = "getDelegations")]
-    fn delegations(&self, address: Address) -> RpcResult<RpcDelegations>;
+    async fn delegations(&self, address: Address) -> RpcResult<RpcDelegations>;
 }
 
 /// Calls a StakeManager view on the state after block `number`.
@@ -130,8 +130,22 @@ pub(crate) fn standing(chain: &Chain, number: u64, owner: Address) -> RpcResult<
     })
 }
 
+/// Each answer runs one StakeManager view per member or delegation: on the heavy-request pool,
+/// like eth_call, so that a large set never holds an RPC worker.
+#[jsonrpsee::core::async_trait]
 impl StakingApiServer for Rpc {
-    fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet> {
+    async fn validator_set(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet> {
+        self.heavy(move |rpc| rpc.validator_set_at(block)).await
+    }
+
+    async fn delegations(&self, address: Address) -> RpcResult<RpcDelegations> {
+        self.heavy(move |rpc| rpc.delegations_of(address)).await
+    }
+}
+
+impl Rpc {
+    /// `bttd_getValidatorSet`, on the calling thread.
+    fn validator_set_at(&self, block: Option<BlockId>) -> RpcResult<RpcValidatorSet> {
         let chain = &self.ctx.chain;
         let head = chain.head().number;
         let (number, state) = match block {
@@ -165,7 +179,8 @@ impl StakingApiServer for Rpc {
         })
     }
 
-    fn delegations(&self, address: Address) -> RpcResult<RpcDelegations> {
+    /// `bttd_getDelegations`, on the calling thread.
+    fn delegations_of(&self, address: Address) -> RpcResult<RpcDelegations> {
         let chain = &self.ctx.chain;
         if chain.config().staking.is_none() {
             return Err(server_error(

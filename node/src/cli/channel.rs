@@ -31,14 +31,8 @@ use client::{Node, calldata};
 
 #[derive(Debug, Args)]
 pub struct ChannelArgs {
-    /// JSON-RPC endpoint of a bttd node.
-    #[arg(
-        long,
-        global = true,
-        default_value = "http://127.0.0.1:8545",
-        env = "BTTD_RPC_URL"
-    )]
-    rpc_url: String,
+    #[command(flatten)]
+    node: super::NodeUrl,
     /// tracing filter for the logs on stderr (also RUST_LOG).
     #[arg(long, global = true, default_value = "info")]
     log: String,
@@ -261,21 +255,12 @@ fn read_vouchers(path: &PathBuf) -> eyre::Result<Vec<SignedVoucher>> {
 }
 
 pub fn run(args: ChannelArgs) -> eyre::Result<()> {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .wrap_err("starting the async runtime")?
-        .block_on(dispatch(args))
+    super::init_tracing(&args.log);
+    super::runtime()?.block_on(dispatch(args))
 }
 
 async fn dispatch(args: ChannelArgs) -> eyre::Result<()> {
-    let node = Node::connect(&args.rpc_url)?;
+    let node = Node::connect(&args.node.rpc_url)?;
     let contract = BANDWIDTH_CHANNELS_ADDRESS;
     match args.command {
         ChannelCommand::Open {

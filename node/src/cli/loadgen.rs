@@ -135,18 +135,9 @@ pub struct Report {
 }
 
 pub fn run(args: LoadgenArgs) -> eyre::Result<()> {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    super::init_tracing(&args.log);
     let json = args.json;
-    let report = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .wrap_err("starting the async runtime")?
-        .block_on(loadgen(args))?;
+    let report = super::runtime()?.block_on(loadgen(args))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -22,14 +22,8 @@ use super::channel::{KeyArgs, parse_amount, print, receipt_json};
 
 #[derive(Debug, Args)]
 pub struct ValidatorArgs {
-    /// JSON-RPC endpoint of a bttd node.
-    #[arg(
-        long,
-        global = true,
-        default_value = "http://127.0.0.1:8545",
-        env = "BTTD_RPC_URL"
-    )]
-    rpc_url: String,
+    #[command(flatten)]
+    node: super::NodeUrl,
     /// tracing filter for the logs on stderr (also RUST_LOG).
     #[arg(long, global = true, default_value = "warn")]
     log: String,
@@ -118,20 +112,12 @@ enum ValidatorCommand {
 }
 
 pub fn run(args: ValidatorArgs) -> eyre::Result<()> {
-    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| args.log.clone());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .wrap_err("starting the async runtime")?
-        .block_on(dispatch(args))
+    super::init_tracing(&args.log);
+    super::runtime()?.block_on(dispatch(args))
 }
 
 async fn dispatch(args: ValidatorArgs) -> eyre::Result<()> {
-    let node = Node::connect(&args.rpc_url)?;
+    let node = Node::connect(&args.node.rpc_url)?;
     let what = command_name(&args.command);
     let (key, value, input) = match args.command {
         ValidatorCommand::Register {
