@@ -32,9 +32,9 @@ const MAX_OPEN_FILES: i32 = 512;
 /// share as soon as it takes a block, and RocksDB's default, 1 MiB, times fifteen columns is
 /// more than the share of a small budget: at 16 MiB the share (4 MiB) was exceeded as soon as
 /// one block had been written to every column, so every block's write started a flush. That
-/// was five flushes a second and 100 table files a minute of a few KiB each; the files of
-/// columns written in key order (headers, history) are never merged, and their metadata grew
-/// the node's memory with time (the soak's).
+/// was five flushes a second and 100 table files a minute of a few KiB each. The files of
+/// columns written in key order (headers, history) are never merged, and each keeps about
+/// 1 KiB of metadata in memory for as long as it exists (docs/benchmarks.md, sixth round).
 const MAX_ARENA_BLOCK: usize = 1024 * 1024;
 /// Smallest block a memtable allocates at a time.
 const MIN_ARENA_BLOCK: usize = 64 * 1024;
