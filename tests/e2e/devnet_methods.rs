@@ -10,7 +10,7 @@ use std::time::Duration;
 use eyre::{Result, bail, ensure};
 use serde_json::json;
 
-use crate::support::{Devnet, free_port_range, js_dir, repo_root};
+use crate::support::{Devnet, js_dir, repo_root};
 
 #[test]
 fn viem_test_client_drives_the_devnet_and_every_record_verifies_after_restart() -> Result<()> {
@@ -65,18 +65,7 @@ fn viem_test_client_drives_the_devnet_and_every_record_verifies_after_restart() 
 #[test]
 fn test_methods_are_refused_on_a_multi_validator_devnet() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let p2p = free_port_range(4).to_string();
-    let node = Devnet::start(
-        &dir.path().join("chain"),
-        &[
-            "--validators",
-            "4",
-            "--block-time",
-            "300ms",
-            "--p2p-port",
-            &p2p,
-        ],
-    )?;
+    let node = Devnet::start_validators(&dir.path().join("chain"), 4, "300ms", &[])?;
     for (method, params) in [
         (
             "anvil_setBalance",

@@ -20,20 +20,8 @@ const FIRST_ACCOUNT: u32 = 10;
 #[test]
 fn loadgen_on_four_validators_includes_every_transaction_and_reports_json() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let p2p = crate::support::free_port_range(4).to_string();
-    let node = Devnet::start(
-        &dir.path().join("chain"),
-        &[
-            "--validators",
-            "4",
-            "--block-time",
-            "200ms",
-            "--accounts",
-            "30",
-            "--p2p-port",
-            &p2p,
-        ],
-    )?;
+    let node =
+        Devnet::start_validators(&dir.path().join("chain"), 4, "200ms", &["--accounts", "30"])?;
     // Validator i serves RPC on the printed port + i.
     let port: u16 = node
         .rpc_url

@@ -29,21 +29,22 @@ pub fn bttd_bin() -> String {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_port_range(1)
 }
 
-/// A base port with `count` free loopback ports after it (best effort: another process may
-/// take one before the node binds it).
+/// Ports the tests hand out: below Linux's ephemeral range (32768-60999), so the kernel never
+/// gives one to an outgoing connection between our check and the node's bind. Picking from the
+/// ephemeral range made a 4-validator devnet fail now and then with "Address already in use"
+/// on validator 1's RPC port while other tests' clients were connecting.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A base port with `count` free loopback ports after it, chosen at random in [`TEST_PORTS`]
+/// (best effort: a concurrent test may still pick the same range before the node binds it).
 pub fn free_port_range(count: u16) -> u16 {
+    use rand_08::Rng;
+    let mut rng = rand_08::thread_rng();
     loop {
-        let base = free_port();
-        if base > u16::MAX - count {
-            continue;
-        }
+        let base = rng.gen_range(TEST_PORTS.start..TEST_PORTS.end - count);
         if (0..count).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
             return base;
         }
@@ -70,7 +71,12 @@ impl Devnet {
     /// Starts `bttd devnet --datadir <datadir> --rpc-port <free> <extra...>` and waits until
     /// it prints its RPC URL and answers eth_chainId.
     pub fn start(datadir: &Path, extra: &[&str]) -> Result<Self> {
-        let port = free_port();
+        Self::start_on(datadir, free_port(), extra)
+    }
+
+    /// Like [`Devnet::start`], serving RPC from `port` (validator i of a multi-validator
+    /// devnet on `port + i`).
+    fn start_on(datadir: &Path, port: u16, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all(datadir)?;
         let mut args: Vec<String> = vec!["devnet".into(), "--datadir".into()];
         args.push(datadir.display().to_string());
@@ -80,19 +86,33 @@ impl Devnet {
         Self::spawn(&args, datadir, port)
     }
 
-    /// `bttd devnet --validators 4 --block-time 200ms` on free p2p ports; its RPC URL is
-    /// validator 0's.
+    /// `bttd devnet --validators 4 --block-time 200ms` on free RPC and p2p ports; its RPC URL
+    /// is validator 0's.
     pub fn start_four_validators(datadir: &Path) -> Result<Self> {
-        let p2p = free_port_range(4).to_string();
-        let args = [
+        Self::start_validators(datadir, 4, "200ms", &[])
+    }
+
+    /// `bttd devnet --validators <count> --block-time <block_time> <extra>` with validator i
+    /// on free RPC port `p + i` and p2p port `q + i`; its RPC URL is validator 0's.
+    pub fn start_validators(
+        datadir: &Path,
+        count: u16,
+        block_time: &str,
+        extra: &[&str],
+    ) -> Result<Self> {
+        let rpc = free_port_range(count);
+        let p2p = free_port_range(count).to_string();
+        let count = count.to_string();
+        let mut args = vec![
             "--validators",
-            "4",
+            &count,
             "--block-time",
-            "200ms",
+            block_time,
             "--p2p-port",
             &p2p,
         ];
-        Self::start(datadir, &args)
+        args.extend_from_slice(extra);
+        Self::start_on(datadir, rpc, &args)
     }
 
     /// Starts `bttd node --home <home>` (its config names the RPC port) with its log in
