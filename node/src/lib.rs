@@ -2,7 +2,6 @@
 //! the wiring that runs the engine, the network, the pool and JSON-RPC (each its own crate
 //! under node/) over one chain.
 
-pub mod allocator;
 pub mod config;
 pub mod consensus;
 pub mod health;

@@ -21,6 +21,7 @@ use bttd_txpool::devnet::MiningMode;
 use clap::{Args, Parser, Subcommand};
 use eyre::{WrapErr, bail};
 
+mod allocator;
 mod cli;
 
 #[derive(Debug, Parser)]
@@ -194,7 +195,6 @@ fn devnet_coinbase() -> Address {
 }
 
 fn main() -> eyre::Result<()> {
-    bttd_node::allocator::tune_malloc();
     let cli = Cli::parse();
     match cli.command {
         Command::Genesis(GenesisCommand::Devnet {

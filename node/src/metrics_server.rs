@@ -90,15 +90,19 @@ fn describe_metrics() {
         "RocksDB block cache in use, memtables charged to it included ([storage] cache-mb bounds it)"
     );
     metrics::describe_gauge!(
+        "bttd_storage_table_files",
+        "RocksDB table files of each column (each holds metadata in memory while it exists)"
+    );
+    metrics::describe_gauge!(
         "bttd_storage_memtable_bytes",
         metrics::Unit::Bytes,
         "RocksDB memtables, flushed ones still referenced included"
     );
 }
 
-/// Sets the storage memory gauges from what RocksDB reports now (read when scraped: asking
+/// Sets the storage memory and table file gauges from what RocksDB reports now (read when scraped: asking
 /// RocksDB costs a few microseconds, cheaper than a task polling it).
-fn record_storage_memory(store: &RocksStore) {
+fn record_storage_gauges(store: &RocksStore) {
     match store.memory() {
         Ok(memory) => {
             let gauges = [
@@ -112,6 +116,15 @@ fn record_storage_memory(store: &RocksStore) {
             }
         }
         Err(e) => tracing::warn!(target: "bttd::metrics", error = %e, "reading storage memory"),
+    }
+    match store.table_files() {
+        Ok(files) => {
+            for (column, count) in files {
+                metrics::gauge!("bttd_storage_table_files", "column" => column.name())
+                    .set(count as f64);
+            }
+        }
+        Err(e) => tracing::warn!(target: "bttd::metrics", error = %e, "reading table files"),
     }
 }
 
@@ -163,7 +176,7 @@ fn respond(
 ) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match req.uri().path() {
         "/metrics" => {
-            record_storage_memory(store);
+            record_storage_gauges(store);
             (StatusCode::OK, "text/plain; version=0.0.4", handle.render())
         }
         "/health" => {

@@ -114,7 +114,6 @@ pub async fn launch(settings: NodeSettings) -> Result<RunningNode, NodeError> {
     tracing::info!(target: "bttd::node", chain_id = chain.config().chain_id, genesis = %chain.genesis_hash(), head = head.number, "chain ready");
 
     let ctx = Arc::new(NodeContext::new(chain, Pool::new(settings.pool.clone())));
-    crate::allocator::start_trimming();
     let single_producer = settings.spec.params.validators.is_empty();
     let consensus = if single_producer {
         None

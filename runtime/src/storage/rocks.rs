@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType,
-    Options, WaitForCompactOptions, WriteBufferManager, WriteOptions,
+    BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompactionStyle,
+    DBCompressionType, Options, WaitForCompactOptions, WriteBufferManager, WriteOptions,
 };
 
 /// Default memory budget of the store: the block cache shared by all columns plus every
@@ -20,24 +20,43 @@ pub const DEFAULT_CACHE_BYTES: usize = 512 * 1024 * 1024;
 const MEMTABLE_SHARE: usize = 4;
 
 /// Table files kept open. Each open file holds a table reader (its properties, the index
-/// handle, ~4 KiB) outside the block cache. Columns written in key order (block numbers,
-/// history) flush files whose ranges never overlap, which compaction moves down without
-/// merging, so their file count grows with the chain: with every file open, the soak's heap
-/// grew ~0.4 MiB a minute in `BlockBasedTable::Open` alone (1,358 files after 14 minutes at a
-/// 16 MiB budget, heaptrack). A bounded table cache keeps the hot files open and reopens a cold
-/// one on demand (history queries, mostly).
+/// handle, ~4 KiB) outside the block cache, and the file count grows with the chain: with every
+/// file open, the soak's heap grew ~0.4 MiB a minute in `BlockBasedTable::Open` alone (1,358
+/// files after 14 minutes at a 16 MiB budget, heaptrack; see also [`compacts_universally`]). A
+/// bounded table cache keeps the hot files open and reopens a cold one on demand (history
+/// queries, mostly).
 const MAX_OPEN_FILES: i32 = 512;
 
 /// Largest block a memtable allocates at a time. Each column's memtable counts against the
 /// share as soon as it takes a block, and RocksDB's default, 1 MiB, times fifteen columns is
 /// more than the share of a small budget: at 16 MiB the share (4 MiB) was exceeded as soon as
 /// one block had been written to every column, so every block's write started a flush. That
-/// was five flushes a second and 100 table files a minute of a few KiB each. The files of
-/// columns written in key order (headers, history) are never merged, and each keeps about
-/// 1 KiB of metadata in memory for as long as it exists (docs/benchmarks.md, sixth round).
+/// was five flushes a second and 100 table files a minute of a few KiB each (docs/benchmarks.md,
+/// sixth round).
 const MAX_ARENA_BLOCK: usize = 1024 * 1024;
 /// Smallest block a memtable allocates at a time.
 const MIN_ARENA_BLOCK: usize = 64 * 1024;
+
+/// Columns keyed by block number, so every write lands after every key already stored.
+///
+/// Why they compact differently: level compaction merges a flushed file only with files whose
+/// key ranges overlap it, and these never overlap, so each flush's file is moved down whole and
+/// kept for good. Every file holds metadata in memory, a table reader while open and a pinned
+/// top-level index and filter in the block cache: on the soak each of these columns gained
+/// about 12 files a minute, 180 after 15 minutes, of 3 KiB each for `number_to_hash`.
+/// Universal compaction merges sorted runs by size whatever their ranges, so the file count
+/// stays logarithmic in the column's size; these columns are small (a hash, a certificate, a
+/// list of changed keys per block), so its occasional full merge is cheap.
+///
+/// Storage and storage history are written in key order for the EIP-2935 block-hash ring's
+/// first 8,191 blocks only; after that its writes overlap older files and level compaction
+/// merges them, as it suits a large state column.
+fn compacts_universally(column: Column) -> bool {
+    matches!(
+        column,
+        Column::NumberToHash | Column::Certificates | Column::BlockChanges
+    )
+}
 
 /// Read-ahead of each input file of a compaction. RocksDB's default, 2 MiB per input, is meant
 /// for spinning disks and makes a compaction of a dozen files hold tens of MiB while it runs.
@@ -131,6 +150,9 @@ impl RocksStore {
             cf.set_compression_type(DBCompressionType::Lz4);
             cf.set_arena_block_size(arena_block);
             cf.set_block_based_table_factory(&table);
+            if compacts_universally(*c) {
+                cf.set_compaction_style(DBCompactionStyle::Universal);
+            }
             ColumnFamilyDescriptor::new(c.name(), cf)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
@@ -175,6 +197,22 @@ impl RocksStore {
             memtables: usage.mem_table_total,
             table_readers: usage.mem_table_readers_total,
         })
+    }
+
+    /// How many table files each column has now (for the node's metrics: a count that grows
+    /// with the chain is memory that grows with it, see [`compacts_universally`]).
+    pub fn table_files(&self) -> Result<Vec<(Column, usize)>, StorageError> {
+        let files = self.db.live_files()?;
+        Ok(Column::ALL
+            .iter()
+            .map(|&column| {
+                let count = files
+                    .iter()
+                    .filter(|f| f.column_family_name == column.name())
+                    .count();
+                (column, count)
+            })
+            .collect())
     }
 
     fn cf(&self, column: Column) -> &rocksdb::ColumnFamily {
@@ -251,5 +289,48 @@ impl KvStore for RocksStore {
         let mut opts = WriteOptions::default();
         opts.set_sync(self.sync);
         Ok(self.db.write_opt(wb, &opts)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_of(store: &RocksStore, column: Column) -> usize {
+        let files = store.table_files().unwrap();
+        files.iter().find(|(c, _)| *c == column).unwrap().1
+    }
+
+    /// Level compaction moved each flushed file of a column keyed by block number down whole,
+    /// so such a column kept one file per flush for good (180 per column after 15 minutes of
+    /// the soak).
+    #[test]
+    fn a_column_written_in_key_order_keeps_few_table_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RocksStore::open(dir.path()).unwrap().without_sync();
+        const FLUSHES: u64 = 40;
+        for number in 0..FLUSHES {
+            let mut batch = WriteBatch::default();
+            for i in 0..16 {
+                let key = (number * 16 + i).to_be_bytes().to_vec();
+                batch.put(Column::NumberToHash, key.clone(), vec![0xab; 32]);
+                batch.put(Column::BlockChanges, key, vec![0xcd; 64]);
+            }
+            store.write(batch).unwrap();
+            store.settle().unwrap();
+        }
+        for column in [Column::NumberToHash, Column::BlockChanges] {
+            let files = files_of(&store, column);
+            assert!(
+                files <= 8,
+                "{}: {files} table files after {FLUSHES} flushes",
+                column.name()
+            );
+        }
+        let last = (FLUSHES * 16 - 1).to_be_bytes();
+        assert_eq!(
+            store.get(Column::NumberToHash, &last).unwrap(),
+            Some(vec![0xab; 32])
+        );
     }
 }
