@@ -100,8 +100,8 @@ fn describe_metrics() {
     );
 }
 
-/// Sets the storage memory and table file gauges from what RocksDB reports now (read when scraped: asking
-/// RocksDB costs a few microseconds, cheaper than a task polling it).
+/// Sets the storage memory and table file gauges from what RocksDB reports now (read when
+/// scraped: asking RocksDB costs a few microseconds, cheaper than a task polling it).
 fn record_storage_gauges(store: &RocksStore) {
     match store.memory() {
         Ok(memory) => {
